@@ -1,0 +1,33 @@
+use serde::{Deserialize, Serialize};
+
+use super::{EpochMillis, Envelope, ObjectKind, data_object};
+
+/// One backlog row per runnable agenda, waiting for its insight's scheduler.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadyAgenda {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insight_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agenda_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<EpochMillis>,
+}
+data_object!(ReadyAgenda, ObjectKind::ReadyAgenda);
+
+/// Per-insight scheduler state; `id = "<resourcePoolId>-<insightId>"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightScheduleInfo {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_executed: Option<EpochMillis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_customer_ids: Option<Vec<String>>,
+}
+data_object!(InsightScheduleInfo, ObjectKind::InsightScheduleInfo);

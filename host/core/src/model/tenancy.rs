@@ -1,0 +1,61 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Envelope, ObjectKind, data_object, lowercase_all};
+
+/// An account. By convention `id == customerId`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billing_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_pool_id: Option<String>,
+}
+data_object!(Customer, ObjectKind::Customer);
+
+/// Where agendas run. `insightIds` is derived on read, never stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePool {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insight_ids: Option<Vec<String>>,
+}
+data_object!(ResourcePool, ObjectKind::ResourcePool);
+
+/// One queue of a resource pool, with its scheduling algorithm and the
+/// mappers that bind agendas to it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Insight {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_pool_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_size: Option<i64>,
+    /// `FirstInFirstOut`, `RoundRobin`, … (kept as text: tenants may name
+    /// their own scheduler plugin here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduling_algorithm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mappers: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(alias = "global", skip_serializing_if = "Option::is_none")]
+    pub is_global: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_customer_ids: Option<Vec<String>>,
+}
+data_object!(Insight, ObjectKind::Insight);
+
+impl Insight {
+    pub fn normalize(&mut self) {
+        lowercase_all(&mut self.allowed_customer_ids);
+    }
+}

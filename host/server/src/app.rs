@@ -1,0 +1,20 @@
+//! Shared state of the server.
+
+use std::sync::Arc;
+
+use pop_store::Store;
+
+use crate::auth::Authenticator;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Authenticator>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, auth: Authenticator) -> Self {
+        Self { store, auth: Arc::new(auth) }
+    }
+}

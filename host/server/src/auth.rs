@@ -1,0 +1,172 @@
+//! Authentication: `Authorization: Bearer <token>` resolved to a [`Caller`].
+//!
+//! Identities come from a token file (the embedded stand-in for POP's API
+//! Gateway Lambda authorizer), in this format:
+//! `{"tokens":[{"token":"…","userId":"…","accounts":["acme"],"superUser":false}]}`.
+//! With no file, a super-user token is generated into the data directory.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use axum::http::HeaderMap;
+use pop_core::visibility::Caller;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// Name of the generated super-user token file inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("cannot read token file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("token file {path} is not valid: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("token file {path}: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+    #[error("cannot write admin token {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFile {
+    tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenEntry {
+    token: String,
+    user_id: String,
+    #[serde(default)]
+    accounts: Vec<String>,
+    #[serde(default)]
+    super_user: bool,
+}
+
+/// Bearer tokens and the callers they stand for.
+#[derive(Debug, Clone, Default)]
+pub struct Authenticator {
+    callers: HashMap<String, Caller>,
+}
+
+impl Authenticator {
+    /// Load identities from a token file.
+    pub fn from_token_file(path: &Path) -> Result<Self, AuthConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AuthConfigError::Read { path: path.into(), source })?;
+        let file: TokenFile =
+            serde_json::from_str(&text).map_err(|source| AuthConfigError::Parse { path: path.into(), source })?;
+        let mut callers = HashMap::new();
+        for entry in file.tokens {
+            if entry.token.trim().is_empty() {
+                return Err(AuthConfigError::Invalid { path: path.into(), problem: "a token is empty".into() });
+            }
+            let caller = Caller::new(entry.user_id, entry.accounts, entry.super_user);
+            if callers.insert(entry.token, caller).is_some() {
+                return Err(AuthConfigError::Invalid { path: path.into(), problem: "a token appears twice".into() });
+            }
+        }
+        Ok(Self { callers })
+    }
+
+    /// A single super user whose token lives in `<data_dir>/admin-token`
+    /// (created with mode 0600 on first start, reused after).
+    pub fn with_admin_token(data_dir: &Path) -> Result<(Self, PathBuf), AuthConfigError> {
+        let path = data_dir.join(ADMIN_TOKEN_FILE);
+        let token = match std::fs::read_to_string(&path) {
+            Ok(existing) if !existing.trim().is_empty() => existing.trim().to_string(),
+            _ => {
+                let token = random_token();
+                write_private(&path, &token).map_err(|source| AuthConfigError::Write { path: path.clone(), source })?;
+                token
+            }
+        };
+        let mut callers = HashMap::new();
+        callers.insert(token, Caller::new("admin", [], true));
+        Ok((Self { callers }, path))
+    }
+
+    /// The caller behind the request's `Authorization` header.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthenticated("The Authorization header is required.".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::Unauthenticated("The Authorization header must be 'Bearer <token>'.".into()))?;
+        self.callers
+            .get(token)
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthenticated("The bearer token is not valid.".into()))
+    }
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write a secret readable by the owner only.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(axum::http::header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn token_file_roundtrip_and_rejections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::write(&path, r#"{"tokens":[{"token":"t1","userId":"alice","accounts":["acme"],"superUser":false}]}"#)
+            .unwrap();
+        let auth = Authenticator::from_token_file(&path).unwrap();
+        let alice = auth.authenticate(&headers("Bearer t1")).unwrap();
+        assert_eq!(alice.user_id, "alice");
+        assert!(alice.accounts.contains("acme") && !alice.super_user);
+        assert!(matches!(auth.authenticate(&headers("Bearer nope")), Err(ApiError::Unauthenticated(_))));
+        assert!(matches!(auth.authenticate(&headers("t1")), Err(ApiError::Unauthenticated(_))));
+        assert!(matches!(auth.authenticate(&HeaderMap::new()), Err(ApiError::Unauthenticated(_))));
+
+        std::fs::write(&path, r#"{"tokens":[{"token":"t","userId":"a","bogus":1}]}"#).unwrap();
+        assert!(matches!(Authenticator::from_token_file(&path), Err(AuthConfigError::Parse { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn admin_token_is_private_and_stable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, path) = Authenticator::with_admin_token(dir.path()).unwrap();
+        let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(auth.authenticate(&headers(&format!("Bearer {token}"))).unwrap().super_user);
+        let (again, _) = Authenticator::with_admin_token(dir.path()).unwrap();
+        assert!(again.authenticate(&headers(&format!("Bearer {token}"))).is_ok());
+    }
+}

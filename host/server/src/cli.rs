@@ -1,0 +1,47 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "pop", version, about = "POP: fair, priority-aware scheduling of whole workflows for many customers")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the POP server on the embedded store.
+    Serve(ServeOptions),
+    /// Measure the server: agenda submissions per second over real HTTP.
+    Bench(BenchOptions),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeOptions {
+    /// Directory holding the store (pop.db) and the generated admin token.
+    #[arg(long, env = "POP_DATA_DIR", default_value = "./pop-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "POP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Token file: {"tokens":[{"token","userId","accounts","superUser"}]}.
+    /// Without it a super-user token is generated into the data directory.
+    #[arg(long, env = "POP_TOKENS")]
+    pub tokens: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchOptions {
+    /// Number of agendas to submit.
+    #[arg(long, default_value_t = 5000)]
+    pub agendas: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Operations per submitted agenda (a chain with references).
+    #[arg(long, default_value_t = 3)]
+    pub operations: usize,
+}

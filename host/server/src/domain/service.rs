@@ -1,0 +1,152 @@
+//! The agenda and progress services: `run` (template → agenda), `rerun`
+//! (reset and requeue) and the progress summary by `linkId` (spec §3.7–3.8).
+
+use std::collections::BTreeSet;
+
+use pop_core::params::keys;
+use pop_core::rerun::{parse_rerun_params, reset_plan};
+use pop_core::summary::summarize;
+use pop_core::template::expand_template;
+use pop_core::visibility::Caller;
+use pop_core::{
+    Agenda, AgendaProgress, AgendaTemplate, ObjectKind, OperationProgress, ProcessingState, ProgressSummary,
+    ProgressSummaryRequest, RerunAgendaRequest, RunAgendaRequest, WAITING_PENDING,
+};
+use pop_store::{Document, Query, Store, Write};
+use serde_json::{Value, json};
+
+use super::body::{from_document, str_field, to_document, typed};
+use super::objects::{MAX_LIMIT, get_visible, visibility_filter};
+use super::progress::operation_progress_of;
+use super::submission::{ready_agenda, submit_agenda};
+use super::now_millis;
+use crate::error::{ApiError, ApiResult};
+
+fn non_blank(value: Option<String>) -> Option<String> {
+    value.filter(|s| !s.trim().is_empty())
+}
+
+/// POST `/pop/agenda/service/run`: expand a template with a payload and
+/// submit the result. Unlike POP, the submission is authorized as the
+/// *caller*, so a shared template cannot be used to act for its owner.
+pub async fn run(store: &dyn Store, caller: &Caller, body: Value, cid: &str) -> ApiResult<Document> {
+    let request: RunAgendaRequest = typed(body)?;
+    let (Some(template_id), Some(payload)) = (non_blank(request.agenda_template_id), non_blank(request.payload)) else {
+        return Err(ApiError::Validation("agendaTemplateId and payload must be specified".into()));
+    };
+    let payload: Value = serde_json::from_str(&payload)
+        .map_err(|e| ApiError::BadRequest(format!("Unable to parse input payload as JSON: {e}")))?;
+    let template = get_visible(store, caller, ObjectKind::AgendaTemplate, &template_id)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("AgendaTemplate {template_id} not found")))?;
+    let template: AgendaTemplate = from_document(template)?;
+    let mut agenda: Agenda = expand_template(&template, &payload).map_err(|e| ApiError::Validation(e.to_string()))?;
+    let envelope = &mut agenda.envelope;
+    if envelope.cid.as_deref().is_none_or(str::is_empty) {
+        envelope.cid = Some(cid.to_string());
+    }
+    if envelope.title.as_deref().is_none_or(str::is_empty) {
+        envelope.title = template.envelope.title.clone();
+    }
+    if envelope.customer_id.as_deref().is_none_or(str::is_empty) {
+        envelope.customer_id = sole_account(caller);
+    }
+    submit_agenda(store, caller, agenda, cid).await
+}
+
+/// The caller's only account, used when a template leaves the customer open.
+fn sole_account(caller: &Caller) -> Option<String> {
+    let mut accounts = caller.accounts.iter().filter(|a| a.as_str() != "*");
+    match (accounts.next(), accounts.next()) {
+        (Some(only), None) => Some(only.clone()),
+        _ => None,
+    }
+}
+
+/// What a rerun did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RerunOutcome {
+    pub reset: BTreeSet<String>,
+    pub deleted: BTreeSet<String>,
+    pub requeued: bool,
+}
+
+/// POST `/pop/agenda/service/rerun`: reset the progress of an agenda (and of
+/// every operation that depends on a reset one), delete operations generated
+/// by reset ones, and put the agenda back in its insight's backlog — atomically.
+pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult<RerunOutcome> {
+    let request: RerunAgendaRequest = typed(body)?;
+    let agenda_id = non_blank(request.agenda_id).ok_or_else(|| ApiError::Validation("agendaId must be specified".into()))?;
+    let options = parse_rerun_params(&request.params).map_err(|e| ApiError::Validation(e.to_string()))?;
+    let agenda = get_visible(store, caller, ObjectKind::Agenda, &agenda_id)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("Agenda {agenda_id} not found")))?;
+    let agenda: Agenda = from_document(agenda)?;
+    let progress_missing = || ApiError::NotFound(format!("AgendaProgress of Agenda {agenda_id} not found"));
+    let progress_id = agenda.progress_id.clone().ok_or_else(progress_missing)?;
+    store.get(ObjectKind::AgendaProgress, &progress_id).await?.ok_or_else(progress_missing)?;
+    let operation_rows = operation_progress_of(store, &progress_id).await?;
+    let known: Vec<String> = operation_rows.iter().filter_map(|d| str_field(d, "operation").map(String::from)).collect();
+    let plan = reset_plan(&agenda, &options.scope, &known).map_err(|e| ApiError::Validation(e.to_string()))?;
+
+    let now = now_millis();
+    let mut writes = Vec::new();
+    let progress_patch = AgendaProgress {
+        processing_state: Some(ProcessingState::Waiting),
+        processing_state_message: Some(WAITING_PENDING.into()),
+        ..Default::default()
+    };
+    let mut patch = to_document(&progress_patch)?;
+    patch.insert("updatedTime".into(), json!(now));
+    writes.push(Write::merge(ObjectKind::AgendaProgress, progress_id.clone(), patch));
+    for name in &plan.reset {
+        let reset = OperationProgress {
+            processing_state: Some(ProcessingState::Waiting),
+            processing_state_message: Some(WAITING_PENDING.into()),
+            result_payload: Some("{}".into()),
+            diagnostic_events: Some(Vec::new()),
+            percent_complete: Some(0.0),
+            ..Default::default()
+        };
+        let mut patch = to_document(&reset)?;
+        patch.insert("updatedTime".into(), json!(now));
+        writes.push(Write::merge(ObjectKind::OperationProgress, OperationProgress::id_for(&progress_id, name), patch));
+    }
+    if !plan.delete.is_empty() {
+        let kept: Vec<_> = agenda.operations().iter().filter(|op| !plan.delete.contains(op.name())).cloned().collect();
+        let patch = json!({"operations": kept, "updatedTime": now});
+        writes.push(Write::merge(ObjectKind::Agenda, agenda_id.clone(), patch.as_object().cloned().unwrap_or_default()));
+        for name in &plan.delete {
+            writes.push(Write::delete(ObjectKind::OperationProgress, OperationProgress::id_for(&progress_id, name)));
+        }
+    }
+    let requeue = !options.skip_execution && !agenda.params.as_ref().is_some_and(|p| p.contains_key(keys::DO_NOT_RUN));
+    let mut requeued = false;
+    if requeue {
+        let already_queued = store.count(ObjectKind::ReadyAgenda, &Query::by("agendaId", agenda_id.clone()), None).await? > 0;
+        let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
+        match insight_id {
+            Some(insight_id) if !already_queued => {
+                let customer_id = agenda.envelope.customer_id.clone().unwrap_or_default();
+                writes.push(Write::create(ObjectKind::ReadyAgenda, ready_agenda(&agenda_id, &insight_id, &customer_id, now)?));
+                requeued = true;
+            }
+            Some(_) => requeued = true,
+            None => tracing::warn!(agenda_id, "rerun: agenda has no insight; not requeued"),
+        }
+    }
+    store.write(writes).await?;
+    Ok(RerunOutcome { reset: plan.reset, deleted: plan.delete, requeued })
+}
+
+/// POST `/pop/progress/agenda/service`: the rolled-up progress of every
+/// agenda of a `linkId` that the caller may see.
+pub async fn progress_summary(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult<ProgressSummary> {
+    let request: ProgressSummaryRequest = typed(body)?;
+    let link_id = non_blank(request.link_id)
+        .ok_or_else(|| ApiError::Validation("LinkId is required to call getProgressSummary.".into()))?;
+    let query = Query::by("linkId", link_id).limit(MAX_LIMIT);
+    let docs = store.query(ObjectKind::AgendaProgress, &query, visibility_filter(caller, ObjectKind::AgendaProgress)).await?;
+    let list: Vec<AgendaProgress> = docs.into_iter().map(from_document).collect::<ApiResult<_>>()?;
+    Ok(summarize(list))
+}

@@ -1,0 +1,142 @@
+//! Agenda submission (spec §3.6): validate, bind to an insight, create the
+//! progress records and the backlog row — in one atomic write, so a failed
+//! submission leaves nothing behind (POP needed compensating deletes).
+
+use pop_core::insight::select_insight;
+use pop_core::params::keys;
+use pop_core::validation::validate_agenda;
+use pop_core::visibility::Caller;
+use pop_core::{
+    Agenda, AgendaInsight, AgendaProgress, Customer, Insight, ObjectKind, ProcessingState, ReadyAgenda, WAITING_PENDING,
+};
+use pop_store::{Document, Query, Store, Write};
+use serde_json::json;
+
+use super::body::{from_document, str_field, to_document, typed};
+use super::progress::{DEFAULT_MAXIMUM_ATTEMPTS, new_operation_progress};
+use super::{new_id, now_millis};
+use crate::error::{ApiError, ApiResult};
+
+/// POST `/pop/agenda`.
+pub async fn submit(store: &dyn Store, caller: &Caller, body: serde_json::Value, cid: &str) -> ApiResult<Document> {
+    let agenda: Agenda = typed(body)?;
+    submit_agenda(store, caller, agenda, cid).await
+}
+
+/// Submit a parsed agenda on behalf of `caller`.
+pub async fn submit_agenda(store: &dyn Store, caller: &Caller, mut agenda: Agenda, cid: &str) -> ApiResult<Document> {
+    validate_agenda(&agenda).map_err(|e| ApiError::Validation(e.to_string()))?;
+    let customer_id = agenda.envelope.customer_id.clone().unwrap_or_default();
+    // Checked before any lookup so that callers learn nothing about other
+    // customers' pools and insights.
+    if !caller.owns(Some(&customer_id)) {
+        return Err(ApiError::forbidden_customer(&customer_id));
+    }
+    let insight = choose_insight(store, &agenda, &customer_id).await?;
+    let now = now_millis();
+    let envelope = &mut agenda.envelope;
+    envelope.id = Some(new_id());
+    if envelope.cid.as_deref().is_none_or(str::is_empty) {
+        envelope.cid = Some(cid.to_string());
+    }
+    envelope.added_time = Some(now);
+    envelope.updated_time = Some(now);
+    let cid = envelope.cid.clone().unwrap_or_default();
+    let agenda_id = envelope.id.clone().unwrap_or_default();
+    let insight_id = insight.envelope.id.clone().unwrap_or_default();
+    agenda.agenda_insight = Some(AgendaInsight {
+        resource_pool_id: insight.resource_pool_id.clone(),
+        insight_id: Some(insight_id.clone()),
+    });
+    let params = agenda.params.get_or_insert_default().clone();
+
+    let mut writes = Vec::with_capacity(agenda.operations().len() + 3);
+    let progress = progress_for(&agenda, &customer_id, &cid, now);
+    let progress_id = match agenda.progress_id.clone().filter(|p| !p.is_empty()) {
+        None => {
+            let progress_id = new_id();
+            let mut progress = progress;
+            progress.envelope.id = Some(progress_id.clone());
+            progress.envelope.added_time = Some(now);
+            writes.push(Write::create(ObjectKind::AgendaProgress, to_document(&progress)?));
+            progress_id
+        }
+        Some(existing) => {
+            let stored = store.get(ObjectKind::AgendaProgress, &existing).await?;
+            if stored.as_ref().and_then(|d| str_field(d, "customerId")) != Some(customer_id.as_str()) {
+                return Err(ApiError::Validation(format!("AgendaProgress {existing} not found for reuse")));
+            }
+            writes.push(Write::merge(ObjectKind::AgendaProgress, existing.clone(), to_document(&progress)?));
+            existing
+        }
+    };
+    agenda.progress_id = Some(progress_id.clone());
+    for op in agenda.operations() {
+        let op_progress = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone());
+        writes.push(Write::put(ObjectKind::OperationProgress, to_document(&op_progress)?));
+    }
+    let agenda_index = writes.len();
+    writes.push(Write::create(ObjectKind::Agenda, to_document(&agenda)?));
+    if !params.contains_key(keys::DO_NOT_RUN) {
+        writes.push(Write::create(ObjectKind::ReadyAgenda, ready_agenda(&agenda_id, &insight_id, &customer_id, now)?));
+    }
+    let stored = store.write(writes).await?;
+    stored
+        .into_iter()
+        .nth(agenda_index)
+        .flatten()
+        .ok_or_else(|| ApiError::Internal("submission returned no agenda".into()))
+}
+
+/// The WAITING progress of a newly submitted agenda (without id).
+fn progress_for(agenda: &Agenda, customer_id: &str, cid: &str, now: i64) -> AgendaProgress {
+    let params = agenda.params.clone().unwrap_or_default();
+    let mut progress = AgendaProgress {
+        agenda_id: agenda.envelope.id.clone(),
+        link_id: agenda.link_id.clone(),
+        external_id: params.get_string(keys::EXTERNAL_ID),
+        processing_state: Some(ProcessingState::Waiting),
+        processing_state_message: Some(WAITING_PENDING.into()),
+        percent_complete: Some(0.0),
+        attempts_completed: Some(0),
+        maximum_attempts: Some(params.get_long(keys::MAXIMUM_ATTEMPTS).unwrap_or(DEFAULT_MAXIMUM_ATTEMPTS)),
+        agenda_insight: agenda.agenda_insight.clone(),
+        params: Some(params),
+        ..Default::default()
+    };
+    let env = &mut progress.envelope;
+    env.customer_id = Some(customer_id.into());
+    env.cid = Some(cid.into());
+    env.title = agenda.envelope.title.clone();
+    env.updated_time = Some(now);
+    progress
+}
+
+pub fn ready_agenda(agenda_id: &str, insight_id: &str, customer_id: &str, now: i64) -> ApiResult<Document> {
+    let mut ready = ReadyAgenda {
+        insight_id: Some(insight_id.into()),
+        agenda_id: Some(agenda_id.into()),
+        added: Some(now),
+        ..Default::default()
+    };
+    ready.envelope.id = Some(new_id());
+    ready.envelope.customer_id = Some(customer_id.into());
+    let mut doc = to_document(&ready)?;
+    doc.insert("addedTime".into(), json!(now));
+    Ok(doc)
+}
+
+/// The insight of spec §4.1 for `agenda`, seen as its customer.
+async fn choose_insight(store: &dyn Store, agenda: &Agenda, customer_id: &str) -> ApiResult<Insight> {
+    let customer = store
+        .get(ObjectKind::Customer, customer_id)
+        .await?
+        .filter(|doc| str_field(doc, "customerId") == Some(customer_id))
+        .ok_or_else(|| ApiError::Validation(format!("Customer not found for customerId {customer_id}")))?;
+    let customer: Customer = from_document(customer)?;
+    let no_insight = || ApiError::NotFound("No available insights for processing agenda".into());
+    let pool = customer.resource_pool_id.filter(|p| !p.is_empty()).ok_or_else(no_insight)?;
+    let candidates = store.query(ObjectKind::Insight, &Query::by("resourcePoolId", pool), None).await?;
+    let candidates: Vec<Insight> = candidates.into_iter().map(from_document).collect::<ApiResult<_>>()?;
+    select_insight(agenda, customer_id, &candidates).cloned().ok_or_else(no_insight)
+}

@@ -1,0 +1,127 @@
+//! The one place where failures become HTTP responses: every error carries
+//! POP's `errorResponse` body with a matching HTTP status (POP answered 200
+//! for logical errors; we do not, see spec §3.2).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pop_store::StoreError;
+use serde_json::json;
+
+use crate::cid::Cid;
+
+/// A request that could not be served, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body or a parameter could not be parsed at all.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No credentials, or unknown credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Absent, or not visible to the caller (never confirmed to exist).
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A create collided with an existing object.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Well-formed input that breaks a rule.
+    #[error("{0}")]
+    Validation(String),
+    /// A fault of ours or of the storage below; details go to the log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// POP's `errorResponse.title`: the Java exception's simple name.
+    pub fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "BadRequestException",
+            ApiError::Unauthenticated(_) => "UnauthenticatedException",
+            ApiError::Forbidden(_) => "UnauthorizedException",
+            ApiError::NotFound(_) => "ObjectNotFoundException",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowedException",
+            ApiError::Conflict(_) => "ConflictException",
+            ApiError::PayloadTooLarge(_) => "PayloadTooLargeException",
+            ApiError::Validation(_) => "ValidationException",
+            ApiError::Internal(_) => "RuntimeException",
+        }
+    }
+
+    /// Attach the correlation id so the body can name it.
+    pub fn with_cid(self, cid: &Cid) -> ErrorWithCid {
+        ErrorWithCid { error: self, cid: cid.0.clone() }
+    }
+
+    pub fn forbidden_customer(customer_id: &str) -> Self {
+        ApiError::Forbidden(format!("You do not have permission to perform this action for customerId {customer_id}"))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists { kind, id } => ApiError::Conflict(format!("{kind} with id {id} already exists")),
+            StoreError::NotFound { kind, id } => {
+                ApiError::NotFound(format!("Could not update object. No {kind} with id {id} exists."))
+            }
+            StoreError::InvalidDocument(msg) => ApiError::Validation(msg),
+            StoreError::Backend(msg) => {
+                tracing::error!(error = %msg, "storage failure");
+                ApiError::Internal("The storage backend failed; the request was not applied.".into())
+            }
+        }
+    }
+}
+
+/// An [`ApiError`] with the request's correlation id, ready to render.
+#[derive(Debug)]
+pub struct ErrorWithCid {
+    pub error: ApiError,
+    pub cid: String,
+}
+
+impl IntoResponse for ErrorWithCid {
+    fn into_response(self) -> Response {
+        let status = self.error.status();
+        if status.is_server_error() {
+            tracing::error!(cid = %self.cid, error = %self.error, "request failed");
+        } else {
+            tracing::debug!(cid = %self.cid, status = status.as_u16(), error = %self.error, "request rejected");
+        }
+        let body = json!({
+            "cid": self.cid,
+            "error": true,
+            "errorResponse": {
+                "title": self.error.title(),
+                "description": self.error.to_string(),
+                "responseCode": status.as_u16(),
+                "correlationId": self.cid,
+            }
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,65 @@
+//! `pop serve`: open the store, authenticate, serve the API until SIGINT or
+//! SIGTERM, then finish in-flight requests and flush the store.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use pop_store::{SqliteOptions, SqliteStore};
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+use crate::auth::Authenticator;
+use crate::cli::ServeOptions;
+
+/// File name of the embedded store inside the data directory.
+pub const STORE_FILE: &str = "pop.db";
+
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("cannot create data directory {}", options.data_dir.display()))?;
+    let store_path = options.data_dir.join(STORE_FILE);
+    let store = SqliteStore::open(&store_path, SqliteOptions::default())
+        .with_context(|| format!("cannot open store {}", store_path.display()))?;
+    let auth = match &options.tokens {
+        Some(path) => Authenticator::from_token_file(path)?,
+        None => {
+            let (auth, path) = Authenticator::with_admin_token(&options.data_dir)?;
+            println!("pop admin token (super user) is in {}", path.display());
+            auth
+        }
+    };
+    let state = AppState::new(Arc::new(store), auth);
+    let listener = TcpListener::bind(&options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, store = %store_path.display(), "pop serving");
+    // Tests and tools read this line to find the port.
+    println!("pop listening on http://{address}");
+    axum::serve(listener, crate::api::router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("pop stopped accepting requests; flushing the store");
+    drop(state);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

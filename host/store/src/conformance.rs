@@ -1,0 +1,610 @@
+//! The behaviour every [`Store`] must show. Each backend's tests call
+//! [`run_all`] unchanged; each `case_*` can also be called on its own.
+//!
+//! Cases panic with a message naming what broke. They share the store and
+//! may meet data left by other cases or earlier runs, so every id and every
+//! filtered value is unique to the case and the run (see [`unique`]), and
+//! scans over a whole table narrow their view with a [`DocFilter`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::{DocFilter, Document, ObjectKind, Query, Store, StoreError, Write, field_text};
+
+/// Runs every case in turn.
+pub async fn run_all(store: Arc<dyn Store>) {
+    let store = &store;
+    case_put_get_roundtrip(store).await;
+    case_get_absent(store).await;
+    case_put_requires_string_id(store).await;
+    case_create_existing_fails(store).await;
+    case_must_exist(store).await;
+    case_put_replaces_whole_document(store).await;
+    case_merge_sparse(store).await;
+    case_merge_absent(store).await;
+    case_merge_cannot_change_id(store).await;
+    case_delete(store).await;
+    case_batch_atomic(store).await;
+    case_batch_sees_own_writes(store).await;
+    case_empty_batch(store).await;
+    case_filter_indexed(store).await;
+    case_filter_unindexed(store).await;
+    case_filter_compares_text(store).await;
+    case_filter_indexed_boolean(store).await;
+    case_filters_are_anded(store).await;
+    case_filter_never_matches_null_or_absent(store).await;
+    case_filter_by_id(store).await;
+    case_limit(store).await;
+    case_insertion_order_kept(store).await;
+    case_doc_filter_before_limit(store).await;
+    case_count(store).await;
+    case_concurrent_writes(store).await;
+    case_concurrent_mixed_outcomes(store).await;
+    case_every_kind(store).await;
+}
+
+/// Put then get returns the same JSON: every type, nested values and the
+/// order of fields.
+pub async fn case_put_get_roundtrip(store: &Arc<dyn Store>) {
+    let id = unique("roundtrip");
+    let doc = object(json!({
+        "zeta": 1,
+        "id": id,
+        "alpha": "a",
+        "negative": -7,
+        "big": u64::MAX,
+        "float": 1.5,
+        "yes": true,
+        "no": false,
+        "nothing": null,
+        "nested": {"y": 1, "x": [1, "two", null, {"deep": true}]},
+        "empty": {},
+        "list": [],
+        "text": "é ☃ \"quoted\" \\ \n\t \u{1}",
+    }));
+    let stored = write_one(store, Write::put(ObjectKind::Agenda, doc.clone()), "roundtrip put").await;
+    assert_eq!(stored.as_ref(), Some(&doc), "Put must return the stored document");
+    let got = get(store, ObjectKind::Agenda, &id).await.expect("roundtrip: stored document not found");
+    assert_eq!(got, doc, "roundtrip: JSON changed");
+    assert_eq!(keys(&got), keys(&doc), "roundtrip: field order changed");
+}
+
+/// Getting an id never stored gives `None`.
+pub async fn case_get_absent(store: &Arc<dyn Store>) {
+    for kind in ObjectKind::ALL {
+        let got = get(store, kind, &unique("absent")).await;
+        assert_eq!(got, None, "get of an absent id in {kind} must be None");
+    }
+}
+
+/// A Put whose document has no string `id` is refused as invalid.
+pub async fn case_put_requires_string_id(store: &Arc<dyn Store>) {
+    for doc in [json!({"title": "no id"}), json!({"id": 5}), json!({"id": null})] {
+        let err = store.write(vec![Write::put(ObjectKind::Agenda, object(doc.clone()))]).await;
+        assert!(matches!(err, Err(StoreError::InvalidDocument(_))), "Put of {doc} must be InvalidDocument, got {err:?}");
+    }
+}
+
+/// Creating an existing id fails with AlreadyExists and writes nothing.
+pub async fn case_create_existing_fails(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Customer;
+    let id = unique("create-existing");
+    let original = object(json!({"id": id, "title": "original"}));
+    write_one(store, Write::create(kind, original.clone()), "first create").await;
+    let again = store.write(vec![Write::create(kind, object(json!({"id": id, "title": "second"})))]).await;
+    assert_already_exists(again, kind, &id, "second create of the same id");
+    assert_eq!(get(store, kind, &id).await, Some(original), "a refused create must not change the stored document");
+}
+
+/// MustExist fails with NotFound on an absent id (creating nothing) and
+/// replaces the whole document on an existing one.
+pub async fn case_must_exist(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Insight;
+    let id = unique("must-exist");
+    let doc = object(json!({"id": id, "title": "t"}));
+    let put = Write::Put { kind, doc: doc.clone(), condition: crate::Condition::MustExist };
+    assert_not_found(store.write(vec![put.clone()]).await, kind, &id, "MustExist on an absent id");
+    assert_eq!(get(store, kind, &id).await, None, "a refused MustExist must not create the document");
+
+    write_one(store, Write::create(kind, object(json!({"id": id, "title": "old", "extra": 1}))), "create").await;
+    write_one(store, put, "MustExist on an existing id").await;
+    assert_eq!(get(store, kind, &id).await, Some(doc), "MustExist must replace the whole document");
+}
+
+/// An unconditional Put replaces the stored document entirely (fields it
+/// lacks are gone).
+pub async fn case_put_replaces_whole_document(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::ResourcePool;
+    let id = unique("replace");
+    write_one(store, Write::put(kind, object(json!({"id": id, "a": 1, "b": 2}))), "first put").await;
+    let replacement = object(json!({"id": id, "b": 3}));
+    write_one(store, Write::put(kind, replacement.clone()), "replacing put").await;
+    assert_eq!(get(store, kind, &id).await, Some(replacement), "Put must replace, not merge");
+}
+
+/// Merge overwrites only the non-null fields of the patch; nested objects
+/// are replaced whole; existing fields keep their place, new ones follow.
+pub async fn case_merge_sparse(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::AgendaProgress;
+    let id = unique("merge");
+    let stored = object(json!({
+        "id": id, "a": 1, "b": "keep", "nested": {"p": 1, "q": 2}, "flag": true, "list": [1, 2]
+    }));
+    write_one(store, Write::create(kind, stored), "create").await;
+    let patch = object(json!({"a": 2, "b": null, "nested": {"p": 9}, "new": "n", "list": []}));
+    let merged = write_one(store, Write::merge(kind, &id, patch), "merge").await;
+    let expected = object(json!({
+        "id": id, "a": 2, "b": "keep", "nested": {"p": 9}, "flag": true, "list": [], "new": "n"
+    }));
+    assert_eq!(merged.as_ref(), Some(&expected), "Merge must return the merged document");
+    let got = get(store, kind, &id).await.expect("merged document vanished");
+    assert_eq!(got, expected, "Merge stored the wrong document");
+    assert_eq!(keys(&got), keys(&expected), "Merge must keep existing fields in place and append new ones");
+}
+
+/// Merge into an absent id fails with NotFound and creates nothing.
+pub async fn case_merge_absent(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::OperationProgress;
+    let id = unique("merge-absent");
+    let result = store.write(vec![Write::merge(kind, &id, object(json!({"a": 1})))]).await;
+    assert_not_found(result, kind, &id, "Merge into an absent id");
+    assert_eq!(get(store, kind, &id).await, None, "a refused Merge must not create the document");
+}
+
+/// A patch may repeat the id but not change it.
+pub async fn case_merge_cannot_change_id(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let id = unique("merge-id");
+    let doc = object(json!({"id": id, "a": 1}));
+    write_one(store, Write::create(kind, doc.clone()), "create").await;
+    let same = write_one(store, Write::merge(kind, &id, object(json!({"id": id, "a": 2}))), "merge repeating the id").await;
+    assert_eq!(same.and_then(|d| d.get("a").cloned()), Some(json!(2)), "a patch repeating the id must apply");
+    let other = store.write(vec![Write::merge(kind, &id, object(json!({"id": "other", "a": 3})))]).await;
+    assert!(matches!(other, Err(StoreError::InvalidDocument(_))), "a patch changing the id must be InvalidDocument, got {other:?}");
+    assert_eq!(get(store, kind, &id).await.and_then(|d| d.get("a").cloned()), Some(json!(2)));
+}
+
+/// Delete returns the removed document; deleting an absent id is `Ok(None)`.
+pub async fn case_delete(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::ReadyAgenda;
+    let id = unique("delete");
+    let doc = object(json!({"id": id, "insightId": "i"}));
+    write_one(store, Write::create(kind, doc.clone()), "create").await;
+    let removed = write_one(store, Write::delete(kind, &id), "delete").await;
+    assert_eq!(removed, Some(doc), "Delete must return the removed document");
+    assert_eq!(get(store, kind, &id).await, None, "a deleted document must be gone");
+    let again = write_one(store, Write::delete(kind, &id), "delete of an absent id").await;
+    assert_eq!(again, None, "deleting an absent id must give None");
+}
+
+/// A batch whose last write fails leaves none of its writes applied.
+pub async fn case_batch_atomic(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let existing = unique("atomic-existing");
+    let victim = unique("atomic-victim");
+    let original = object(json!({"id": existing, "v": 1}));
+    let victim_doc = object(json!({"id": victim, "v": 1}));
+    write(store, vec![Write::create(kind, original.clone()), Write::create(kind, victim_doc.clone())], "setup").await;
+
+    let fresh = unique("atomic-fresh");
+    let missing = unique("atomic-missing");
+    let batch = vec![
+        Write::create(kind, object(json!({"id": fresh}))),
+        Write::put(kind, object(json!({"id": existing, "v": 2}))),
+        Write::merge(kind, &existing, object(json!({"w": 3}))),
+        Write::delete(kind, &victim),
+        Write::create(ObjectKind::Customer, object(json!({"id": fresh}))),
+        Write::merge(kind, &missing, object(json!({"v": 9}))),
+    ];
+    assert_not_found(store.write(batch).await, kind, &missing, "batch ending in a Merge of an absent id");
+    assert_eq!(get(store, kind, &fresh).await, None, "failed batch: its create was applied");
+    assert_eq!(get(store, ObjectKind::Customer, &fresh).await, None, "failed batch: its create in another table was applied");
+    assert_eq!(get(store, kind, &existing).await, Some(original), "failed batch: its put/merge was applied");
+    assert_eq!(get(store, kind, &victim).await, Some(victim_doc), "failed batch: its delete was applied");
+
+    let batch = vec![Write::create(kind, object(json!({"id": fresh}))), Write::create(kind, object(json!({"id": existing})))];
+    assert_already_exists(store.write(batch).await, kind, &existing, "batch ending in a create of an existing id");
+    assert_eq!(get(store, kind, &fresh).await, None, "failed batch: its first create was applied");
+}
+
+/// Writes of one batch apply in order, each seeing the earlier ones, and
+/// the results come back in the same order.
+pub async fn case_batch_sees_own_writes(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::AgendaTemplate;
+    let id = unique("batch-order");
+    let gone = unique("batch-order-gone");
+    let results = write(
+        store,
+        vec![
+            Write::create(kind, object(json!({"id": id, "a": 1}))),
+            Write::merge(kind, &id, object(json!({"b": 2}))),
+            Write::create(kind, object(json!({"id": gone}))),
+            Write::delete(kind, &gone),
+            Write::delete(kind, &gone),
+        ],
+        "batch",
+    )
+    .await;
+    let expected = vec![
+        Some(object(json!({"id": id, "a": 1}))),
+        Some(object(json!({"id": id, "a": 1, "b": 2}))),
+        Some(object(json!({"id": gone}))),
+        Some(object(json!({"id": gone}))),
+        None,
+    ];
+    assert_eq!(results, expected, "batch results must follow the writes in order");
+    assert_eq!(get(store, kind, &id).await, expected[1], "the merge must see the create before it");
+}
+
+/// An empty batch succeeds with no results.
+pub async fn case_empty_batch(store: &Arc<dyn Store>) {
+    assert_eq!(write(store, Vec::new(), "empty batch").await, Vec::<Option<Document>>::new());
+}
+
+/// Equality on an indexed field finds exactly the matching documents.
+pub async fn case_filter_indexed(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let link = unique("indexed-link");
+    let docs = seed(store, kind, "indexed", |i| json!({"linkId": if i % 2 == 0 { link.clone() } else { unique("other") }}), 6).await;
+    let found = query(store, kind, &Query::by("linkId", &link), None).await;
+    assert_eq!(found, every_other(&docs), "query by the indexed field linkId");
+}
+
+/// Equality on a field without an index finds exactly the matching documents.
+pub async fn case_filter_unindexed(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let cid = unique("unindexed-cid");
+    let docs = seed(store, kind, "unindexed", |i| json!({"cid": if i % 2 == 0 { cid.clone() } else { unique("other") }}), 6).await;
+    let found = query(store, kind, &Query::by("cid", &cid), None).await;
+    assert_eq!(found, every_other(&docs), "query by the unindexed field cid");
+}
+
+/// Filters compare text: number 5 matches "5" and the string "5", `true`
+/// matches "true", objects and arrays match their compact JSON; on indexed
+/// and unindexed fields alike.
+pub async fn case_filter_compares_text(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let n = unique_number();
+    let float = n as f64 + 0.25;
+    let float_text = Value::from(float).to_string();
+    let link = unique("text-link");
+    let docs = seed(
+        store,
+        kind,
+        "text",
+        |i| match i {
+            0 => json!({"linkId": link, "title": n, "num": n, "flag": true, "obj": {"a": [1, "b"]}}),
+            1 => json!({"linkId": link, "title": n.to_string(), "num": n.to_string(), "flag": "true"}),
+            2 => json!({"linkId": link, "title": n + 1, "num": n + 1, "flag": false}),
+            _ => json!({"linkId": link, "title": float, "num": float, "flag": 1}),
+        },
+        4,
+    )
+    .await;
+    let expect = |indexes: &[usize]| indexes.iter().map(|&i| docs[i].clone()).collect::<Vec<_>>();
+    let n_text = n.to_string();
+    assert_eq!(query(store, kind, &Query::by("title", &n_text), None).await, expect(&[0, 1]), "indexed title = {n_text}");
+    assert_eq!(query(store, kind, &Query::by("title", &float_text), None).await, expect(&[3]), "indexed title = {float_text}");
+    let by_link = |field: &str, value: &str| Query::by("linkId", &link).and(field, value);
+    assert_eq!(query(store, kind, &by_link("num", &n_text), None).await, expect(&[0, 1]), "unindexed num = {n_text}");
+    assert_eq!(query(store, kind, &by_link("num", &float_text), None).await, expect(&[3]), "unindexed num = {float_text}");
+    assert_eq!(query(store, kind, &by_link("flag", "true"), None).await, expect(&[0, 1]), "flag = true");
+    assert_eq!(query(store, kind, &by_link("flag", "false"), None).await, expect(&[2]), "flag = false");
+    assert_eq!(query(store, kind, &by_link("flag", "1"), None).await, expect(&[3]), "flag = 1 must not match true");
+    assert_eq!(query(store, kind, &by_link("obj", r#"{"a":[1,"b"]}"#), None).await, expect(&[0]), "object as compact JSON");
+}
+
+/// A boolean on an indexed field matches "true" whichever filter drives
+/// the query (the table may hold other such documents: a DocFilter narrows
+/// the view to this run's).
+pub async fn case_filter_indexed_boolean(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let marker = unique("indexed-bool");
+    let docs = seed(store, kind, "indexed-bool", |i| json!({"marker": marker, "title": i != 1}), 3).await;
+    let mine = marker_filter(&marker);
+    let found = query(store, kind, &Query::by("title", "true"), Some(mine.clone())).await;
+    assert_eq!(found, vec![docs[0].clone(), docs[2].clone()], "indexed title = true");
+    let n = store.count(kind, &Query::by("title", "false"), Some(mine)).await.expect("count failed");
+    assert_eq!(n, 1, "count of indexed title = false");
+}
+
+/// Several filters must all hold.
+pub async fn case_filters_are_anded(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let link = unique("and-link");
+    let customer = unique("and-customer");
+    let cid = unique("and-cid");
+    let docs = seed(
+        store,
+        kind,
+        "and",
+        |i| json!({"linkId": link, "customerId": if i < 2 { customer.clone() } else { unique("c") }, "cid": if i % 2 == 0 { cid.clone() } else { unique("x") }}),
+        4,
+    )
+    .await;
+    let q = Query::by("linkId", &link).and("customerId", &customer).and("cid", &cid);
+    assert_eq!(query(store, kind, &q, None).await, vec![docs[0].clone()], "three filters ANDed");
+    let q = Query::by("cid", &cid).and("linkId", &link);
+    assert_eq!(query(store, kind, &q, None).await, vec![docs[0].clone(), docs[2].clone()], "two filters ANDed");
+    let q = Query::by("linkId", &link).and("linkId", unique("nope"));
+    assert_eq!(query(store, kind, &q, None).await, Vec::<Document>::new(), "contradicting filters match nothing");
+}
+
+/// A null or absent field matches no filter, not even "null" or "".
+pub async fn case_filter_never_matches_null_or_absent(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let link = unique("null-link");
+    seed(store, kind, "null", |i| if i == 0 { json!({"linkId": link, "opt": null}) } else { json!({"linkId": link}) }, 2).await;
+    for value in ["null", ""] {
+        let found = query(store, kind, &Query::by("linkId", &link).and("opt", value), None).await;
+        assert!(found.is_empty(), "filter opt = {value:?} matched a null or absent field: {found:?}");
+    }
+}
+
+/// `id` is a filter like any other.
+pub async fn case_filter_by_id(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Customer;
+    let docs = seed(store, kind, "by-id", |_| json!({"title": "t"}), 2).await;
+    let id = docs[1]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(query(store, kind, &Query::by("id", &id), None).await, vec![docs[1].clone()], "query by id");
+    let q = Query::by("id", &id).and("title", "other");
+    assert!(query(store, kind, &q, None).await.is_empty(), "query by id must apply the other filters");
+}
+
+/// `limit` caps the result and keeps insertion order.
+pub async fn case_limit(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let link = unique("limit-link");
+    let docs = seed(store, kind, "limit", |_| json!({"linkId": link}), 5).await;
+    let by_link = Query::by("linkId", &link);
+    assert_eq!(query(store, kind, &by_link.clone().limit(3), None).await, docs[..3].to_vec(), "limit 3");
+    assert!(query(store, kind, &by_link.clone().limit(0), None).await.is_empty(), "limit 0");
+    assert_eq!(query(store, kind, &by_link.clone().limit(10), None).await, docs, "limit above the match count");
+    assert_eq!(query(store, kind, &by_link, None).await, docs, "no limit");
+    let marker = docs[0]["marker"].as_str().unwrap_or_default().to_owned();
+    let scanned = query(store, kind, &Query::all().limit(2), Some(marker_filter(&marker))).await;
+    assert_eq!(scanned, docs[..2].to_vec(), "limit over a whole-table scan");
+}
+
+/// Merged and replaced documents keep their place in insertion order.
+pub async fn case_insertion_order_kept(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let link = unique("order-link");
+    let docs = seed(store, kind, "order", |_| json!({"linkId": link}), 3).await;
+    let id = |i: usize| docs[i]["id"].as_str().unwrap_or_default().to_owned();
+    let mut replaced = docs[1].clone();
+    replaced.insert("replaced".into(), json!(true));
+    let mut must_exist = docs[2].clone();
+    must_exist.insert("again".into(), json!(true));
+    write(
+        store,
+        vec![
+            Write::merge(kind, id(0), object(json!({"merged": true}))),
+            Write::put(kind, replaced),
+            Write::Put { kind, doc: must_exist, condition: crate::Condition::MustExist },
+        ],
+        "updates",
+    )
+    .await;
+    let found = query(store, kind, &Query::by("linkId", &link), None).await;
+    let ids: Vec<_> = found.iter().map(|d| d["id"].clone()).collect();
+    assert_eq!(ids, vec![json!(id(0)), json!(id(1)), json!(id(2))], "updates must not move documents");
+    assert_eq!(found[0].get("merged"), Some(&json!(true)), "the merge is visible");
+    assert_eq!(found[1].get("replaced"), Some(&json!(true)), "the replacement is visible");
+}
+
+/// `visible` is applied before `limit`: the limit counts visible documents.
+pub async fn case_doc_filter_before_limit(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let link = unique("visible-link");
+    let docs = seed(store, kind, "visible", |i| json!({"linkId": link, "visible": i % 2 == 1}), 6).await;
+    let visible: DocFilter = Arc::new(|doc: &Document| doc.get("visible") == Some(&json!(true)));
+    let found = query(store, kind, &Query::by("linkId", &link).limit(2), Some(visible.clone())).await;
+    assert_eq!(found, vec![docs[1].clone(), docs[3].clone()], "limit must count only visible documents");
+    let all = query(store, kind, &Query::by("linkId", &link), Some(visible)).await;
+    assert_eq!(all, vec![docs[1].clone(), docs[3].clone(), docs[5].clone()], "DocFilter without limit");
+}
+
+/// `count` honours filters and `visible`, and ignores `limit`.
+pub async fn case_count(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let link = unique("count-link");
+    let cid = unique("count-cid");
+    let docs = seed(
+        store,
+        kind,
+        "count",
+        |i| json!({"linkId": link, "cid": if i < 2 { cid.clone() } else { unique("x") }, "visible": i != 0}),
+        4,
+    )
+    .await;
+    let marker = docs[0]["marker"].as_str().unwrap_or_default().to_owned();
+    let visible: DocFilter = Arc::new(|doc: &Document| doc.get("visible") == Some(&json!(true)));
+    let count = |q: Query, v: Option<DocFilter>| {
+        let store = Arc::clone(store);
+        async move { store.count(kind, &q, v).await.expect("count failed") }
+    };
+    assert_eq!(count(Query::by("linkId", &link), None).await, 4, "count by an indexed field");
+    assert_eq!(count(Query::by("linkId", &link).limit(1), None).await, 4, "count must ignore limit");
+    assert_eq!(count(Query::by("cid", &cid), None).await, 2, "count by an unindexed field");
+    assert_eq!(count(Query::by("linkId", &link).and("cid", &cid), None).await, 2, "count by two filters");
+    assert_eq!(count(Query::by("linkId", &link), Some(visible.clone())).await, 3, "count with a DocFilter");
+    assert_eq!(count(Query::by("cid", &cid), Some(visible)).await, 1, "count by an unindexed field with a DocFilter");
+    assert_eq!(count(Query::by("linkId", unique("none")), None).await, 0, "count of no match");
+    assert!(count(Query::all(), None).await >= 4, "count of the whole table");
+    assert_eq!(count(Query::all(), Some(marker_filter(&marker))).await, 4, "count of the whole table with a DocFilter");
+}
+
+/// 50 tasks writing at once: every write lands, and merges into one shared
+/// document lose none of each other's fields.
+pub async fn case_concurrent_writes(store: &Arc<dyn Store>) {
+    const TASKS: usize = 50;
+    let kind = ObjectKind::OperationProgress;
+    let link = unique("concurrent");
+    let shared = unique("concurrent-shared");
+    write_one(store, Write::create(kind, object(json!({"id": shared}))), "create the shared document").await;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store = Arc::clone(store);
+            let own = object(json!({"id": unique("concurrent-own"), "customerId": link, "i": i}));
+            let patch = object(json!({ format!("f{i}"): i }));
+            let shared = shared.clone();
+            tokio::spawn(async move { store.write(vec![Write::create(kind, own), Write::merge(kind, shared, patch)]).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("writer task panicked").expect("concurrent write failed");
+    }
+    let n = store.count(kind, &Query::by("customerId", &link), None).await.expect("count failed");
+    assert_eq!(n, TASKS as u64, "concurrent creates were lost");
+    let merged = get(store, kind, &shared).await.expect("shared document vanished");
+    let missing: Vec<_> = (0..TASKS).filter(|i| merged.get(&format!("f{i}")) != Some(&json!(i))).collect();
+    assert!(missing.is_empty(), "concurrent merges lost fields {missing:?}");
+}
+
+/// Concurrent batches succeed or fail on their own: a failing batch neither
+/// applies nor spoils the batches committed beside it.
+pub async fn case_concurrent_mixed_outcomes(store: &Arc<dyn Store>) {
+    const TASKS: usize = 40;
+    let kind = ObjectKind::Insight;
+    let existing = unique("mixed-existing");
+    write_one(store, Write::create(kind, object(json!({"id": existing}))), "create").await;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store = Arc::clone(store);
+            let id = unique("mixed");
+            let mut batch = vec![Write::create(kind, object(json!({"id": id})))];
+            if i % 2 == 1 {
+                batch.push(Write::create(kind, object(json!({"id": existing}))));
+            }
+            tokio::spawn(async move { (id, store.write(batch).await) })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (id, result) = task.await.expect("writer task panicked");
+        let present = get(store, kind, &id).await.is_some();
+        if i % 2 == 1 {
+            assert_already_exists(result, kind, &existing, "failing batch among concurrent ones");
+            assert!(!present, "a failed concurrent batch was applied ({id})");
+        } else {
+            result.expect("a valid batch failed beside a failing one");
+            assert!(present, "a successful concurrent batch is missing ({id})");
+        }
+    }
+}
+
+/// Every table works, with its own id space and its indexed fields.
+pub async fn case_every_kind(store: &Arc<dyn Store>) {
+    let id = unique("kind");
+    for kind in ObjectKind::ALL {
+        let mut doc = object(json!({"id": id, "kind": kind.table()}));
+        for field in kind.indexed_fields() {
+            doc.insert((*field).to_owned(), json!(unique(field)));
+        }
+        write_one(store, Write::create(kind, doc.clone()), "create in each table").await;
+        assert_eq!(get(store, kind, &id).await, Some(doc.clone()), "get from {kind}");
+        for field in kind.indexed_fields() {
+            let value = field_text(&doc, field).unwrap_or_default();
+            let q = Query::by(*field, value);
+            assert_eq!(query(store, kind, &q, None).await, vec![doc.clone()], "query {kind} by {field}");
+            assert_eq!(store.count(kind, &q, None).await.expect("count failed"), 1, "count {kind} by {field}");
+        }
+    }
+    for kind in ObjectKind::ALL {
+        let removed = write_one(store, Write::delete(kind, &id), "delete in each table").await;
+        let table = removed.and_then(|d| d.get("kind").cloned());
+        assert_eq!(table, Some(json!(kind.table())), "the same id in another table was deleted instead");
+    }
+}
+
+/// A value unique to this case and run: the case name, the clock and a
+/// process-wide counter.
+pub fn unique(case: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("{case}-{nanos:x}-{n}")
+}
+
+/// A number unlikely to be stored by anyone else, small enough that adding
+/// a fraction keeps it exact in an f64.
+fn unique_number() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) % 1000;
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    (nanos % 1_000_000_000_000) as u64 * 1000 + n + 1_000_000
+}
+
+/// Creates `count` documents in `kind`, one batch each, with a unique id,
+/// a `marker` shared by the batch and the fields `fields(i)` returns.
+async fn seed(store: &Arc<dyn Store>, kind: ObjectKind, case: &str, fields: impl Fn(usize) -> Value, count: usize) -> Vec<Document> {
+    let marker = unique(case);
+    let docs: Vec<Document> = (0..count)
+        .map(|i| {
+            let mut doc = object(json!({"id": unique(case), "marker": marker}));
+            doc.extend(object(fields(i)));
+            doc
+        })
+        .collect();
+    // One batch per document, so that insertion order is the order of docs
+    // even on a backend that does not order the writes of one batch.
+    for doc in &docs {
+        write_one(store, Write::create(kind, doc.clone()), "seed").await;
+    }
+    docs
+}
+
+fn marker_filter(marker: &str) -> DocFilter {
+    let marker = json!(marker);
+    Arc::new(move |doc: &Document| doc.get("marker") == Some(&marker))
+}
+
+fn every_other(docs: &[Document]) -> Vec<Document> {
+    docs.iter().step_by(2).cloned().collect()
+}
+
+fn object(value: Value) -> Document {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("conformance bug: {other} is not an object"),
+    }
+}
+
+fn keys(doc: &Document) -> Vec<&str> {
+    doc.keys().map(String::as_str).collect()
+}
+
+async fn get(store: &Arc<dyn Store>, kind: ObjectKind, id: &str) -> Option<Document> {
+    store.get(kind, id).await.unwrap_or_else(|e| panic!("get {kind} {id} failed: {e}"))
+}
+
+async fn query(store: &Arc<dyn Store>, kind: ObjectKind, q: &Query, visible: Option<DocFilter>) -> Vec<Document> {
+    store.query(kind, q, visible).await.unwrap_or_else(|e| panic!("query {kind} {q:?} failed: {e}"))
+}
+
+async fn write(store: &Arc<dyn Store>, writes: Vec<Write>, what: &str) -> Vec<Option<Document>> {
+    store.write(writes).await.unwrap_or_else(|e| panic!("{what} failed: {e}"))
+}
+
+async fn write_one(store: &Arc<dyn Store>, w: Write, what: &str) -> Option<Document> {
+    let mut results = write(store, vec![w], what).await;
+    assert_eq!(results.len(), 1, "{what}: one write must give one result");
+    results.pop().flatten()
+}
+
+fn assert_already_exists<T: std::fmt::Debug>(result: Result<T, StoreError>, kind: ObjectKind, id: &str, what: &str) {
+    match result {
+        Err(StoreError::AlreadyExists { kind: k, id: i }) if k == kind && i == id => {}
+        other => panic!("{what}: expected AlreadyExists {kind} {id}, got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, kind: ObjectKind, id: &str, what: &str) {
+    match result {
+        Err(StoreError::NotFound { kind: k, id: i }) if k == kind && i == id => {}
+        other => panic!("{what}: expected NotFound {kind} {id}, got {other:?}"),
+    }
+}

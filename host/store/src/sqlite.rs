@@ -1,0 +1,154 @@
+//! [`SqliteStore`]: the embedded [`Store`], one SQLite file in WAL mode.
+//!
+//! * One table per [`ObjectKind`] (`seq`, `id`, `body`), where `seq` keeps
+//!   insertion order and `body` is the JSON document. Every indexed field of
+//!   the kind gets an expression index on its text form (see [`schema`]).
+//! * Writes go to one writer thread that owns the only read-write connection
+//!   and commits whatever batches are queued in one durable transaction
+//!   (group commit, see [`writer`]). `synchronous=FULL` makes each commit
+//!   survive power loss, and grouping keeps that affordable.
+//! * Reads run on a small pool of read-only connections through
+//!   `spawn_blocking`; WAL lets them proceed while the writer commits.
+
+mod plan;
+mod reader;
+mod schema;
+mod writer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{DocFilter, Document, ObjectKind, Query, Result, Store, StoreError, Write};
+use reader::ReadPool;
+use writer::Writer;
+
+/// Tuning of a [`SqliteStore`]. `SqliteOptions::default()` suits a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Read-only connections, i.e. how many reads run at the same time.
+    pub read_connections: usize,
+    /// How long a connection waits for a lock held by another one (another
+    /// process on the same file, or a checkpoint) before failing.
+    pub busy_timeout: Duration,
+    /// Most write batches committed by one transaction.
+    pub max_batches_per_commit: usize,
+    /// Write batches that may wait for the writer before `write` waits too.
+    pub write_queue: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            read_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+            max_batches_per_commit: 256,
+            write_queue: 4096,
+        }
+    }
+}
+
+/// The embedded [`Store`]: see the module documentation.
+pub struct SqliteStore {
+    // Field order matters for Drop: idle readers close before the writer
+    // thread is joined, so the writer's connection is the last one and
+    // checkpoints the WAL when it closes.
+    reads: ReadPool,
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path` and its schema.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_writer_connection(&path, &options)?;
+        schema::ensure(&mut conn)?;
+        let reads = ReadPool::open(path, &options)?;
+        let writer = Writer::spawn(conn, &options)?;
+        Ok(Self { reads, writer })
+    }
+
+    /// The `EXPLAIN QUERY PLAN` lines of the statement `query` runs, so that
+    /// tests can check that indexed filters use their index.
+    #[doc(hidden)]
+    pub fn explain_query_plan(&self, kind: ObjectKind, query: &Query) -> Result<Vec<String>> {
+        let query = query.clone();
+        self.reads.run_blocking(move |conn| reader::explain(conn, kind, &query))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, kind: ObjectKind, id: &str) -> Result<Option<Document>> {
+        let id = id.to_owned();
+        self.reads.run(move |conn| reader::get(conn, kind, &id)).await
+    }
+
+    async fn query(
+        &self,
+        kind: ObjectKind,
+        query: &Query,
+        visible: Option<DocFilter>,
+    ) -> Result<Vec<Document>> {
+        let query = query.clone();
+        self.reads.run(move |conn| reader::query(conn, kind, &query, visible.as_ref())).await
+    }
+
+    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64> {
+        let query = query.clone();
+        self.reads.run(move |conn| reader::count(conn, kind, &query, visible.as_ref())).await
+    }
+
+    async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.submit(writes).await
+    }
+}
+
+/// The one read-write connection, set up for durable WAL operation.
+fn open_writer_connection(path: &Path, options: &SqliteOptions) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db)?;
+    conn.busy_timeout(options.busy_timeout).map_err(db)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(db)?;
+    // Readers on their own connections need WAL to see one file; an
+    // in-memory or otherwise WAL-less database would silently split them.
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "{}: journal_mode is {mode}, WAL is required",
+            path.display()
+        )));
+    }
+    // FULL syncs the WAL on every commit: an acknowledged write survives
+    // power loss, not just a crash of this process.
+    conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+    Ok(conn)
+}
+
+/// Maps a SQLite failure to the port's error.
+fn db(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+/// Parses a stored body; a row that is not a JSON object is a backend fault,
+/// never a panic.
+fn parse_body(kind: ObjectKind, id: &str, body: &str) -> Result<Document> {
+    serde_json::from_str(body)
+        .map_err(|e| StoreError::Backend(format!("{kind} {id}: stored body is not a JSON object: {e}")))
+}
+
+/// Reads `(id, body)` from a row selected as `SELECT id, body ...` and
+/// parses the body.
+fn row_document(kind: ObjectKind, row: &rusqlite::Row<'_>) -> Result<Document> {
+    let id = row.get_ref(0).map_err(db)?.as_str().map_err(|e| StoreError::Backend(e.to_string()))?;
+    let body = row.get_ref(1).map_err(db)?.as_str().map_err(|e| StoreError::Backend(e.to_string()))?;
+    parse_body(kind, id, body)
+}

@@ -1,0 +1,255 @@
+//! The write side: one thread owns the read-write connection and commits
+//! queued batches together (group commit).
+//!
+//! With `synchronous=FULL` every commit waits for the disk, so committing
+//! each small batch on its own would cap throughput at the disk's sync rate.
+//! The writer instead takes every batch already queued (up to a cap), runs
+//! each inside its own SAVEPOINT of one transaction, commits once and then
+//! answers them all. A batch whose write fails is rolled back to its
+//! savepoint and gets its error; the others are unaffected.
+
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::schema::table;
+use super::{SqliteOptions, db, parse_body};
+use crate::{Condition, Document, ObjectKind, Result, StoreError, Write};
+
+type Reply = oneshot::Sender<Result<Vec<Option<Document>>>>;
+
+/// One `Store::write` call waiting for the writer.
+struct Job {
+    writes: Vec<Write>,
+    reply: Reply,
+}
+
+/// Handle to the writer thread; dropping it flushes the queue and joins.
+pub(super) struct Writer {
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(super) fn spawn(conn: Connection, options: &SqliteOptions) -> Result<Self> {
+        let (queue, jobs) = mpsc::channel(options.write_queue.max(1));
+        let max_group = options.max_batches_per_commit.max(1);
+        let thread = std::thread::Builder::new()
+            .name("pop-store-writer".into())
+            .spawn(move || run(conn, jobs, max_group))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { queue: Some(queue), thread: Some(thread) })
+    }
+
+    /// Queues `writes` and waits until they are durably committed or refused.
+    pub(super) async fn submit(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
+        let stopped = || StoreError::Backend("the writer thread has stopped".into());
+        let queue = self.queue.as_ref().ok_or_else(stopped)?;
+        let (reply, answer) = oneshot::channel();
+        queue.send(Job { writes, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread commit what is still queued and
+        // then leave its loop; joining waits for that last commit.
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the store writer thread panicked");
+        }
+    }
+}
+
+/// The writer thread: commit groups of queued jobs until the queue closes.
+fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, max_group: usize) {
+    while let Some(first) = jobs.blocking_recv() {
+        let group = drain(first, &mut jobs, max_group);
+        commit_group(&mut conn, group);
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!("closing the store's write connection failed: {e}");
+    }
+}
+
+/// `first` plus whatever else is already queued, up to `max_group` jobs.
+fn drain(first: Job, jobs: &mut mpsc::Receiver<Job>, max_group: usize) -> Vec<Job> {
+    let mut group = vec![first];
+    while group.len() < max_group {
+        match jobs.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
+    }
+    group
+}
+
+/// Runs every job of `group` in one transaction and answers each once the
+/// outcome is final (after the commit for those that applied).
+fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+    let size = group.len();
+    let (replies, outcomes) = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => apply_group(tx, group),
+        Err(e) => fail_all(group, &db(e)),
+    };
+    tracing::trace!(batches = size, "store group committed");
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        // A caller that stopped waiting is no reason to fail the others.
+        let _ = reply.send(outcome);
+    }
+}
+
+type Outcomes = (Vec<Reply>, Vec<Result<Vec<Option<Document>>>>);
+
+fn apply_group(mut tx: Transaction<'_>, group: Vec<Job>) -> Outcomes {
+    let (replies, batches): (Vec<_>, Vec<_>) = group.into_iter().map(|job| (job.reply, job.writes)).unzip();
+    let size = replies.len();
+    let mut outcomes = Vec::with_capacity(size);
+    for writes in batches {
+        match in_savepoint(&mut tx, writes) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(fatal) => {
+                // The transaction can no longer be trusted (a savepoint could
+                // not be released or rolled back): dropping it rolls back
+                // everything, so no batch of the group has applied.
+                tracing::error!("store transaction aborted: {fatal}");
+                drop(tx);
+                return (replies, abort(outcomes, size, &fatal));
+            }
+        }
+    }
+    if let Err(e) = tx.commit() {
+        let e = db(e);
+        tracing::error!("store commit failed: {e}");
+        return (replies, abort(outcomes, size, &e));
+    }
+    (replies, outcomes)
+}
+
+/// Runs one job's writes in a savepoint. The outer `Err` is fatal for the
+/// whole group; the inner result is the job's own outcome.
+fn in_savepoint(tx: &mut Transaction<'_>, writes: Vec<Write>) -> Result<Result<Vec<Option<Document>>>> {
+    let savepoint = tx.savepoint().map_err(db)?;
+    match apply_batch(&savepoint, writes) {
+        Ok(results) => {
+            savepoint.commit().map_err(db)?;
+            Ok(Ok(results))
+        }
+        Err(refused) => {
+            // Rolls back to the savepoint, then releases it.
+            savepoint.finish().map_err(db)?;
+            Ok(Err(refused))
+        }
+    }
+}
+
+/// The outcomes of a group that did not commit, padded to `size` jobs:
+/// refusals stay as they are, every other job gets `error` (nothing of any
+/// job was applied either way).
+fn abort(
+    outcomes: Vec<Result<Vec<Option<Document>>>>,
+    size: usize,
+    error: &StoreError,
+) -> Vec<Result<Vec<Option<Document>>>> {
+    let mut aborted: Vec<_> = outcomes.into_iter().map(|outcome| outcome.and_then(|_| Err(copy(error)))).collect();
+    aborted.resize_with(size, || Err(copy(error)));
+    aborted
+}
+
+fn fail_all(group: Vec<Job>, error: &StoreError) -> Outcomes {
+    let size = group.len();
+    (group.into_iter().map(|job| job.reply).collect(), abort(Vec::new(), size, error))
+}
+
+/// `StoreError` is not `Clone` (it is the port's public type); a backend
+/// failure shared by a group is copied as its message.
+fn copy(error: &StoreError) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+/// Applies `writes` in order (a later write sees the earlier ones).
+fn apply_batch(conn: &Connection, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
+    writes.into_iter().map(|write| apply(conn, write)).collect()
+}
+
+fn apply(conn: &Connection, write: Write) -> Result<Option<Document>> {
+    match write {
+        Write::Put { kind, doc, condition } => put(conn, kind, doc, condition).map(Some),
+        Write::Merge { kind, id, patch } => merge(conn, kind, &id, patch).map(Some),
+        Write::Delete { kind, id } => delete(conn, kind, &id),
+    }
+}
+
+fn put(conn: &Connection, kind: ObjectKind, doc: Document, condition: Condition) -> Result<Document> {
+    let id = document_id(&doc)?.to_owned();
+    let body = serialize(&doc)?;
+    let t = table(kind);
+    // Upserts keep the row, hence its seq and place in insertion order;
+    // INSERT OR REPLACE would delete it and append a new one.
+    let sql = match condition {
+        Condition::None => format!(
+            "INSERT INTO {t} (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body"
+        ),
+        Condition::MustNotExist => {
+            format!("INSERT INTO {t} (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING")
+        }
+        Condition::MustExist => format!("UPDATE {t} SET body = ?2 WHERE id = ?1"),
+    };
+    let changed = conn.prepare_cached(&sql).map_err(db)?.execute((&id, &body)).map_err(db)?;
+    match (changed, condition) {
+        (0, Condition::MustNotExist) => Err(StoreError::AlreadyExists { kind, id }),
+        (0, Condition::MustExist) => Err(StoreError::NotFound { kind, id }),
+        _ => Ok(doc),
+    }
+}
+
+fn merge(conn: &Connection, kind: ObjectKind, id: &str, patch: Document) -> Result<Document> {
+    if let Some(patch_id) = patch.get("id").filter(|v| !v.is_null())
+        && patch_id.as_str() != Some(id)
+    {
+        return Err(StoreError::InvalidDocument(format!("merge into {kind} {id} cannot change its id to {patch_id}")));
+    }
+    let select = format!("SELECT body FROM {} WHERE id = ?1", table(kind));
+    let body: Option<String> =
+        conn.prepare_cached(&select).map_err(db)?.query_row([id], |row| row.get(0)).optional().map_err(db)?;
+    let body = body.ok_or_else(|| StoreError::NotFound { kind, id: id.to_owned() })?;
+    let mut doc = parse_body(kind, id, &body)?;
+    overlay(&mut doc, patch);
+    let update = format!("UPDATE {} SET body = ?2 WHERE id = ?1", table(kind));
+    conn.prepare_cached(&update).map_err(db)?.execute((id, serialize(&doc)?)).map_err(db)?;
+    Ok(doc)
+}
+
+/// Sparse update (spec §3.4): each non-null patch field replaces the stored
+/// one whole (nested objects included); an existing field keeps its place.
+fn overlay(doc: &mut Document, patch: Document) {
+    for (field, value) in patch {
+        if !value.is_null() {
+            doc.insert(field, value);
+        }
+    }
+}
+
+fn delete(conn: &Connection, kind: ObjectKind, id: &str) -> Result<Option<Document>> {
+    let sql = format!("DELETE FROM {} WHERE id = ?1 RETURNING body", table(kind));
+    let body: Option<String> =
+        conn.prepare_cached(&sql).map_err(db)?.query_row([id], |row| row.get(0)).optional().map_err(db)?;
+    body.map(|body| parse_body(kind, id, &body)).transpose()
+}
+
+fn document_id(doc: &Document) -> Result<&str> {
+    match doc.get("id") {
+        Some(Value::String(id)) => Ok(id),
+        Some(other) => Err(StoreError::InvalidDocument(format!("id must be a string, not {other}"))),
+        None => Err(StoreError::InvalidDocument("a stored document needs an id".into())),
+    }
+}
+
+fn serialize(doc: &Document) -> Result<String> {
+    serde_json::to_string(doc).map_err(|e| StoreError::InvalidDocument(e.to_string()))
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: each starts the real `pop serve` binary on a loopback
+//! port with a real SQLite file in a temporary directory, and talks to it
+//! over HTTP exactly as a client would.
+
+mod harness;
+
+mod errors;
+mod restart;
+mod templates;
+mod tenancy;
+mod walkthrough;
