@@ -62,16 +62,31 @@ impl Server {
                 }
             }
         });
-        let base = rx.recv_timeout(Duration::from_secs(60)).expect("pop serve reported its address");
-        Server { child, base, data_dir: data_dir.to_path_buf(), tokens: tokens.to_path_buf() }
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("pop serve reported its address");
+        Server {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            tokens: tokens.to_path_buf(),
+        }
     }
 
     pub fn client(&self, token: &str) -> Client {
-        Client { http: reqwest::Client::new(), base: self.base.clone(), token: Some(token.to_string()) }
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            token: Some(token.to_string()),
+        }
     }
 
     pub fn anonymous(&self) -> Client {
-        Client { http: reqwest::Client::new(), base: self.base.clone(), token: None }
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            token: None,
+        }
     }
 
     /// SIGKILL: nothing gets a chance to flush.
@@ -105,12 +120,20 @@ pub struct Reply {
 impl Reply {
     /// The objects of an `{all, count}` envelope, asserting success.
     pub fn all(&self) -> Vec<Value> {
-        assert!(self.status.is_success(), "expected success, got {} {}", self.status, self.body);
+        assert!(
+            self.status.is_success(),
+            "expected success, got {} {}",
+            self.status,
+            self.body
+        );
         self.body["all"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn first(&self) -> Value {
-        self.all().into_iter().next().unwrap_or_else(|| panic!("empty result: {}", self.body))
+        self.all()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("empty result: {}", self.body))
     }
 
     /// Assert an error status and that the errorResponse names it.
@@ -143,7 +166,11 @@ impl Client {
         let response = request.send().await.expect("request sent");
         let status = response.status();
         let text = response.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Reply { status, body }
     }
 
@@ -152,16 +179,22 @@ impl Client {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(&body)).await
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
     }
 
     pub async fn post_raw(&self, path: &str, body: &'static str) -> Reply {
-        let request = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body);
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
         self.send(request).await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Reply {
-        self.send(self.http.put(format!("{}{path}", self.base)).json(&body)).await
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
@@ -173,7 +206,13 @@ impl Client {
 /// operations, and customers acme and globex on that pool.
 pub async fn setup_tenancy(server: &Server) {
     let admin = server.client(ADMIN);
-    admin.post("/pop/resourcepool", json!({"id": "pool-1", "customerId": "ops", "title": "local pool"})).await.first();
+    admin
+        .post(
+            "/pop/resourcepool",
+            json!({"id": "pool-1", "customerId": "ops", "title": "local pool"}),
+        )
+        .await
+        .first();
     for customer in ["acme", "globex"] {
         let body = json!({"customerId": customer, "title": customer, "resourcePoolId": "pool-1"});
         admin.post("/pop/customer", body).await.first();

@@ -15,14 +15,21 @@ async fn acknowledged_writes_survive_kill_and_restart() {
     let mut tasks = Vec::new();
     for i in 0..40 {
         let client = server.client(ALICE);
-        tasks.push(tokio::spawn(async move { client.post("/pop/agenda", two_step_agenda("acme", &format!("r{i}"))).await }));
+        tasks.push(tokio::spawn(async move {
+            client
+                .post("/pop/agenda", two_step_agenda("acme", &format!("r{i}")))
+                .await
+        }));
     }
     for task in tasks {
         agenda_ids.push(task.await.unwrap().first()["id"].as_str().unwrap().to_string());
     }
     let template = json!({"id": "t1", "customerId": "acme", "title": "kept", "agenda": {"operations": []}});
     alice.post("/pop/agendatemplate", template).await.first();
-    alice.put("/pop/agendatemplate/t1", json!({"title": "kept-updated"})).await.first();
+    alice
+        .put("/pop/agendatemplate/t1", json!({"title": "kept-updated"}))
+        .await
+        .first();
     let (data_dir, tokens) = (server.data_dir.clone(), server.tokens.clone());
     server.kill();
 
@@ -30,16 +37,28 @@ async fn acknowledged_writes_survive_kill_and_restart() {
     let alice = server.client(ALICE);
     for id in &agenda_ids {
         let agenda = alice.get(&format!("/pop/agenda/{id}")).await.first();
-        let progress = alice.get(&format!("/pop/progress/agenda/{}", agenda["progressId"].as_str().unwrap())).await.first();
+        let progress = alice
+            .get(&format!(
+                "/pop/progress/agenda/{}",
+                agenda["progressId"].as_str().unwrap()
+            ))
+            .await
+            .first();
         assert_eq!(progress["operationProgress"].as_array().unwrap().len(), 2);
     }
     assert_eq!(alice.get("/pop/agenda?bycount=true").await.body["count"], json!(40));
-    assert_eq!(alice.get("/pop/agendatemplate/t1").await.first()["title"], json!("kept-updated"));
+    assert_eq!(
+        alice.get("/pop/agendatemplate/t1").await.first()["title"],
+        json!("kept-updated")
+    );
 
     // A clean shutdown on SIGTERM exits 0 and keeps everything too.
     alice.delete(&format!("/pop/agenda/{}", agenda_ids[0])).await.first();
     let status = server.terminate();
     assert!(status.success(), "pop serve exited with {status}");
     let server = Server::start(&data_dir, &tokens);
-    assert_eq!(server.client(ALICE).get("/pop/agenda?bycount=true").await.body["count"], json!(39));
+    assert_eq!(
+        server.client(ALICE).get("/pop/agenda?bycount=true").await.body["count"],
+        json!(39)
+    );
 }

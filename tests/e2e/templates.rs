@@ -43,7 +43,11 @@ async fn template_run_substitutes_parameters() {
     assert_eq!(reply.body["agendas"][0]["id"], agenda["id"]);
     assert_eq!(agenda["customerId"], json!("acme"));
     assert_eq!(agenda["linkId"], json!("j-1"));
-    assert_eq!(agenda["title"], json!("Encode template"), "title defaults to the template's");
+    assert_eq!(
+        agenda["title"],
+        json!("Encode template"),
+        "title defaults to the template's"
+    );
     assert_eq!(agenda["params"]["priority"], json!("5"), "default from ?5");
     assert_eq!(agenda["params"]["flag"], json!(true), "booleans are substituted");
     let fetch = &agenda["operations"][0]["payload"];
@@ -52,32 +56,54 @@ async fn template_run_substitutes_parameters() {
     assert_eq!(fetch["note"], json!("none"));
     assert_eq!(fetch["optional"], json!(null));
     let encode = &agenda["operations"][1]["payload"];
-    assert_eq!(encode["preset"], json!({"codec": "h264", "crf": 23}), "object parameter keeps its type");
-    assert_eq!(encode["input"], json!("@<fetch.out::/path>"), "operation references wait for the executor");
+    assert_eq!(
+        encode["preset"],
+        json!({"codec": "h264", "crf": 23}),
+        "object parameter keeps its type"
+    );
+    assert_eq!(
+        encode["input"],
+        json!("@<fetch.out::/path>"),
+        "operation references wait for the executor"
+    );
     assert_eq!(encode["original"], payload);
 
     // The submission is authorized as the caller: bob cannot make an agenda for acme.
-    bob.post("/pop/agenda/service/run", request).await.expect_error(403, "acme");
+    bob.post("/pop/agenda/service/run", request)
+        .await
+        .expect_error(403, "acme");
 
     // Unknown or invisible templates are 404; a missing payload field without default is 422.
     alice
-        .post("/pop/agenda/service/run", json!({"agendaTemplateId": "nope", "payload": "{}"}))
+        .post(
+            "/pop/agenda/service/run",
+            json!({"agendaTemplateId": "nope", "payload": "{}"}),
+        )
         .await
         .expect_error(404, "AgendaTemplate nope not found");
     let incomplete = json!({"agendaTemplateId": "tpl-encode", "payload": json!({"customer": "acme"}).to_string()});
-    alice.post("/pop/agenda/service/run", incomplete).await.expect_error(422, "/job/url");
+    alice
+        .post("/pop/agenda/service/run", incomplete)
+        .await
+        .expect_error(422, "/job/url");
 
     // A template parameter that collides with a payload name is rejected.
     let dup = json!({"id": "tpl-dup", "customerId": "acme", "staticParameters": {"pop.payload": 1},
         "agenda": {"customerId": "acme", "operations": [{"name": "a", "type": "sample"}]}});
     alice.post("/pop/agendatemplate", dup).await.first();
     alice
-        .post("/pop/agenda/service/run", json!({"agendaTemplateId": "tpl-dup", "payload": "{}"}))
+        .post(
+            "/pop/agenda/service/run",
+            json!({"agendaTemplateId": "tpl-dup", "payload": "{}"}),
+        )
         .await
         .expect_error(422, "Parameter [pop.payload] is duplicated.");
     let private = json!({"id": "tpl-private", "customerId": "acme", "agenda": {"customerId": "globex", "operations": [{"name": "a", "type": "sample"}]}});
     alice.post("/pop/agendatemplate", private).await.first();
-    bob.post("/pop/agenda/service/run", json!({"agendaTemplateId": "tpl-private", "payload": "{}"}))
-        .await
-        .expect_error(404, "AgendaTemplate tpl-private not found");
+    bob.post(
+        "/pop/agenda/service/run",
+        json!({"agendaTemplateId": "tpl-private", "payload": "{}"}),
+    )
+    .await
+    .expect_error(404, "AgendaTemplate tpl-private not found");
 }

@@ -24,9 +24,15 @@ async fn readme_walkthrough() {
     let agenda = submitted.first();
     let agenda_id = agenda["id"].as_str().unwrap().to_string();
     let progress_id = agenda["progressId"].as_str().unwrap().to_string();
-    assert_eq!(agenda["agendaInsight"], json!({"resourcePoolId": "pool-1", "insightId": "insight-sample"}));
+    assert_eq!(
+        agenda["agendaInsight"],
+        json!({"resourcePoolId": "pool-1", "insightId": "insight-sample"})
+    );
     assert!(agenda["addedTime"].is_i64());
-    assert_eq!(agenda["operations"][1]["payload"]["echo"], json!("@<first.out::/message>"));
+    assert_eq!(
+        agenda["operations"][1]["payload"]["echo"],
+        json!("@<first.out::/message>")
+    );
 
     // Progress: WAITING, with one operation progress per operation.
     let progress = alice.get(&format!("/pop/progress/agenda/{progress_id}")).await.first();
@@ -44,14 +50,19 @@ async fn readme_walkthrough() {
     // By link, and the rolled-up summary.
     let by_link = alice.get("/pop/progress/agenda?bylinkId=link-1").await.all();
     assert_eq!(by_link.len(), 1);
-    let summary = alice.post("/pop/progress/agenda/service", json!({"linkId": "link-1"})).await;
+    let summary = alice
+        .post("/pop/progress/agenda/service", json!({"linkId": "link-1"}))
+        .await;
     assert_eq!(summary.status, 200, "{}", summary.body);
     assert_eq!(summary.body["processingState"], json!("WAITING"));
     assert_eq!(summary.body["processingPercent"], json!(0.0));
     assert_eq!(summary.body["progressList"].as_array().unwrap().len(), 1);
 
     // Operation progress by its agenda progress.
-    let op_rows = alice.get(&format!("/pop/progress/operation?byagendaProgressId={progress_id}")).await.all();
+    let op_rows = alice
+        .get(&format!("/pop/progress/operation?byagendaProgressId={progress_id}"))
+        .await
+        .all();
     assert_eq!(op_rows.len(), 2);
 
     // An executor-style progress PUT cascades into the operation rows and
@@ -59,9 +70,16 @@ async fn readme_walkthrough() {
     let update = json!({"processingState": "COMPLETE", "processingStateMessage": "succeeded", "percentComplete": 100.0,
         "operationProgress": [{"operation": "first", "processingState": "COMPLETE", "processingStateMessage": "succeeded",
         "resultPayload": "{\"message\":\"hello\"}"}, {"operation": "extra"}]});
-    let updated = alice.put(&format!("/pop/progress/agenda/{progress_id}"), update).await.first();
+    let updated = alice
+        .put(&format!("/pop/progress/agenda/{progress_id}"), update)
+        .await
+        .first();
     assert_eq!(updated["attemptsCompleted"], json!(1));
-    assert_eq!(updated["externalId"], json!("ext-link-1"), "sparse update keeps other fields");
+    assert_eq!(
+        updated["externalId"],
+        json!("ext-link-1"),
+        "sparse update keeps other fields"
+    );
     let ops = updated["operationProgress"].as_array().unwrap();
     assert_eq!(ops.len(), 3, "a new operation progress is created on PUT: {ops:?}");
     assert_eq!(ops[0]["resultPayload"], json!("{\"message\":\"hello\"}"));
@@ -69,7 +87,12 @@ async fn readme_walkthrough() {
 
     // Rerun from scratch: everything back to WAITING; the extra row has no
     // operation in the agenda but is reset too.
-    let rerun = alice.post("/pop/agenda/service/rerun", json!({"agendaId": agenda_id, "params": ["resetAll"]})).await;
+    let rerun = alice
+        .post(
+            "/pop/agenda/service/rerun",
+            json!({"agendaId": agenda_id, "params": ["resetAll"]}),
+        )
+        .await;
     assert_eq!(rerun.status, 200, "{}", rerun.body);
     assert_eq!(rerun.body["requeued"], json!(true));
     let progress = alice.get(&format!("/pop/progress/agenda/{progress_id}")).await.first();
@@ -80,14 +103,20 @@ async fn readme_walkthrough() {
 
     // Bad rerun parameters are named.
     alice
-        .post("/pop/agenda/service/rerun", json!({"agendaId": agenda_id, "params": ["operationsToReset=nope"]}))
+        .post(
+            "/pop/agenda/service/rerun",
+            json!({"agendaId": agenda_id, "params": ["operationsToReset=nope"]}),
+        )
         .await
         .expect_error(422, "nope");
 
     // Delete the agenda.
     let deleted = alice.delete(&format!("/pop/agenda/{agenda_id}")).await.first();
     assert_eq!(deleted["id"], json!(agenda_id));
-    alice.get(&format!("/pop/agenda/{agenda_id}")).await.expect_error(404, &agenda_id);
+    alice
+        .get(&format!("/pop/agenda/{agenda_id}"))
+        .await
+        .expect_error(404, &agenda_id);
 }
 
 #[tokio::test]
@@ -108,9 +137,15 @@ async fn do_not_run_and_insight_selection() {
 
     // No insight matches: 404 naming the reason.
     let unmatched = json!({"customerId": "acme", "operations": [{"name": "x", "type": "unknown-type"}]});
-    alice.post("/pop/agenda", unmatched).await.expect_error(404, "No available insights");
+    alice
+        .post("/pop/agenda", unmatched)
+        .await
+        .expect_error(404, "No available insights");
 
     // A customer that does not exist: 422.
     let orphan = json!({"customerId": "initech", "operations": [{"name": "x", "type": "sample"}]});
-    admin.post("/pop/agenda", orphan).await.expect_error(422, "Customer not found for customerId initech");
+    admin
+        .post("/pop/agenda", orphan)
+        .await
+        .expect_error(422, "Customer not found for customerId initech");
 }

@@ -37,10 +37,7 @@ fn agenda() -> Agenda {
         });
         if i % 10 == 0 && i > 0 {
             payload["fanIn"] = json!(["@<op0.out::/result>", format!("@<op{}.out::/name>", i / 2)]);
-            params.insert(
-                "dependsOn".into(),
-                json!(format!("op{}, op{}", i / 3, i / 4)),
-            );
+            params.insert("dependsOn".into(), json!(format!("op{}, op{}", i / 3, i / 4)));
         }
         ops.push(Operation {
             name: Some(format!("op{i}")),
@@ -94,6 +91,14 @@ fn bench(c: &mut Criterion) {
     }
     validate_agenda(&agenda).expect("bench agenda is valid");
 
+    // Baseline: the copy alone, to tell resolution cost from allocation cost.
+    c.bench_function("clone 1000 op payloads (baseline)", |b| {
+        b.iter(|| {
+            for p in &payloads {
+                black_box(p.clone());
+            }
+        })
+    });
     c.bench_function("resolve 1000 op payloads (copy)", |b| {
         b.iter(|| {
             for p in &payloads {

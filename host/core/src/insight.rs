@@ -33,17 +33,21 @@ pub fn insight_matches(insight: &Insight, agenda: &Agenda) -> bool {
     let Some(mappers) = &insight.mappers else { return false };
     mappers.iter().any(|(key, values)| match key.as_str() {
         MAPPER_OPERATION_TYPE => agenda.operations().iter().any(|op| {
-            op.op_type.as_deref().is_some_and(|t| values.iter().any(|v| v.eq_ignore_ascii_case(t)))
+            op.op_type
+                .as_deref()
+                .is_some_and(|t| values.iter().any(|v| v.eq_ignore_ascii_case(t)))
         }),
-        MAPPER_OPERATION_NAME => agenda
-            .operations()
-            .iter()
-            .any(|op| op.name.as_deref().is_some_and(|n| values.iter().any(|v| v.eq_ignore_ascii_case(n)))),
+        MAPPER_OPERATION_NAME => agenda.operations().iter().any(|op| {
+            op.name
+                .as_deref()
+                .is_some_and(|n| values.iter().any(|v| v.eq_ignore_ascii_case(n)))
+        }),
         MAPPER_PARAM_MAP => values.iter().filter_map(|entry| entry.split_once('=')).any(|(k, v)| {
             let (k, v) = (k.to_lowercase(), v.to_lowercase());
             let has_pair = |params: &Option<ParamsMap>| {
                 params.as_ref().is_some_and(|p| {
-                    p.0.iter().any(|(pk, pv)| pk.to_lowercase() == k && value_text(pv).to_lowercase() == v)
+                    p.0.iter()
+                        .any(|(pk, pv)| pk.to_lowercase() == k && value_text(pv).to_lowercase() == v)
                 })
             };
             has_pair(&agenda.params) || agenda.operations().iter().any(|op| has_pair(&op.params))
@@ -68,7 +72,9 @@ pub fn select_insight<'a>(agenda: &Agenda, customer_id: &str, candidates: &'a [I
         .iter()
         .filter(|i| insight_visible_to_customer(i, customer_id) && insight_matches(i, agenda));
     let preferred = agenda.params.as_ref().and_then(|p| p.get_string(keys::DEFAULT_INSIGHT));
-    let Some(preferred) = preferred else { return matches.next() };
+    let Some(preferred) = preferred else {
+        return matches.next();
+    };
     let mut first = None;
     for insight in matches {
         let named = |s: &Option<String>| s.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&preferred));
@@ -119,16 +125,37 @@ mod tests {
     #[test]
     fn selection_respects_visibility_order_and_default_insight() {
         let candidates = vec![
-            insight(json!({"id": "i0", "title": "Other", "customerId": "globex", "mappers": {"operationType": ["sample"]}})),
-            insight(json!({"id": "i1", "title": "First", "customerId": "acme", "mappers": {"operationType": ["sample"]}})),
-            insight(json!({"id": "i2", "title": "Shared", "customerId": "globex", "allowedCustomerIds": ["ACME"], "mappers": {"operationType": ["sample"]}})),
-            insight(json!({"id": "i3", "title": "Global", "customerId": "globex", "isGlobal": true, "mappers": {"operationType": ["sample"]}})),
+            insight(
+                json!({"id": "i0", "title": "Other", "customerId": "globex", "mappers": {"operationType": ["sample"]}}),
+            ),
+            insight(
+                json!({"id": "i1", "title": "First", "customerId": "acme", "mappers": {"operationType": ["sample"]}}),
+            ),
+            insight(
+                json!({"id": "i2", "title": "Shared", "customerId": "globex", "allowedCustomerIds": ["ACME"], "mappers": {"operationType": ["sample"]}}),
+            ),
+            insight(
+                json!({"id": "i3", "title": "Global", "customerId": "globex", "isGlobal": true, "mappers": {"operationType": ["sample"]}}),
+            ),
         ];
         let plain = agenda(json!({"operations": [{"name": "a", "type": "sample"}]}));
-        assert_eq!(select_insight(&plain, "acme", &candidates).unwrap().envelope.id.as_deref(), Some("i1"));
+        assert_eq!(
+            select_insight(&plain, "acme", &candidates)
+                .unwrap()
+                .envelope
+                .id
+                .as_deref(),
+            Some("i1")
+        );
         for (preferred, expected) in [("global", "i3"), ("I2", "i2"), ("Other", "i1"), ("nope", "i1")] {
-            let a = agenda(json!({"params": {"defaultInsight": preferred}, "operations": [{"name": "a", "type": "sample"}]}));
-            assert_eq!(select_insight(&a, "acme", &candidates).unwrap().envelope.id.as_deref(), Some(expected), "{preferred}");
+            let a = agenda(
+                json!({"params": {"defaultInsight": preferred}, "operations": [{"name": "a", "type": "sample"}]}),
+            );
+            assert_eq!(
+                select_insight(&a, "acme", &candidates).unwrap().envelope.id.as_deref(),
+                Some(expected),
+                "{preferred}"
+            );
         }
         let unmatched = agenda(json!({"operations": [{"name": "a", "type": "zzz"}]}));
         assert!(select_insight(&unmatched, "acme", &candidates).is_none());

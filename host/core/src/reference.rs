@@ -80,13 +80,7 @@ pub struct Token<'a> {
 }
 
 impl<'a> Token<'a> {
-    fn new(
-        s: &'a str,
-        start: usize,
-        name_end: usize,
-        path: Option<(usize, usize)>,
-        end: usize,
-    ) -> Self {
+    fn new(s: &'a str, start: usize, name_end: usize, path: Option<(usize, usize)>, end: usize) -> Self {
         let name = &s[start + PREFIX.len()..name_end];
         let (pointer, fallback) = match path {
             None => (None, Fallback::None),
@@ -209,8 +203,7 @@ impl<'a> Iterator for Tokens<'a> {
 
     fn next(&mut self) -> Option<Token<'a>> {
         loop {
-            let rel = self.s.get(self.pos..)?.find("@<")?;
-            let start = self.pos + rel;
+            let start = find_open(self.s, self.pos)?;
             match scan_at(self.s, start) {
                 Scan::Found(tok) => {
                     self.pos = tok.start + tok.text.len();
@@ -292,30 +285,66 @@ fn resolve_token<'c, 's>(
         Some(p) if p == "/" || p.trim().is_empty() => return Some(Resolved::Node(value)),
         Some(p) => p,
     };
-    let found = if pointer.starts_with('/') {
-        value.pointer(pointer)
-    } else {
-        value.pointer(&format!("/{pointer}"))
-    };
+    let found = json_pointer(value, pointer.strip_prefix('/').unwrap_or(pointer));
     match (found, tok.fallback) {
         (Some(v), _) => Some(Resolved::Node(v)),
         (None, Fallback::Null) => Some(Resolved::Node(&NULL)),
         (None, Fallback::Default(d)) => Some(Resolved::Text(d)),
         (None, Fallback::None) => {
             let slash = if pointer.starts_with('/') { "" } else { "/" };
-            refs.invalid
-                .insert(format!("@<{}::{slash}{pointer}>", tok.name));
+            refs.invalid.insert(format!("@<{}::{slash}{pointer}>", tok.name));
             None
         }
     }
 }
 
+/// RFC 6901 lookup of `pointer` (leading '/' already removed) with the same
+/// rules as `Value::pointer`, minus its per-segment allocations: escapes are
+/// decoded only in segments that contain '~'.
+fn json_pointer<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+    let mut target = value;
+    for segment in pointer.split('/') {
+        let key: std::borrow::Cow<'_, str> = if segment.contains('~') {
+            segment.replace("~1", "/").replace("~0", "~").into()
+        } else {
+            segment.into()
+        };
+        target = match target {
+            Value::Object(map) => map.get(key.as_ref())?,
+            Value::Array(items) => items.get(array_index(&key)?)?,
+            _ => return None,
+        };
+    }
+    Some(target)
+}
+
+/// Decimal index without sign or leading zeros, as RFC 6901 requires.
+fn array_index(s: &str) -> Option<usize> {
+    if s.starts_with('+') || (s.starts_with('0') && s.len() != 1) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Offset of the next "@<" in `s` at or after `from`. A byte loop beats
+/// `str::find` here: its two-way searcher setup dominates on short strings.
+#[inline]
+fn find_open(s: &str, from: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while i + 1 < b.len() {
+        if b[i] == b'@' && b[i + 1] == b'<' {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 /// The replacement for one string value, or `None` to keep it as it is.
 fn resolve_str(s: &str, ctx: &impl ReferenceContext, refs: &mut References) -> Option<Value> {
     // Most strings hold no reference; skip them with one substring search.
-    if !s.contains("@<") {
-        return None;
-    }
+    find_open(s, 0)?;
     if let Some(tok) = exact_token(s) {
         // A whole-string token keeps the JSON type of what it refers to.
         // Unlike POP, booleans are substituted too (spec §9.6).
@@ -374,11 +403,7 @@ pub fn resolve_in_place(value: &mut Value, ctx: &impl ReferenceContext) -> Refer
 
 enum Frame<'v> {
     Array(std::slice::Iter<'v, Value>, Vec<Value>),
-    Object(
-        serde_json::map::Iter<'v>,
-        Map<String, Value>,
-        Option<String>,
-    ),
+    Object(serde_json::map::Iter<'v>, Map<String, Value>, Option<String>),
 }
 
 /// Like [`resolve_in_place`] on a copy. The copy is built with an explicit
@@ -394,16 +419,10 @@ pub fn resolve(value: &Value, ctx: &impl ReferenceContext) -> (Value, References
                 None
             }
             Some(Value::Object(fields)) => {
-                frames.push(Frame::Object(
-                    fields.iter(),
-                    Map::with_capacity(fields.len()),
-                    None,
-                ));
+                frames.push(Frame::Object(fields.iter(), Map::with_capacity(fields.len()), None));
                 None
             }
-            Some(Value::String(s)) => {
-                Some(resolve_str(s, ctx, &mut refs).unwrap_or_else(|| Value::String(s.clone())))
-            }
+            Some(Value::String(s)) => Some(resolve_str(s, ctx, &mut refs).unwrap_or_else(|| Value::String(s.clone()))),
             Some(scalar) => Some(scalar.clone()),
             None => None,
         };
@@ -466,7 +485,7 @@ pub fn for_each_token<'v>(value: &'v Value, mut f: impl FnMut(Token<'v>)) {
         match node {
             Value::Array(items) => stack.extend(items.iter()),
             Value::Object(fields) => stack.extend(fields.values()),
-            Value::String(s) if s.contains("@<") => tokens(s).for_each(&mut f),
+            Value::String(s) => tokens(s).for_each(&mut f),
             _ => {}
         }
     }
@@ -510,10 +529,7 @@ mod tests {
 
     fn ctx() -> HashMap<String, Value> {
         let mut m = HashMap::new();
-        m.insert(
-            "sample.out".into(),
-            json!({"subItem": {"item": "55", "item3": "45"}}),
-        );
+        m.insert("sample.out".into(), json!({"subItem": {"item": "55", "item3": "45"}}));
         m.insert("s".into(), json!("a value"));
         m.insert("a".into(), json!(85));
         m.insert("b".into(), json!(95));
@@ -535,12 +551,7 @@ mod tests {
         // (input, expected, missing, invalid)
         let cases: Vec<(&str, Value, &[&str], &[&str])> = vec![
             ("@<sample.out::subItem/item>-", json!("55-"), &[], &[]),
-            (
-                "@<sample.out::subItem/item3/nothere?95>",
-                json!("95"),
-                &[],
-                &[],
-            ),
+            ("@<sample.out::subItem/item3/nothere?95>", json!("95"), &[], &[]),
             ("@<sample.out::subItem/item3?95>", json!("45"), &[], &[]),
             ("-@<sample.out::/wrong?>", json!("-null"), &[], &[]),
             ("@<sample.out::/wrong?>", json!(null), &[], &[]),
@@ -557,24 +568,14 @@ mod tests {
                 &[],
                 &[],
             ),
-            (
-                "@<sample.out::subItem>",
-                json!({"item": "55", "item3": "45"}),
-                &[],
-                &[],
-            ),
+            ("@<sample.out::subItem>", json!({"item": "55", "item3": "45"}), &[], &[]),
             (
                 "@<sample.out>",
                 json!({"subItem": {"item": "55", "item3": "45"}}),
                 &[],
                 &[],
             ),
-            (
-                "-@<sample.out::subItem/item3/nothere?95>",
-                json!("-95"),
-                &[],
-                &[],
-            ),
+            ("-@<sample.out::subItem/item3/nothere?95>", json!("-95"), &[], &[]),
             ("-@<sample.out::/wrongitem?95>", json!("-95"), &[], &[]),
             ("x@<s>y", json!("xa valuey"), &[], &[]),
             ("--@<a>--@<b>", json!("--85--95"), &[], &[]),
@@ -606,6 +607,9 @@ mod tests {
             ("@<arr::1/1/k>", json!("deep"), &[], &[]),
             ("@<arr::/5>", json!("@<arr::/5>"), &[], &["@<arr::/5>"]),
             ("@<arr::/01?x>", json!("x"), &[], &[]),
+            ("@<arr::/+1?x>", json!("x"), &[], &[]),
+            ("@<arr::/1/0>", json!(20), &[], &[]),
+            ("@<esc::/a~1b/more?none>", json!("none"), &[], &[]),
             ("@<esc::/a~1b>", json!(1), &[], &[]),
             ("@<esc::m~0n>", json!(2), &[], &[]),
             ("@<esc::/~01>", json!(3), &[], &[]),
@@ -621,18 +625,8 @@ mod tests {
             // Unicode in names, pointers, values and the surrounding text.
             ("@<ünï.out::clé>", json!("välue ✓"), &[], &[]),
             ("→ @<ünï.out::/emoji> ←", json!("→ 🎉 ←"), &[], &[]),
-            (
-                "日本@<ünï.out::/nö?défaut>語",
-                json!("日本défaut語"),
-                &[],
-                &[],
-            ),
-            (
-                "@<ünï.out::/nö>",
-                json!("@<ünï.out::/nö>"),
-                &[],
-                &["@<ünï.out::/nö>"],
-            ),
+            ("日本@<ünï.out::/nö?défaut>語", json!("日本défaut語"), &[], &[]),
+            ("@<ünï.out::/nö>", json!("@<ünï.out::/nö>"), &[], &["@<ünï.out::/nö>"]),
             // Not tokens at all.
             ("plain", json!("plain"), &[], &[]),
             ("@<>", json!("@<>"), &[], &[]),
@@ -646,11 +640,7 @@ mod tests {
             assert_eq!(refs.missing, set(missing), "missing of {input:?}");
             assert_eq!(refs.invalid, set(invalid), "invalid of {input:?}");
             let mut in_place = json!(input);
-            assert_eq!(
-                resolve_in_place(&mut in_place, &ctx),
-                refs,
-                "refs of {input:?}"
-            );
+            assert_eq!(resolve_in_place(&mut in_place, &ctx), refs, "refs of {input:?}");
             assert_eq!(in_place, expected, "in place {input:?}");
             assert_eq!(unresolved(&json!(input), &ctx), refs);
         }
@@ -664,10 +654,7 @@ mod tests {
             ("@<a>", vec![("a", None, Fallback::None)]),
             ("@<a::b>", vec![("a", Some("b"), Fallback::None)]),
             ("@<a::b?>", vec![("a", Some("b"), Fallback::Null)]),
-            (
-                "@<a::b?c?d>",
-                vec![("a", Some("b"), Fallback::Default("c?d"))],
-            ),
+            ("@<a::b?c?d>", vec![("a", Some("b"), Fallback::Default("c?d"))]),
             ("@<a::b::c>", vec![("a", Some("b::c"), Fallback::None)]),
             // The path needs one character, so "::" right before '>' is NAME text.
             ("@<a::>", vec![("a::", None, Fallback::None)]),
@@ -677,27 +664,19 @@ mod tests {
             ("@<a>b>", vec![("a", None, Fallback::None)]),
             (
                 "x@<a>y@<b::/c>z",
-                vec![
-                    ("a", None, Fallback::None),
-                    ("b", Some("/c"), Fallback::None),
-                ],
+                vec![("a", None, Fallback::None), ("b", Some("/c"), Fallback::None)],
             ),
             // Java's '.' stops at line terminators.
             ("@<a\nb>@<c>", vec![("c", None, Fallback::None)]),
             ("@<a::b\n>", vec![]),
-            (
-                "@<a\u{2028}b> @<c::d\u{85}e> @<f>",
-                vec![("f", None, Fallback::None)],
-            ),
+            ("@<a\u{2028}b> @<c::d\u{85}e> @<f>", vec![("f", None, Fallback::None)]),
             ("@<é::ü?ß>", vec![("é", Some("ü"), Fallback::Default("ß"))]),
             ("@<🎉>", vec![("🎉", None, Fallback::None)]),
             ("@<", vec![]),
             ("@<<", vec![]),
         ];
         for (input, expected) in cases {
-            let got: Vec<_> = tokens(input)
-                .map(|t| (t.name, t.pointer, t.fallback))
-                .collect();
+            let got: Vec<_> = tokens(input).map(|t| (t.name, t.pointer, t.fallback)).collect();
             assert_eq!(got, expected, "tokens of {input:?}");
             for t in tokens(input) {
                 assert_eq!(&input[t.start..t.start + t.text.len()], t.text);
@@ -740,10 +719,7 @@ mod tests {
         // Key order survives `resolve`'s rebuilt copy (preserve_order).
         let src = json!({"z": "@<a>", "a": ["@<b>"], "m": {}});
         let (out, _) = resolve(&src, &ctx());
-        assert_eq!(
-            out.as_object().unwrap().keys().collect::<Vec<_>>(),
-            ["z", "a", "m"]
-        );
+        assert_eq!(out.as_object().unwrap().keys().collect::<Vec<_>>(), ["z", "a", "m"]);
         assert_eq!(out, json!({"z": 85, "a": [95], "m": {}}));
     }
 
@@ -845,10 +821,7 @@ mod tests {
             set(&["extra1", "extra2", "first", "name.out", "second", "third"])
         );
 
-        let o = op(
-            json!("@<x.out>"),
-            json!({"dependsOn": ["a, b", " c ", 7, ""]}),
-        );
+        let o = op(json!("@<x.out>"), json!({"dependsOn": ["a, b", " c ", 7, ""]}));
         assert_eq!(operation_dependencies(&o), set(&["a", "b", "c", "x"]));
 
         let none = Operation {

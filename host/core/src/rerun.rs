@@ -92,8 +92,11 @@ pub fn reset_plan(agenda: &Agenda, scope: &ResetScope, known_operations: &[Strin
         ResetScope::Continue => return Ok(plan),
         ResetScope::All => plan.reset.extend(known_operations.iter().cloned()),
         ResetScope::Operations(names) => {
-            let unknown: Vec<String> =
-                names.iter().filter(|n| !known_operations.contains(n)).cloned().collect();
+            let unknown: Vec<String> = names
+                .iter()
+                .filter(|n| !known_operations.contains(n))
+                .cloned()
+                .collect();
             if !unknown.is_empty() {
                 return Err(RerunError::UnknownOperations(unknown));
             }
@@ -104,14 +107,19 @@ pub fn reset_plan(agenda: &Agenda, scope: &ResetScope, known_operations: &[Strin
         .operations()
         .iter()
         .map(|op| {
-            let parent = op.params.as_ref().and_then(|p| p.get_string(keys::GENERATED_OPERATION_PARENT));
+            let parent = op
+                .params
+                .as_ref()
+                .and_then(|p| p.get_string(keys::GENERATED_OPERATION_PARENT));
             (op.name().to_string(), operation_dependencies(op), parent)
         })
         .collect();
     loop {
         let mut changed = false;
         for (name, deps, parent) in &ops {
-            let parent_gone = parent.as_ref().is_some_and(|p| plan.reset.contains(p) || plan.delete.contains(p));
+            let parent_gone = parent
+                .as_ref()
+                .is_some_and(|p| plan.reset.contains(p) || plan.delete.contains(p));
             if parent_gone {
                 if !plan.delete.contains(name) {
                     plan.reset.remove(name);
@@ -144,11 +152,41 @@ mod tests {
     #[test]
     fn parses_params() {
         let cases: Vec<(Vec<String>, Result<RerunOptions, RerunError>)> = vec![
-            (s(&[]), Ok(RerunOptions { scope: ResetScope::All, skip_execution: false })),
-            (s(&["continue"]), Ok(RerunOptions { scope: ResetScope::Continue, skip_execution: false })),
-            (s(&["continue", "skipExecution", "bogus=1"]), Ok(RerunOptions { scope: ResetScope::Continue, skip_execution: true })),
-            (s(&["operationsToReset=a, b"]), Ok(RerunOptions { scope: ResetScope::Operations(s(&["a", "b"])), skip_execution: false })),
-            (s(&["resetAll", "operationsToReset=a"]), Ok(RerunOptions { scope: ResetScope::All, skip_execution: false })),
+            (
+                s(&[]),
+                Ok(RerunOptions {
+                    scope: ResetScope::All,
+                    skip_execution: false,
+                }),
+            ),
+            (
+                s(&["continue"]),
+                Ok(RerunOptions {
+                    scope: ResetScope::Continue,
+                    skip_execution: false,
+                }),
+            ),
+            (
+                s(&["continue", "skipExecution", "bogus=1"]),
+                Ok(RerunOptions {
+                    scope: ResetScope::Continue,
+                    skip_execution: true,
+                }),
+            ),
+            (
+                s(&["operationsToReset=a, b"]),
+                Ok(RerunOptions {
+                    scope: ResetScope::Operations(s(&["a", "b"])),
+                    skip_execution: false,
+                }),
+            ),
+            (
+                s(&["resetAll", "operationsToReset=a"]),
+                Ok(RerunOptions {
+                    scope: ResetScope::All,
+                    skip_execution: false,
+                }),
+            ),
             (s(&["operationsToReset="]), Err(RerunError::EmptyOperationsToReset)),
         ];
         for (input, expected) in cases {
@@ -181,7 +219,10 @@ mod tests {
         assert_eq!(plan.reset, ["a", "b", "c", "d", "gen"].map(String::from).into());
         assert_eq!(plan.delete.len(), 2);
 
-        assert_eq!(reset_plan(&agenda, &ResetScope::Continue, &known).unwrap(), ResetPlan::default());
+        assert_eq!(
+            reset_plan(&agenda, &ResetScope::Continue, &known).unwrap(),
+            ResetPlan::default()
+        );
         assert_eq!(
             reset_plan(&agenda, &ResetScope::Operations(s(&["a", "zz"])), &known),
             Err(RerunError::UnknownOperations(s(&["zz"])))

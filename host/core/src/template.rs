@@ -51,10 +51,7 @@ impl ReferenceContext for TemplateParams<'_> {
 ///
 /// An empty agenda title takes the template's title; the request `cid` is
 /// the caller's to apply.
-pub fn expand_template(
-    template: &AgendaTemplate,
-    payload: &Value,
-) -> Result<Agenda, TemplateError> {
+pub fn expand_template(template: &AgendaTemplate, payload: &Value) -> Result<Agenda, TemplateError> {
     let statics = template.static_parameters.as_ref();
     if let Some(statics) = statics {
         for key in [PAYLOAD_PARAM, TRANSFORM_REQUEST_PARAM] {
@@ -70,13 +67,11 @@ pub fn expand_template(
 
     let (resolved, refs) = reference::resolve(body, &TemplateParams { statics, payload });
     if !refs.invalid.is_empty() {
-        return Err(TemplateError::UnresolvedReferences(
-            refs.invalid.into_iter().collect(),
-        ));
+        return Err(TemplateError::UnresolvedReferences(refs.invalid.into_iter().collect()));
     }
 
-    let mut agenda: Agenda = serde_json::from_value(resolved)
-        .map_err(|e| TemplateError::InvalidAgenda(e.to_string()))?;
+    let mut agenda: Agenda =
+        serde_json::from_value(resolved).map_err(|e| TemplateError::InvalidAgenda(e.to_string()))?;
     if agenda.envelope.title.as_deref().is_none_or(str::is_empty) {
         agenda.envelope.title.clone_from(&template.envelope.title);
     }
@@ -98,10 +93,7 @@ mod tests {
 
     #[test]
     fn payload_pointer_from_the_spec() {
-        let t = template(
-            json!(null),
-            json!({"params": {"payload": "@<pop.payload::title>"}}),
-        );
+        let t = template(json!(null), json!({"params": {"payload": "@<pop.payload::title>"}}));
         let agenda = expand_template(&t, &json!({"title": "xyz"})).unwrap();
         assert_eq!(agenda.params.unwrap().get("payload"), Some(&json!("xyz")));
     }
@@ -191,11 +183,7 @@ mod tests {
 
         let t2 = template(json!({}), json!({"title": "own"}));
         assert_eq!(
-            expand_template(&t2, &json!({}))
-                .unwrap()
-                .envelope
-                .title
-                .as_deref(),
+            expand_template(&t2, &json!({})).unwrap().envelope.title.as_deref(),
             Some("own")
         );
     }
@@ -242,19 +230,13 @@ mod tests {
     fn missing_or_malformed_agenda() {
         let mut t = template(json!({}), json!({}));
         t.agenda = None;
-        assert_eq!(
-            expand_template(&t, &json!({})),
-            Err(TemplateError::MissingAgenda)
-        );
+        assert_eq!(expand_template(&t, &json!({})), Err(TemplateError::MissingAgenda));
         assert_eq!(
             TemplateError::MissingAgenda.to_string(),
             "AgendaTemplate has no agenda."
         );
         t.agenda = Some(Value::Null);
-        assert_eq!(
-            expand_template(&t, &json!({})),
-            Err(TemplateError::MissingAgenda)
-        );
+        assert_eq!(expand_template(&t, &json!({})), Err(TemplateError::MissingAgenda));
 
         let bad = template(json!({"n": 5}), json!({"operations": "@<n>"}));
         assert!(matches!(

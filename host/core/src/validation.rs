@@ -47,12 +47,7 @@ fn is_java_blank(s: &str) -> bool {
 /// executor just as a reference cycle does), and the cycle check is one
 /// linear pass instead of a walk per operation.
 pub fn validate_agenda(agenda: &Agenda) -> Result<(), AgendaValidationError> {
-    if agenda
-        .envelope
-        .customer_id
-        .as_deref()
-        .is_none_or(is_java_blank)
-    {
+    if agenda.envelope.customer_id.as_deref().is_none_or(is_java_blank) {
         return Err(AgendaValidationError::MissingCustomerId);
     }
     let ops = agenda.operations();
@@ -74,10 +69,7 @@ pub fn validate_agenda(agenda: &Agenda) -> Result<(), AgendaValidationError> {
     // its NAME is not such an output, so the names alone decide; pointer
     // misses (invalid references) are tolerated since outputs are unknown.
     let names: HashSet<&str> = ops.iter().map(|op| op.name()).collect();
-    let is_output = |name: &str| {
-        name.strip_suffix(OUT_SUFFIX)
-            .is_some_and(|op| names.contains(op))
-    };
+    let is_output = |name: &str| name.strip_suffix(OUT_SUFFIX).is_some_and(|op| names.contains(op));
     let mut issues = Vec::new();
     for op in ops {
         let Some(payload) = &op.payload else { continue };
@@ -123,11 +115,7 @@ pub fn validate_agenda(agenda: &Agenda) -> Result<(), AgendaValidationError> {
 pub fn operations_on_cycles(agenda: &Agenda) -> Vec<bool> {
     let ops = agenda.operations();
     let n = ops.len();
-    let index_of: HashMap<&str, usize> = ops
-        .iter()
-        .enumerate()
-        .map(|(i, op)| (op.name(), i))
-        .collect();
+    let index_of: HashMap<&str, usize> = ops.iter().enumerate().map(|(i, op)| (op.name(), i)).collect();
     let adj: Vec<Vec<usize>> = ops
         .iter()
         .map(|op| {
@@ -234,10 +222,7 @@ mod tests {
         let mut a = agenda(vec![op("a", json!({}))]);
         for blank in [None, Some(""), Some(" \t\n")] {
             a.envelope.customer_id = blank.map(str::to_owned);
-            assert_eq!(
-                validate_agenda(&a),
-                Err(AgendaValidationError::MissingCustomerId)
-            );
+            assert_eq!(validate_agenda(&a), Err(AgendaValidationError::MissingCustomerId));
         }
         assert_eq!(message(&a), "The customerId field must be specified.");
     }
@@ -247,10 +232,7 @@ mod tests {
         let mut a = agenda(vec![]);
         assert_eq!(message(&a), "No operations specified in Agenda.");
         a.operations = None;
-        assert_eq!(
-            validate_agenda(&a),
-            Err(AgendaValidationError::NoOperations)
-        );
+        assert_eq!(validate_agenda(&a), Err(AgendaValidationError::NoOperations));
     }
 
     #[test]
@@ -263,10 +245,7 @@ mod tests {
             message(&agenda(vec![op("a", json!({})), unnamed])),
             "Operations must have names."
         );
-        assert_eq!(
-            message(&agenda(vec![op("", json!({}))])),
-            "Operations must have names."
-        );
+        assert_eq!(message(&agenda(vec![op("", json!({}))])), "Operations must have names.");
     }
 
     #[test]
@@ -278,10 +257,7 @@ mod tests {
     #[test]
     fn unknown_references_are_rejected_but_builtins_accepted() {
         let ok = agenda(vec![
-            op(
-                "a",
-                json!({"p": "@<pop.payload>", "id": "x-@<pop.agendaId>"}),
-            ),
+            op("a", json!({"p": "@<pop.payload>", "id": "x-@<pop.agendaId>"})),
             op(
                 "b",
                 json!({"in": "@<a.out::/some/where>", "whole": "@<a.out>", "t": "@<a.out::/x> mixed"}),
@@ -346,10 +322,7 @@ mod tests {
              There is a circular reference involving the operation: z"
         );
 
-        let own = agenda(vec![
-            op("a", json!({})),
-            op("self", json!("@<self.out::/x>")),
-        ]);
+        let own = agenda(vec![op("a", json!({})), op("self", json!("@<self.out::/x>"))]);
         assert_eq!(
             message(&own),
             "Validation Issues detected: There is a circular reference involving the operation: self"
@@ -366,10 +339,7 @@ mod tests {
 
     #[test]
     fn cycle_check_only_runs_without_other_issues() {
-        let a = agenda(vec![
-            op("a", json!("@<a.out>")),
-            op("b", json!("@<zz.out>")),
-        ]);
+        let a = agenda(vec![op("a", json!("@<a.out>")), op("b", json!("@<zz.out>"))]);
         assert_eq!(
             message(&a),
             "Validation Issues detected: Invalid references found in operation [b] payload: @<zz.out>"
@@ -378,9 +348,7 @@ mod tests {
 
     #[test]
     fn at_most_ten_issues_are_shown() {
-        let ops: Vec<Operation> = (0..12)
-            .map(|i| op(&format!("op{i}"), json!("@<ghost.out>")))
-            .collect();
+        let ops: Vec<Operation> = (0..12).map(|i| op(&format!("op{i}"), json!("@<ghost.out>"))).collect();
         let err = validate_agenda(&agenda(ops)).unwrap_err();
         let AgendaValidationError::Issues(issues) = &err else {
             panic!("{err:?}")
@@ -397,9 +365,7 @@ mod tests {
             )
         );
 
-        let ten: Vec<Operation> = (0..10)
-            .map(|i| op(&format!("op{i}"), json!("@<ghost.out>")))
-            .collect();
+        let ten: Vec<Operation> = (0..10).map(|i| op(&format!("op{i}"), json!("@<ghost.out>"))).collect();
         assert!(!message(&agenda(ten)).contains("Truncating"));
     }
 
@@ -425,12 +391,7 @@ mod tests {
     fn a_long_cycle_is_found_without_recursion() {
         let n = 50_000;
         let ops: Vec<Operation> = (0..n)
-            .map(|i| {
-                op(
-                    &format!("op{i}"),
-                    json!(format!("@<op{}.out>", (i + 1) % n)),
-                )
-            })
+            .map(|i| op(&format!("op{i}"), json!(format!("@<op{}.out>", (i + 1) % n))))
             .collect();
         assert!(operations_on_cycles(&agenda(ops)).iter().all(|c| *c));
     }

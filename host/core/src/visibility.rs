@@ -18,7 +18,11 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(user_id: impl Into<String>, accounts: impl IntoIterator<Item = String>, super_user: bool) -> Self {
-        Self { user_id: user_id.into(), accounts: accounts.into_iter().collect(), super_user }
+        Self {
+            user_id: user_id.into(),
+            accounts: accounts.into_iter().collect(),
+            super_user,
+        }
     }
 
     /// The synthetic global identity used for internal calls.
@@ -44,9 +48,11 @@ impl Caller {
     /// AllowedCustomerVisibility: one lower-cased account is in the
     /// (already lower-cased) allowed list.
     pub fn is_allowed_by(&self, allowed_customer_ids: &[String]) -> bool {
-        self.accounts
-            .iter()
-            .any(|account| allowed_customer_ids.iter().any(|allowed| *allowed == account.to_lowercase()))
+        self.accounts.iter().any(|account| {
+            allowed_customer_ids
+                .iter()
+                .any(|allowed| *allowed == account.to_lowercase())
+        })
     }
 }
 
@@ -82,7 +88,10 @@ impl<'a> Ownership<'a> {
         Self {
             customer_id: doc.get("customerId").and_then(Value::as_str),
             is_global: doc.get("isGlobal").and_then(Value::as_bool).unwrap_or(false),
-            allowed_customer_ids: doc.get("allowedCustomerIds").and_then(Value::as_array).map(Vec::as_slice),
+            allowed_customer_ids: doc
+                .get("allowedCustomerIds")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice),
         }
     }
 }

@@ -15,6 +15,9 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, auth: Authenticator) -> Self {
-        Self { store, auth: Arc::new(auth) }
+        Self {
+            store,
+            auth: Arc::new(auth),
+        }
     }
 }

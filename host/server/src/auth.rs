@@ -56,17 +56,28 @@ pub struct Authenticator {
 impl Authenticator {
     /// Load identities from a token file.
     pub fn from_token_file(path: &Path) -> Result<Self, AuthConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AuthConfigError::Read { path: path.into(), source })?;
-        let file: TokenFile =
-            serde_json::from_str(&text).map_err(|source| AuthConfigError::Parse { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| AuthConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let file: TokenFile = serde_json::from_str(&text).map_err(|source| AuthConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
         let mut callers = HashMap::new();
         for entry in file.tokens {
             if entry.token.trim().is_empty() {
-                return Err(AuthConfigError::Invalid { path: path.into(), problem: "a token is empty".into() });
+                return Err(AuthConfigError::Invalid {
+                    path: path.into(),
+                    problem: "a token is empty".into(),
+                });
             }
             let caller = Caller::new(entry.user_id, entry.accounts, entry.super_user);
             if callers.insert(entry.token, caller).is_some() {
-                return Err(AuthConfigError::Invalid { path: path.into(), problem: "a token appears twice".into() });
+                return Err(AuthConfigError::Invalid {
+                    path: path.into(),
+                    problem: "a token appears twice".into(),
+                });
             }
         }
         Ok(Self { callers })
@@ -80,7 +91,10 @@ impl Authenticator {
             Ok(existing) if !existing.trim().is_empty() => existing.trim().to_string(),
             _ => {
                 let token = random_token();
-                write_private(&path, &token).map_err(|source| AuthConfigError::Write { path: path.clone(), source })?;
+                write_private(&path, &token).map_err(|source| AuthConfigError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
                 token
             }
         };
@@ -143,18 +157,33 @@ mod tests {
     fn token_file_roundtrip_and_rejections() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.json");
-        std::fs::write(&path, r#"{"tokens":[{"token":"t1","userId":"alice","accounts":["acme"],"superUser":false}]}"#)
-            .unwrap();
+        std::fs::write(
+            &path,
+            r#"{"tokens":[{"token":"t1","userId":"alice","accounts":["acme"],"superUser":false}]}"#,
+        )
+        .unwrap();
         let auth = Authenticator::from_token_file(&path).unwrap();
         let alice = auth.authenticate(&headers("Bearer t1")).unwrap();
         assert_eq!(alice.user_id, "alice");
         assert!(alice.accounts.contains("acme") && !alice.super_user);
-        assert!(matches!(auth.authenticate(&headers("Bearer nope")), Err(ApiError::Unauthenticated(_))));
-        assert!(matches!(auth.authenticate(&headers("t1")), Err(ApiError::Unauthenticated(_))));
-        assert!(matches!(auth.authenticate(&HeaderMap::new()), Err(ApiError::Unauthenticated(_))));
+        assert!(matches!(
+            auth.authenticate(&headers("Bearer nope")),
+            Err(ApiError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            auth.authenticate(&headers("t1")),
+            Err(ApiError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            auth.authenticate(&HeaderMap::new()),
+            Err(ApiError::Unauthenticated(_))
+        ));
 
         std::fs::write(&path, r#"{"tokens":[{"token":"t","userId":"a","bogus":1}]}"#).unwrap();
-        assert!(matches!(Authenticator::from_token_file(&path), Err(AuthConfigError::Parse { .. })));
+        assert!(matches!(
+            Authenticator::from_token_file(&path),
+            Err(AuthConfigError::Parse { .. })
+        ));
     }
 
     #[cfg(unix)]
@@ -165,7 +194,11 @@ mod tests {
         let (auth, path) = Authenticator::with_admin_token(dir.path()).unwrap();
         let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(auth.authenticate(&headers(&format!("Bearer {token}"))).unwrap().super_user);
+        assert!(
+            auth.authenticate(&headers(&format!("Bearer {token}")))
+                .unwrap()
+                .super_user
+        );
         let (again, _) = Authenticator::with_admin_token(dir.path()).unwrap();
         assert!(again.authenticate(&headers(&format!("Bearer {token}"))).is_ok());
     }

@@ -17,8 +17,12 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("pop-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (mut child, base) = start_server(&dir).await?;
-    let token = std::fs::read_to_string(dir.join(crate::auth::ADMIN_TOKEN_FILE))?.trim().to_string();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(options.concurrency).build()?;
+    let token = std::fs::read_to_string(dir.join(crate::auth::ADMIN_TOKEN_FILE))?
+        .trim()
+        .to_string();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.concurrency)
+        .build()?;
     let result = measure(&client, &base, &token, &options).await;
     let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -52,8 +56,14 @@ async fn start_server(dir: &std::path::Path) -> anyhow::Result<(Child, String)> 
 
 async fn measure(client: &reqwest::Client, base: &str, token: &str, options: &BenchOptions) -> anyhow::Result<()> {
     let setup = [
-        ("/pop/resourcepool", json!({"id": "bench-pool", "customerId": "bench", "title": "bench pool"})),
-        ("/pop/customer", json!({"id": "bench", "customerId": "bench", "title": "Bench", "resourcePoolId": "bench-pool"})),
+        (
+            "/pop/resourcepool",
+            json!({"id": "bench-pool", "customerId": "bench", "title": "bench pool"}),
+        ),
+        (
+            "/pop/customer",
+            json!({"id": "bench", "customerId": "bench", "title": "Bench", "resourcePoolId": "bench-pool"}),
+        ),
         (
             "/pop/insight",
             json!({"customerId": "bench", "title": "bench insight", "resourcePoolId": "bench-pool", "queueSize": 10,
@@ -61,7 +71,12 @@ async fn measure(client: &reqwest::Client, base: &str, token: &str, options: &Be
         ),
     ];
     for (path, body) in setup {
-        let response = client.post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await?;
+        let response = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
         if !response.status().is_success() {
             bail!("setup {path} failed: {}", response.text().await?);
         }
@@ -70,9 +85,27 @@ async fn measure(client: &reqwest::Client, base: &str, token: &str, options: &Be
     // Warm up connections and the store's caches.
     let warmup = options.agendas.min(500).max(options.concurrency);
     let (_, ids) = load(client, base, token, &agenda, warmup, options.concurrency, Target::Post).await?;
-    let (post, created) = load(client, base, token, &agenda, options.agendas, options.concurrency, Target::Post).await?;
+    let (post, created) = load(
+        client,
+        base,
+        token,
+        &agenda,
+        options.agendas,
+        options.concurrency,
+        Target::Post,
+    )
+    .await?;
     let ids = Arc::new(if created.is_empty() { ids } else { created });
-    let (get, _) = load(client, base, token, &agenda, options.agendas, options.concurrency, Target::Get(ids)).await?;
+    let (get, _) = load(
+        client,
+        base,
+        token,
+        &agenda,
+        options.agendas,
+        options.concurrency,
+        Target::Get(ids),
+    )
+    .await?;
     println!(
         "agenda POST ({} ops each): {} requests, concurrency {}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         options.operations, options.agendas, options.concurrency, post.rate, post.p50_ms, post.p99_ms, post.max_ms

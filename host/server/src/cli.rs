@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "pop", version, about = "POP: fair, priority-aware scheduling of whole workflows for many customers")]
+#[command(
+    name = "pop",
+    version,
+    about = "POP: fair, priority-aware scheduling of whole workflows for many customers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

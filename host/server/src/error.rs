@@ -71,11 +71,16 @@ impl ApiError {
 
     /// Attach the correlation id so the body can name it.
     pub fn with_cid(self, cid: &Cid) -> ErrorWithCid {
-        ErrorWithCid { error: self, cid: cid.0.clone() }
+        ErrorWithCid {
+            error: self,
+            cid: cid.0.clone(),
+        }
     }
 
     pub fn forbidden_customer(customer_id: &str) -> Self {
-        ApiError::Forbidden(format!("You do not have permission to perform this action for customerId {customer_id}"))
+        ApiError::Forbidden(format!(
+            "You do not have permission to perform this action for customerId {customer_id}"
+        ))
     }
 }
 

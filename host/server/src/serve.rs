@@ -29,12 +29,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         }
     };
     let state = AppState::new(Arc::new(store), auth);
-    let listener = TcpListener::bind(&options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
+    let listener = TcpListener::bind(&options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, store = %store_path.display(), "pop serving");
     // Tests and tools read this line to find the port.
     println!("pop listening on http://{address}");
-    axum::serve(listener, crate::api::router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, crate::api::router(state.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("pop stopped accepting requests; flushing the store");
     drop(state);
     Ok(())

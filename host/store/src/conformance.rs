@@ -67,7 +67,9 @@ pub async fn case_put_get_roundtrip(store: &Arc<dyn Store>) {
     }));
     let stored = write_one(store, Write::put(ObjectKind::Agenda, doc.clone()), "roundtrip put").await;
     assert_eq!(stored.as_ref(), Some(&doc), "Put must return the stored document");
-    let got = get(store, ObjectKind::Agenda, &id).await.expect("roundtrip: stored document not found");
+    let got = get(store, ObjectKind::Agenda, &id)
+        .await
+        .expect("roundtrip: stored document not found");
     assert_eq!(got, doc, "roundtrip: JSON changed");
     assert_eq!(keys(&got), keys(&doc), "roundtrip: field order changed");
 }
@@ -83,8 +85,13 @@ pub async fn case_get_absent(store: &Arc<dyn Store>) {
 /// A Put whose document has no string `id` is refused as invalid.
 pub async fn case_put_requires_string_id(store: &Arc<dyn Store>) {
     for doc in [json!({"title": "no id"}), json!({"id": 5}), json!({"id": null})] {
-        let err = store.write(vec![Write::put(ObjectKind::Agenda, object(doc.clone()))]).await;
-        assert!(matches!(err, Err(StoreError::InvalidDocument(_))), "Put of {doc} must be InvalidDocument, got {err:?}");
+        let err = store
+            .write(vec![Write::put(ObjectKind::Agenda, object(doc.clone()))])
+            .await;
+        assert!(
+            matches!(err, Err(StoreError::InvalidDocument(_))),
+            "Put of {doc} must be InvalidDocument, got {err:?}"
+        );
     }
 }
 
@@ -94,9 +101,15 @@ pub async fn case_create_existing_fails(store: &Arc<dyn Store>) {
     let id = unique("create-existing");
     let original = object(json!({"id": id, "title": "original"}));
     write_one(store, Write::create(kind, original.clone()), "first create").await;
-    let again = store.write(vec![Write::create(kind, object(json!({"id": id, "title": "second"})))]).await;
+    let again = store
+        .write(vec![Write::create(kind, object(json!({"id": id, "title": "second"})))])
+        .await;
     assert_already_exists(again, kind, &id, "second create of the same id");
-    assert_eq!(get(store, kind, &id).await, Some(original), "a refused create must not change the stored document");
+    assert_eq!(
+        get(store, kind, &id).await,
+        Some(original),
+        "a refused create must not change the stored document"
+    );
 }
 
 /// MustExist fails with NotFound on an absent id (creating nothing) and
@@ -105,13 +118,35 @@ pub async fn case_must_exist(store: &Arc<dyn Store>) {
     let kind = ObjectKind::Insight;
     let id = unique("must-exist");
     let doc = object(json!({"id": id, "title": "t"}));
-    let put = Write::Put { kind, doc: doc.clone(), condition: crate::Condition::MustExist };
-    assert_not_found(store.write(vec![put.clone()]).await, kind, &id, "MustExist on an absent id");
-    assert_eq!(get(store, kind, &id).await, None, "a refused MustExist must not create the document");
+    let put = Write::Put {
+        kind,
+        doc: doc.clone(),
+        condition: crate::Condition::MustExist,
+    };
+    assert_not_found(
+        store.write(vec![put.clone()]).await,
+        kind,
+        &id,
+        "MustExist on an absent id",
+    );
+    assert_eq!(
+        get(store, kind, &id).await,
+        None,
+        "a refused MustExist must not create the document"
+    );
 
-    write_one(store, Write::create(kind, object(json!({"id": id, "title": "old", "extra": 1}))), "create").await;
+    write_one(
+        store,
+        Write::create(kind, object(json!({"id": id, "title": "old", "extra": 1}))),
+        "create",
+    )
+    .await;
     write_one(store, put, "MustExist on an existing id").await;
-    assert_eq!(get(store, kind, &id).await, Some(doc), "MustExist must replace the whole document");
+    assert_eq!(
+        get(store, kind, &id).await,
+        Some(doc),
+        "MustExist must replace the whole document"
+    );
 }
 
 /// An unconditional Put replaces the stored document entirely (fields it
@@ -119,10 +154,19 @@ pub async fn case_must_exist(store: &Arc<dyn Store>) {
 pub async fn case_put_replaces_whole_document(store: &Arc<dyn Store>) {
     let kind = ObjectKind::ResourcePool;
     let id = unique("replace");
-    write_one(store, Write::put(kind, object(json!({"id": id, "a": 1, "b": 2}))), "first put").await;
+    write_one(
+        store,
+        Write::put(kind, object(json!({"id": id, "a": 1, "b": 2}))),
+        "first put",
+    )
+    .await;
     let replacement = object(json!({"id": id, "b": 3}));
     write_one(store, Write::put(kind, replacement.clone()), "replacing put").await;
-    assert_eq!(get(store, kind, &id).await, Some(replacement), "Put must replace, not merge");
+    assert_eq!(
+        get(store, kind, &id).await,
+        Some(replacement),
+        "Put must replace, not merge"
+    );
 }
 
 /// Merge overwrites only the non-null fields of the patch; nested objects
@@ -139,19 +183,33 @@ pub async fn case_merge_sparse(store: &Arc<dyn Store>) {
     let expected = object(json!({
         "id": id, "a": 2, "b": "keep", "nested": {"p": 9}, "flag": true, "list": [], "new": "n"
     }));
-    assert_eq!(merged.as_ref(), Some(&expected), "Merge must return the merged document");
+    assert_eq!(
+        merged.as_ref(),
+        Some(&expected),
+        "Merge must return the merged document"
+    );
     let got = get(store, kind, &id).await.expect("merged document vanished");
     assert_eq!(got, expected, "Merge stored the wrong document");
-    assert_eq!(keys(&got), keys(&expected), "Merge must keep existing fields in place and append new ones");
+    assert_eq!(
+        keys(&got),
+        keys(&expected),
+        "Merge must keep existing fields in place and append new ones"
+    );
 }
 
 /// Merge into an absent id fails with NotFound and creates nothing.
 pub async fn case_merge_absent(store: &Arc<dyn Store>) {
     let kind = ObjectKind::OperationProgress;
     let id = unique("merge-absent");
-    let result = store.write(vec![Write::merge(kind, &id, object(json!({"a": 1})))]).await;
+    let result = store
+        .write(vec![Write::merge(kind, &id, object(json!({"a": 1})))])
+        .await;
     assert_not_found(result, kind, &id, "Merge into an absent id");
-    assert_eq!(get(store, kind, &id).await, None, "a refused Merge must not create the document");
+    assert_eq!(
+        get(store, kind, &id).await,
+        None,
+        "a refused Merge must not create the document"
+    );
 }
 
 /// A patch may repeat the id but not change it.
@@ -160,11 +218,28 @@ pub async fn case_merge_cannot_change_id(store: &Arc<dyn Store>) {
     let id = unique("merge-id");
     let doc = object(json!({"id": id, "a": 1}));
     write_one(store, Write::create(kind, doc.clone()), "create").await;
-    let same = write_one(store, Write::merge(kind, &id, object(json!({"id": id, "a": 2}))), "merge repeating the id").await;
-    assert_eq!(same.and_then(|d| d.get("a").cloned()), Some(json!(2)), "a patch repeating the id must apply");
-    let other = store.write(vec![Write::merge(kind, &id, object(json!({"id": "other", "a": 3})))]).await;
-    assert!(matches!(other, Err(StoreError::InvalidDocument(_))), "a patch changing the id must be InvalidDocument, got {other:?}");
-    assert_eq!(get(store, kind, &id).await.and_then(|d| d.get("a").cloned()), Some(json!(2)));
+    let same = write_one(
+        store,
+        Write::merge(kind, &id, object(json!({"id": id, "a": 2}))),
+        "merge repeating the id",
+    )
+    .await;
+    assert_eq!(
+        same.and_then(|d| d.get("a").cloned()),
+        Some(json!(2)),
+        "a patch repeating the id must apply"
+    );
+    let other = store
+        .write(vec![Write::merge(kind, &id, object(json!({"id": "other", "a": 3})))])
+        .await;
+    assert!(
+        matches!(other, Err(StoreError::InvalidDocument(_))),
+        "a patch changing the id must be InvalidDocument, got {other:?}"
+    );
+    assert_eq!(
+        get(store, kind, &id).await.and_then(|d| d.get("a").cloned()),
+        Some(json!(2))
+    );
 }
 
 /// Delete returns the removed document; deleting an absent id is `Ok(None)`.
@@ -187,7 +262,15 @@ pub async fn case_batch_atomic(store: &Arc<dyn Store>) {
     let victim = unique("atomic-victim");
     let original = object(json!({"id": existing, "v": 1}));
     let victim_doc = object(json!({"id": victim, "v": 1}));
-    write(store, vec![Write::create(kind, original.clone()), Write::create(kind, victim_doc.clone())], "setup").await;
+    write(
+        store,
+        vec![
+            Write::create(kind, original.clone()),
+            Write::create(kind, victim_doc.clone()),
+        ],
+        "setup",
+    )
+    .await;
 
     let fresh = unique("atomic-fresh");
     let missing = unique("atomic-missing");
@@ -199,15 +282,48 @@ pub async fn case_batch_atomic(store: &Arc<dyn Store>) {
         Write::create(ObjectKind::Customer, object(json!({"id": fresh}))),
         Write::merge(kind, &missing, object(json!({"v": 9}))),
     ];
-    assert_not_found(store.write(batch).await, kind, &missing, "batch ending in a Merge of an absent id");
-    assert_eq!(get(store, kind, &fresh).await, None, "failed batch: its create was applied");
-    assert_eq!(get(store, ObjectKind::Customer, &fresh).await, None, "failed batch: its create in another table was applied");
-    assert_eq!(get(store, kind, &existing).await, Some(original), "failed batch: its put/merge was applied");
-    assert_eq!(get(store, kind, &victim).await, Some(victim_doc), "failed batch: its delete was applied");
+    assert_not_found(
+        store.write(batch).await,
+        kind,
+        &missing,
+        "batch ending in a Merge of an absent id",
+    );
+    assert_eq!(
+        get(store, kind, &fresh).await,
+        None,
+        "failed batch: its create was applied"
+    );
+    assert_eq!(
+        get(store, ObjectKind::Customer, &fresh).await,
+        None,
+        "failed batch: its create in another table was applied"
+    );
+    assert_eq!(
+        get(store, kind, &existing).await,
+        Some(original),
+        "failed batch: its put/merge was applied"
+    );
+    assert_eq!(
+        get(store, kind, &victim).await,
+        Some(victim_doc),
+        "failed batch: its delete was applied"
+    );
 
-    let batch = vec![Write::create(kind, object(json!({"id": fresh}))), Write::create(kind, object(json!({"id": existing})))];
-    assert_already_exists(store.write(batch).await, kind, &existing, "batch ending in a create of an existing id");
-    assert_eq!(get(store, kind, &fresh).await, None, "failed batch: its first create was applied");
+    let batch = vec![
+        Write::create(kind, object(json!({"id": fresh}))),
+        Write::create(kind, object(json!({"id": existing}))),
+    ];
+    assert_already_exists(
+        store.write(batch).await,
+        kind,
+        &existing,
+        "batch ending in a create of an existing id",
+    );
+    assert_eq!(
+        get(store, kind, &fresh).await,
+        None,
+        "failed batch: its first create was applied"
+    );
 }
 
 /// Writes of one batch apply in order, each seeing the earlier ones, and
@@ -236,19 +352,33 @@ pub async fn case_batch_sees_own_writes(store: &Arc<dyn Store>) {
         None,
     ];
     assert_eq!(results, expected, "batch results must follow the writes in order");
-    assert_eq!(get(store, kind, &id).await, expected[1], "the merge must see the create before it");
+    assert_eq!(
+        get(store, kind, &id).await,
+        expected[1],
+        "the merge must see the create before it"
+    );
 }
 
 /// An empty batch succeeds with no results.
 pub async fn case_empty_batch(store: &Arc<dyn Store>) {
-    assert_eq!(write(store, Vec::new(), "empty batch").await, Vec::<Option<Document>>::new());
+    assert_eq!(
+        write(store, Vec::new(), "empty batch").await,
+        Vec::<Option<Document>>::new()
+    );
 }
 
 /// Equality on an indexed field finds exactly the matching documents.
 pub async fn case_filter_indexed(store: &Arc<dyn Store>) {
     let kind = ObjectKind::Agenda;
     let link = unique("indexed-link");
-    let docs = seed(store, kind, "indexed", |i| json!({"linkId": if i % 2 == 0 { link.clone() } else { unique("other") }}), 6).await;
+    let docs = seed(
+        store,
+        kind,
+        "indexed",
+        |i| json!({"linkId": if i % 2 == 0 { link.clone() } else { unique("other") }}),
+        6,
+    )
+    .await;
     let found = query(store, kind, &Query::by("linkId", &link), None).await;
     assert_eq!(found, every_other(&docs), "query by the indexed field linkId");
 }
@@ -257,7 +387,14 @@ pub async fn case_filter_indexed(store: &Arc<dyn Store>) {
 pub async fn case_filter_unindexed(store: &Arc<dyn Store>) {
     let kind = ObjectKind::Agenda;
     let cid = unique("unindexed-cid");
-    let docs = seed(store, kind, "unindexed", |i| json!({"cid": if i % 2 == 0 { cid.clone() } else { unique("other") }}), 6).await;
+    let docs = seed(
+        store,
+        kind,
+        "unindexed",
+        |i| json!({"cid": if i % 2 == 0 { cid.clone() } else { unique("other") }}),
+        6,
+    )
+    .await;
     let found = query(store, kind, &Query::by("cid", &cid), None).await;
     assert_eq!(found, every_other(&docs), "query by the unindexed field cid");
 }
@@ -286,15 +423,47 @@ pub async fn case_filter_compares_text(store: &Arc<dyn Store>) {
     .await;
     let expect = |indexes: &[usize]| indexes.iter().map(|&i| docs[i].clone()).collect::<Vec<_>>();
     let n_text = n.to_string();
-    assert_eq!(query(store, kind, &Query::by("title", &n_text), None).await, expect(&[0, 1]), "indexed title = {n_text}");
-    assert_eq!(query(store, kind, &Query::by("title", &float_text), None).await, expect(&[3]), "indexed title = {float_text}");
+    assert_eq!(
+        query(store, kind, &Query::by("title", &n_text), None).await,
+        expect(&[0, 1]),
+        "indexed title = {n_text}"
+    );
+    assert_eq!(
+        query(store, kind, &Query::by("title", &float_text), None).await,
+        expect(&[3]),
+        "indexed title = {float_text}"
+    );
     let by_link = |field: &str, value: &str| Query::by("linkId", &link).and(field, value);
-    assert_eq!(query(store, kind, &by_link("num", &n_text), None).await, expect(&[0, 1]), "unindexed num = {n_text}");
-    assert_eq!(query(store, kind, &by_link("num", &float_text), None).await, expect(&[3]), "unindexed num = {float_text}");
-    assert_eq!(query(store, kind, &by_link("flag", "true"), None).await, expect(&[0, 1]), "flag = true");
-    assert_eq!(query(store, kind, &by_link("flag", "false"), None).await, expect(&[2]), "flag = false");
-    assert_eq!(query(store, kind, &by_link("flag", "1"), None).await, expect(&[3]), "flag = 1 must not match true");
-    assert_eq!(query(store, kind, &by_link("obj", r#"{"a":[1,"b"]}"#), None).await, expect(&[0]), "object as compact JSON");
+    assert_eq!(
+        query(store, kind, &by_link("num", &n_text), None).await,
+        expect(&[0, 1]),
+        "unindexed num = {n_text}"
+    );
+    assert_eq!(
+        query(store, kind, &by_link("num", &float_text), None).await,
+        expect(&[3]),
+        "unindexed num = {float_text}"
+    );
+    assert_eq!(
+        query(store, kind, &by_link("flag", "true"), None).await,
+        expect(&[0, 1]),
+        "flag = true"
+    );
+    assert_eq!(
+        query(store, kind, &by_link("flag", "false"), None).await,
+        expect(&[2]),
+        "flag = false"
+    );
+    assert_eq!(
+        query(store, kind, &by_link("flag", "1"), None).await,
+        expect(&[3]),
+        "flag = 1 must not match true"
+    );
+    assert_eq!(
+        query(store, kind, &by_link("obj", r#"{"a":[1,"b"]}"#), None).await,
+        expect(&[0]),
+        "object as compact JSON"
+    );
 }
 
 /// A boolean on an indexed field matches "true" whichever filter drives
@@ -303,11 +472,21 @@ pub async fn case_filter_compares_text(store: &Arc<dyn Store>) {
 pub async fn case_filter_indexed_boolean(store: &Arc<dyn Store>) {
     let kind = ObjectKind::Agenda;
     let marker = unique("indexed-bool");
-    let docs = seed(store, kind, "indexed-bool", |i| json!({"marker": marker, "title": i != 1}), 3).await;
+    let docs = seed(
+        store,
+        kind,
+        "indexed-bool",
+        |i| json!({"marker": marker, "title": i != 1}),
+        3,
+    )
+    .await;
     let mine = marker_filter(&marker);
     let found = query(store, kind, &Query::by("title", "true"), Some(mine.clone())).await;
     assert_eq!(found, vec![docs[0].clone(), docs[2].clone()], "indexed title = true");
-    let n = store.count(kind, &Query::by("title", "false"), Some(mine)).await.expect("count failed");
+    let n = store
+        .count(kind, &Query::by("title", "false"), Some(mine))
+        .await
+        .expect("count failed");
     assert_eq!(n, 1, "count of indexed title = false");
 }
 
@@ -326,21 +505,49 @@ pub async fn case_filters_are_anded(store: &Arc<dyn Store>) {
     )
     .await;
     let q = Query::by("linkId", &link).and("customerId", &customer).and("cid", &cid);
-    assert_eq!(query(store, kind, &q, None).await, vec![docs[0].clone()], "three filters ANDed");
+    assert_eq!(
+        query(store, kind, &q, None).await,
+        vec![docs[0].clone()],
+        "three filters ANDed"
+    );
     let q = Query::by("cid", &cid).and("linkId", &link);
-    assert_eq!(query(store, kind, &q, None).await, vec![docs[0].clone(), docs[2].clone()], "two filters ANDed");
+    assert_eq!(
+        query(store, kind, &q, None).await,
+        vec![docs[0].clone(), docs[2].clone()],
+        "two filters ANDed"
+    );
     let q = Query::by("linkId", &link).and("linkId", unique("nope"));
-    assert_eq!(query(store, kind, &q, None).await, Vec::<Document>::new(), "contradicting filters match nothing");
+    assert_eq!(
+        query(store, kind, &q, None).await,
+        Vec::<Document>::new(),
+        "contradicting filters match nothing"
+    );
 }
 
 /// A null or absent field matches no filter, not even "null" or "".
 pub async fn case_filter_never_matches_null_or_absent(store: &Arc<dyn Store>) {
     let kind = ObjectKind::Agenda;
     let link = unique("null-link");
-    seed(store, kind, "null", |i| if i == 0 { json!({"linkId": link, "opt": null}) } else { json!({"linkId": link}) }, 2).await;
+    seed(
+        store,
+        kind,
+        "null",
+        |i| {
+            if i == 0 {
+                json!({"linkId": link, "opt": null})
+            } else {
+                json!({"linkId": link})
+            }
+        },
+        2,
+    )
+    .await;
     for value in ["null", ""] {
         let found = query(store, kind, &Query::by("linkId", &link).and("opt", value), None).await;
-        assert!(found.is_empty(), "filter opt = {value:?} matched a null or absent field: {found:?}");
+        assert!(
+            found.is_empty(),
+            "filter opt = {value:?} matched a null or absent field: {found:?}"
+        );
     }
 }
 
@@ -349,9 +556,16 @@ pub async fn case_filter_by_id(store: &Arc<dyn Store>) {
     let kind = ObjectKind::Customer;
     let docs = seed(store, kind, "by-id", |_| json!({"title": "t"}), 2).await;
     let id = docs[1]["id"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(query(store, kind, &Query::by("id", &id), None).await, vec![docs[1].clone()], "query by id");
+    assert_eq!(
+        query(store, kind, &Query::by("id", &id), None).await,
+        vec![docs[1].clone()],
+        "query by id"
+    );
     let q = Query::by("id", &id).and("title", "other");
-    assert!(query(store, kind, &q, None).await.is_empty(), "query by id must apply the other filters");
+    assert!(
+        query(store, kind, &q, None).await.is_empty(),
+        "query by id must apply the other filters"
+    );
 }
 
 /// `limit` caps the result and keeps insertion order.
@@ -360,9 +574,20 @@ pub async fn case_limit(store: &Arc<dyn Store>) {
     let link = unique("limit-link");
     let docs = seed(store, kind, "limit", |_| json!({"linkId": link}), 5).await;
     let by_link = Query::by("linkId", &link);
-    assert_eq!(query(store, kind, &by_link.clone().limit(3), None).await, docs[..3].to_vec(), "limit 3");
-    assert!(query(store, kind, &by_link.clone().limit(0), None).await.is_empty(), "limit 0");
-    assert_eq!(query(store, kind, &by_link.clone().limit(10), None).await, docs, "limit above the match count");
+    assert_eq!(
+        query(store, kind, &by_link.clone().limit(3), None).await,
+        docs[..3].to_vec(),
+        "limit 3"
+    );
+    assert!(
+        query(store, kind, &by_link.clone().limit(0), None).await.is_empty(),
+        "limit 0"
+    );
+    assert_eq!(
+        query(store, kind, &by_link.clone().limit(10), None).await,
+        docs,
+        "limit above the match count"
+    );
     assert_eq!(query(store, kind, &by_link, None).await, docs, "no limit");
     let marker = docs[0]["marker"].as_str().unwrap_or_default().to_owned();
     let scanned = query(store, kind, &Query::all().limit(2), Some(marker_filter(&marker))).await;
@@ -384,28 +609,55 @@ pub async fn case_insertion_order_kept(store: &Arc<dyn Store>) {
         vec![
             Write::merge(kind, id(0), object(json!({"merged": true}))),
             Write::put(kind, replaced),
-            Write::Put { kind, doc: must_exist, condition: crate::Condition::MustExist },
+            Write::Put {
+                kind,
+                doc: must_exist,
+                condition: crate::Condition::MustExist,
+            },
         ],
         "updates",
     )
     .await;
     let found = query(store, kind, &Query::by("linkId", &link), None).await;
     let ids: Vec<_> = found.iter().map(|d| d["id"].clone()).collect();
-    assert_eq!(ids, vec![json!(id(0)), json!(id(1)), json!(id(2))], "updates must not move documents");
+    assert_eq!(
+        ids,
+        vec![json!(id(0)), json!(id(1)), json!(id(2))],
+        "updates must not move documents"
+    );
     assert_eq!(found[0].get("merged"), Some(&json!(true)), "the merge is visible");
-    assert_eq!(found[1].get("replaced"), Some(&json!(true)), "the replacement is visible");
+    assert_eq!(
+        found[1].get("replaced"),
+        Some(&json!(true)),
+        "the replacement is visible"
+    );
 }
 
 /// `visible` is applied before `limit`: the limit counts visible documents.
 pub async fn case_doc_filter_before_limit(store: &Arc<dyn Store>) {
     let kind = ObjectKind::Agenda;
     let link = unique("visible-link");
-    let docs = seed(store, kind, "visible", |i| json!({"linkId": link, "visible": i % 2 == 1}), 6).await;
+    let docs = seed(
+        store,
+        kind,
+        "visible",
+        |i| json!({"linkId": link, "visible": i % 2 == 1}),
+        6,
+    )
+    .await;
     let visible: DocFilter = Arc::new(|doc: &Document| doc.get("visible") == Some(&json!(true)));
     let found = query(store, kind, &Query::by("linkId", &link).limit(2), Some(visible.clone())).await;
-    assert_eq!(found, vec![docs[1].clone(), docs[3].clone()], "limit must count only visible documents");
+    assert_eq!(
+        found,
+        vec![docs[1].clone(), docs[3].clone()],
+        "limit must count only visible documents"
+    );
     let all = query(store, kind, &Query::by("linkId", &link), Some(visible)).await;
-    assert_eq!(all, vec![docs[1].clone(), docs[3].clone(), docs[5].clone()], "DocFilter without limit");
+    assert_eq!(
+        all,
+        vec![docs[1].clone(), docs[3].clone(), docs[5].clone()],
+        "DocFilter without limit"
+    );
 }
 
 /// `count` honours filters and `visible`, and ignores `limit`.
@@ -427,15 +679,47 @@ pub async fn case_count(store: &Arc<dyn Store>) {
         let store = Arc::clone(store);
         async move { store.count(kind, &q, v).await.expect("count failed") }
     };
-    assert_eq!(count(Query::by("linkId", &link), None).await, 4, "count by an indexed field");
-    assert_eq!(count(Query::by("linkId", &link).limit(1), None).await, 4, "count must ignore limit");
-    assert_eq!(count(Query::by("cid", &cid), None).await, 2, "count by an unindexed field");
-    assert_eq!(count(Query::by("linkId", &link).and("cid", &cid), None).await, 2, "count by two filters");
-    assert_eq!(count(Query::by("linkId", &link), Some(visible.clone())).await, 3, "count with a DocFilter");
-    assert_eq!(count(Query::by("cid", &cid), Some(visible)).await, 1, "count by an unindexed field with a DocFilter");
-    assert_eq!(count(Query::by("linkId", unique("none")), None).await, 0, "count of no match");
+    assert_eq!(
+        count(Query::by("linkId", &link), None).await,
+        4,
+        "count by an indexed field"
+    );
+    assert_eq!(
+        count(Query::by("linkId", &link).limit(1), None).await,
+        4,
+        "count must ignore limit"
+    );
+    assert_eq!(
+        count(Query::by("cid", &cid), None).await,
+        2,
+        "count by an unindexed field"
+    );
+    assert_eq!(
+        count(Query::by("linkId", &link).and("cid", &cid), None).await,
+        2,
+        "count by two filters"
+    );
+    assert_eq!(
+        count(Query::by("linkId", &link), Some(visible.clone())).await,
+        3,
+        "count with a DocFilter"
+    );
+    assert_eq!(
+        count(Query::by("cid", &cid), Some(visible)).await,
+        1,
+        "count by an unindexed field with a DocFilter"
+    );
+    assert_eq!(
+        count(Query::by("linkId", unique("none")), None).await,
+        0,
+        "count of no match"
+    );
     assert!(count(Query::all(), None).await >= 4, "count of the whole table");
-    assert_eq!(count(Query::all(), Some(marker_filter(&marker))).await, 4, "count of the whole table with a DocFilter");
+    assert_eq!(
+        count(Query::all(), Some(marker_filter(&marker))).await,
+        4,
+        "count of the whole table with a DocFilter"
+    );
 }
 
 /// 50 tasks writing at once: every write lands, and merges into one shared
@@ -445,23 +729,39 @@ pub async fn case_concurrent_writes(store: &Arc<dyn Store>) {
     let kind = ObjectKind::OperationProgress;
     let link = unique("concurrent");
     let shared = unique("concurrent-shared");
-    write_one(store, Write::create(kind, object(json!({"id": shared}))), "create the shared document").await;
+    write_one(
+        store,
+        Write::create(kind, object(json!({"id": shared}))),
+        "create the shared document",
+    )
+    .await;
     let tasks: Vec<_> = (0..TASKS)
         .map(|i| {
             let store = Arc::clone(store);
             let own = object(json!({"id": unique("concurrent-own"), "customerId": link, "i": i}));
             let patch = object(json!({ format!("f{i}"): i }));
             let shared = shared.clone();
-            tokio::spawn(async move { store.write(vec![Write::create(kind, own), Write::merge(kind, shared, patch)]).await })
+            tokio::spawn(async move {
+                store
+                    .write(vec![Write::create(kind, own), Write::merge(kind, shared, patch)])
+                    .await
+            })
         })
         .collect();
     for task in tasks {
-        task.await.expect("writer task panicked").expect("concurrent write failed");
+        task.await
+            .expect("writer task panicked")
+            .expect("concurrent write failed");
     }
-    let n = store.count(kind, &Query::by("customerId", &link), None).await.expect("count failed");
+    let n = store
+        .count(kind, &Query::by("customerId", &link), None)
+        .await
+        .expect("count failed");
     assert_eq!(n, TASKS as u64, "concurrent creates were lost");
     let merged = get(store, kind, &shared).await.expect("shared document vanished");
-    let missing: Vec<_> = (0..TASKS).filter(|i| merged.get(&format!("f{i}")) != Some(&json!(i))).collect();
+    let missing: Vec<_> = (0..TASKS)
+        .filter(|i| merged.get(&format!("f{i}")) != Some(&json!(i)))
+        .collect();
     assert!(missing.is_empty(), "concurrent merges lost fields {missing:?}");
 }
 
@@ -509,14 +809,26 @@ pub async fn case_every_kind(store: &Arc<dyn Store>) {
         for field in kind.indexed_fields() {
             let value = field_text(&doc, field).unwrap_or_default();
             let q = Query::by(*field, value);
-            assert_eq!(query(store, kind, &q, None).await, vec![doc.clone()], "query {kind} by {field}");
-            assert_eq!(store.count(kind, &q, None).await.expect("count failed"), 1, "count {kind} by {field}");
+            assert_eq!(
+                query(store, kind, &q, None).await,
+                vec![doc.clone()],
+                "query {kind} by {field}"
+            );
+            assert_eq!(
+                store.count(kind, &q, None).await.expect("count failed"),
+                1,
+                "count {kind} by {field}"
+            );
         }
     }
     for kind in ObjectKind::ALL {
         let removed = write_one(store, Write::delete(kind, &id), "delete in each table").await;
         let table = removed.and_then(|d| d.get("kind").cloned());
-        assert_eq!(table, Some(json!(kind.table())), "the same id in another table was deleted instead");
+        assert_eq!(
+            table,
+            Some(json!(kind.table())),
+            "the same id in another table was deleted instead"
+        );
     }
 }
 
@@ -525,7 +837,10 @@ pub async fn case_every_kind(store: &Arc<dyn Store>) {
 pub fn unique(case: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
     format!("{case}-{nanos:x}-{n}")
 }
 
@@ -534,13 +849,22 @@ pub fn unique(case: &str) -> String {
 fn unique_number() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed) % 1000;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
     (nanos % 1_000_000_000_000) as u64 * 1000 + n + 1_000_000
 }
 
 /// Creates `count` documents in `kind`, one batch each, with a unique id,
 /// a `marker` shared by the batch and the fields `fields(i)` returns.
-async fn seed(store: &Arc<dyn Store>, kind: ObjectKind, case: &str, fields: impl Fn(usize) -> Value, count: usize) -> Vec<Document> {
+async fn seed(
+    store: &Arc<dyn Store>,
+    kind: ObjectKind,
+    case: &str,
+    fields: impl Fn(usize) -> Value,
+    count: usize,
+) -> Vec<Document> {
     let marker = unique(case);
     let docs: Vec<Document> = (0..count)
         .map(|i| {
@@ -578,15 +902,24 @@ fn keys(doc: &Document) -> Vec<&str> {
 }
 
 async fn get(store: &Arc<dyn Store>, kind: ObjectKind, id: &str) -> Option<Document> {
-    store.get(kind, id).await.unwrap_or_else(|e| panic!("get {kind} {id} failed: {e}"))
+    store
+        .get(kind, id)
+        .await
+        .unwrap_or_else(|e| panic!("get {kind} {id} failed: {e}"))
 }
 
 async fn query(store: &Arc<dyn Store>, kind: ObjectKind, q: &Query, visible: Option<DocFilter>) -> Vec<Document> {
-    store.query(kind, q, visible).await.unwrap_or_else(|e| panic!("query {kind} {q:?} failed: {e}"))
+    store
+        .query(kind, q, visible)
+        .await
+        .unwrap_or_else(|e| panic!("query {kind} {q:?} failed: {e}"))
 }
 
 async fn write(store: &Arc<dyn Store>, writes: Vec<Write>, what: &str) -> Vec<Option<Document>> {
-    store.write(writes).await.unwrap_or_else(|e| panic!("{what} failed: {e}"))
+    store
+        .write(writes)
+        .await
+        .unwrap_or_else(|e| panic!("{what} failed: {e}"))
 }
 
 async fn write_one(store: &Arc<dyn Store>, w: Write, what: &str) -> Option<Document> {

@@ -42,7 +42,10 @@ impl Query {
     }
 
     pub fn by(field: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { filters: vec![(field.into(), value.into())], limit: None }
+        Self {
+            filters: vec![(field.into(), value.into())],
+            limit: None,
+        }
     }
 
     pub fn and(mut self, field: impl Into<String>, value: impl Into<String>) -> Self {
@@ -71,28 +74,48 @@ pub enum Condition {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// Store `doc` (which must carry a string `id`) under `condition`.
-    Put { kind: ObjectKind, doc: Document, condition: Condition },
+    Put {
+        kind: ObjectKind,
+        doc: Document,
+        condition: Condition,
+    },
     /// Sparse update: each non-null field of `patch` replaces the stored one
     /// (a nested object is replaced whole, an existing field keeps its
     /// place); null fields are ignored. Fails with `NotFound` if the id is
     /// absent, and with `InvalidDocument` if `patch` has a non-null `id`
     /// other than `id`.
-    Merge { kind: ObjectKind, id: String, patch: Document },
+    Merge {
+        kind: ObjectKind,
+        id: String,
+        patch: Document,
+    },
     /// Remove the row if present (absent is not an error).
     Delete { kind: ObjectKind, id: String },
 }
 
 impl Write {
     pub fn create(kind: ObjectKind, doc: Document) -> Self {
-        Write::Put { kind, doc, condition: Condition::MustNotExist }
+        Write::Put {
+            kind,
+            doc,
+            condition: Condition::MustNotExist,
+        }
     }
 
     pub fn put(kind: ObjectKind, doc: Document) -> Self {
-        Write::Put { kind, doc, condition: Condition::None }
+        Write::Put {
+            kind,
+            doc,
+            condition: Condition::None,
+        }
     }
 
     pub fn merge(kind: ObjectKind, id: impl Into<String>, patch: Document) -> Self {
-        Write::Merge { kind, id: id.into(), patch }
+        Write::Merge {
+            kind,
+            id: id.into(),
+            patch,
+        }
     }
 
     pub fn delete(kind: ObjectKind, id: impl Into<String>) -> Self {
@@ -109,12 +132,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `query.limit` documents matching every filter and `visible`, in
     /// insertion order (a replaced or merged row keeps its place).
-    async fn query(
-        &self,
-        kind: ObjectKind,
-        query: &Query,
-        visible: Option<DocFilter>,
-    ) -> Result<Vec<Document>>;
+    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<Vec<Document>>;
 
     /// How many documents match every filter and `visible` (`limit` ignored).
     async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64>;

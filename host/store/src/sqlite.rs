@@ -86,19 +86,18 @@ impl Store for SqliteStore {
         self.reads.run(move |conn| reader::get(conn, kind, &id)).await
     }
 
-    async fn query(
-        &self,
-        kind: ObjectKind,
-        query: &Query,
-        visible: Option<DocFilter>,
-    ) -> Result<Vec<Document>> {
+    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<Vec<Document>> {
         let query = query.clone();
-        self.reads.run(move |conn| reader::query(conn, kind, &query, visible.as_ref())).await
+        self.reads
+            .run(move |conn| reader::query(conn, kind, &query, visible.as_ref()))
+            .await
     }
 
     async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64> {
         let query = query.clone();
-        self.reads.run(move |conn| reader::count(conn, kind, &query, visible.as_ref())).await
+        self.reads
+            .run(move |conn| reader::count(conn, kind, &query, visible.as_ref()))
+            .await
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
@@ -111,9 +110,7 @@ impl Store for SqliteStore {
 
 /// The one read-write connection, set up for durable WAL operation.
 fn open_writer_connection(path: &Path, options: &SqliteOptions) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(db)?;
     conn.busy_timeout(options.busy_timeout).map_err(db)?;
     let mode: String = conn
@@ -148,7 +145,15 @@ fn parse_body(kind: ObjectKind, id: &str, body: &str) -> Result<Document> {
 /// Reads `(id, body)` from a row selected as `SELECT id, body ...` and
 /// parses the body.
 fn row_document(kind: ObjectKind, row: &rusqlite::Row<'_>) -> Result<Document> {
-    let id = row.get_ref(0).map_err(db)?.as_str().map_err(|e| StoreError::Backend(e.to_string()))?;
-    let body = row.get_ref(1).map_err(db)?.as_str().map_err(|e| StoreError::Backend(e.to_string()))?;
+    let id = row
+        .get_ref(0)
+        .map_err(db)?
+        .as_str()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let body = row
+        .get_ref(1)
+        .map_err(db)?
+        .as_str()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
     parse_body(kind, id, body)
 }

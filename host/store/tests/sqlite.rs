@@ -38,7 +38,11 @@ async fn conformance_on_a_fresh_and_a_reopened_store() {
 #[tokio::test(flavor = "current_thread")]
 async fn conformance_on_one_thread_and_one_reader() {
     let dir = TempDir::new().unwrap();
-    let options = SqliteOptions { read_connections: 1, max_batches_per_commit: 1, ..SqliteOptions::default() };
+    let options = SqliteOptions {
+        read_connections: 1,
+        max_batches_per_commit: 1,
+        ..SqliteOptions::default()
+    };
     let store = SqliteStore::open(dir.path().join("pop.db"), options).unwrap();
     conformance::run_all(Arc::new(store)).await;
 }
@@ -60,12 +64,25 @@ async fn acknowledged_writes_survive_drop_and_reopen() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    store.write(vec![Write::merge(ObjectKind::Agenda, "a7", object(json!({"merged": true})))]).await.unwrap();
-    store.write(vec![Write::delete(ObjectKind::Agenda, "a8")]).await.unwrap();
+    store
+        .write(vec![Write::merge(
+            ObjectKind::Agenda,
+            "a7",
+            object(json!({"merged": true})),
+        )])
+        .await
+        .unwrap();
+    store
+        .write(vec![Write::delete(ObjectKind::Agenda, "a8")])
+        .await
+        .unwrap();
     drop(store);
 
     let store = open(&path);
-    let found = store.query(ObjectKind::Agenda, &Query::by("linkId", "reopen"), None).await.unwrap();
+    let found = store
+        .query(ObjectKind::Agenda, &Query::by("linkId", "reopen"), None)
+        .await
+        .unwrap();
     let ids: Vec<_> = found.iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
     let expected: Vec<_> = (0..300).filter(|&i| i != 8).map(|i| format!("a{i}")).collect();
     let mut sorted = ids.clone();
@@ -103,17 +120,38 @@ fn indexed_filters_use_their_index_in_insertion_order() {
     let store = open(&dir.path().join("pop.db"));
     for kind in ObjectKind::ALL {
         for field in kind.indexed_fields() {
-            let plan = store.explain_query_plan(kind, &Query::by(*field, "x").and("other", "y")).unwrap().join("\n");
+            let plan = store
+                .explain_query_plan(kind, &Query::by(*field, "x").and("other", "y"))
+                .unwrap()
+                .join("\n");
             let index = format!("ix_{}_{field}", kind.table());
-            assert!(plan.contains(&format!("USING INDEX {index}")), "{kind}.{field} does not use {index}:\n{plan}");
-            assert!(!plan.contains("TEMP B-TREE"), "{kind}.{field} sorts instead of streaming:\n{plan}");
+            assert!(
+                plan.contains(&format!("USING INDEX {index}")),
+                "{kind}.{field} does not use {index}:\n{plan}"
+            );
+            assert!(
+                !plan.contains("TEMP B-TREE"),
+                "{kind}.{field} sorts instead of streaming:\n{plan}"
+            );
         }
-        let plan = store.explain_query_plan(kind, &Query::by("id", "x")).unwrap().join("\n");
-        assert!(plan.contains("USING INDEX sqlite_autoindex"), "{kind}.id does not use its index:\n{plan}");
+        let plan = store
+            .explain_query_plan(kind, &Query::by("id", "x"))
+            .unwrap()
+            .join("\n");
+        assert!(
+            plan.contains("USING INDEX sqlite_autoindex"),
+            "{kind}.id does not use its index:\n{plan}"
+        );
     }
-    let plan = store.explain_query_plan(ObjectKind::Agenda, &Query::by("cid", "x")).unwrap().join("\n");
+    let plan = store
+        .explain_query_plan(ObjectKind::Agenda, &Query::by("cid", "x"))
+        .unwrap()
+        .join("\n");
     assert!(plan.starts_with("SCAN"), "unindexed filter should scan:\n{plan}");
-    assert!(!plan.contains("TEMP B-TREE"), "a scan must stream in seq order:\n{plan}");
+    assert!(
+        !plan.contains("TEMP B-TREE"),
+        "a scan must stream in seq order:\n{plan}"
+    );
 }
 
 /// The index holds each field's text form; for every kind of JSON scalar,
@@ -153,7 +191,10 @@ async fn index_keys_are_the_text_form_of_each_value() {
         let query = Query::by("title", &text);
         let found = store.query(ObjectKind::Agenda, &query, None).await.unwrap();
         let ids: Vec<_> = found.iter().map(|d| d["id"].clone()).collect();
-        assert!(ids.contains(&json!(format!("v{i}"))), "title {value} not found by {text:?}: {ids:?}");
+        assert!(
+            ids.contains(&json!(format!("v{i}"))),
+            "title {value} not found by {text:?}: {ids:?}"
+        );
         let scanned: Vec<_> = values
             .iter()
             .enumerate()
@@ -162,9 +203,16 @@ async fn index_keys_are_the_text_form_of_each_value() {
             .collect();
         assert_eq!(ids, scanned, "index lookup of {text:?} differs from field_text");
         let sql_count = store.count(ObjectKind::Agenda, &query, None).await.unwrap();
-        assert_eq!(sql_count, scanned.len() as u64, "SQL count of {text:?} differs from field_text");
+        assert_eq!(
+            sql_count,
+            scanned.len() as u64,
+            "SQL count of {text:?} differs from field_text"
+        );
     }
-    let nulls = store.count(ObjectKind::Agenda, &Query::by("title", "null"), None).await.unwrap();
+    let nulls = store
+        .count(ObjectKind::Agenda, &Query::by("title", "null"), None)
+        .await
+        .unwrap();
     assert_eq!(nulls, 1, "only the string \"null\" matches \"null\"");
 }
 
@@ -175,30 +223,50 @@ async fn a_corrupted_body_is_an_error_not_a_panic() {
     let store = open(&path);
     let put = |kind, id: &str| Write::create(kind, object(json!({"id": id, "title": "t"})));
     store
-        .write(vec![put(ObjectKind::InsightScheduleInfo, "bad"), put(ObjectKind::Agenda, "bad"), put(ObjectKind::Agenda, "good")])
+        .write(vec![
+            put(ObjectKind::InsightScheduleInfo, "bad"),
+            put(ObjectKind::Agenda, "bad"),
+            put(ObjectKind::Agenda, "good"),
+        ])
         .await
         .unwrap();
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         // No index evaluates JSON on InsightScheduling, so even non-JSON fits;
         // Agenda's indexes need valid JSON, which need not be an object.
-        conn.execute("UPDATE InsightScheduling SET body = '{not json' WHERE id = 'bad'", []).unwrap();
-        conn.execute("UPDATE Agenda SET body = '[1, 2]' WHERE id = 'bad'", []).unwrap();
+        conn.execute("UPDATE InsightScheduling SET body = '{not json' WHERE id = 'bad'", [])
+            .unwrap();
+        conn.execute("UPDATE Agenda SET body = '[1, 2]' WHERE id = 'bad'", [])
+            .unwrap();
     }
     for kind in [ObjectKind::InsightScheduleInfo, ObjectKind::Agenda] {
         let backend = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Backend(_)));
         assert!(backend(store.get(kind, "bad").await.map(drop)), "get {kind}");
-        assert!(backend(store.query(kind, &Query::all(), None).await.map(drop)), "query {kind}");
-        assert!(backend(store.query(kind, &Query::by("id", "bad"), None).await.map(drop)), "query by id {kind}");
-        assert!(backend(store.count(kind, &Query::by("x", "y"), None).await.map(drop)), "count {kind}");
-        let merge = store.write(vec![Write::merge(kind, "bad", object(json!({"a": 1})))]).await;
+        assert!(
+            backend(store.query(kind, &Query::all(), None).await.map(drop)),
+            "query {kind}"
+        );
+        assert!(
+            backend(store.query(kind, &Query::by("id", "bad"), None).await.map(drop)),
+            "query by id {kind}"
+        );
+        assert!(
+            backend(store.count(kind, &Query::by("x", "y"), None).await.map(drop)),
+            "count {kind}"
+        );
+        let merge = store
+            .write(vec![Write::merge(kind, "bad", object(json!({"a": 1})))])
+            .await;
         assert!(backend(merge.map(drop)), "merge {kind}");
         let delete = store.write(vec![Write::delete(kind, "bad")]).await;
         assert!(backend(delete.map(drop)), "delete {kind}");
     }
     // The store keeps working, and a Put heals the row.
     assert!(store.get(ObjectKind::Agenda, "good").await.unwrap().is_some());
-    store.write(vec![Write::put(ObjectKind::Agenda, object(json!({"id": "bad"})))]).await.unwrap();
+    store
+        .write(vec![Write::put(ObjectKind::Agenda, object(json!({"id": "bad"})))])
+        .await
+        .unwrap();
     assert!(store.get(ObjectKind::Agenda, "bad").await.unwrap().is_some());
 }
 
@@ -223,7 +291,13 @@ async fn many_small_concurrent_writes() {
         task.await.unwrap().unwrap();
     }
     let elapsed = start.elapsed();
-    println!("{WRITES} durable single-document writes in {elapsed:?} ({:.0}/s)", WRITES as f64 / elapsed.as_secs_f64());
-    let n = store.count(ObjectKind::Agenda, &Query::by("linkId", "burst"), None).await.unwrap();
+    println!(
+        "{WRITES} durable single-document writes in {elapsed:?} ({:.0}/s)",
+        WRITES as f64 / elapsed.as_secs_f64()
+    );
+    let n = store
+        .count(ObjectKind::Agenda, &Query::by("linkId", "burst"), None)
+        .await
+        .unwrap();
     assert_eq!(n, WRITES as u64);
 }

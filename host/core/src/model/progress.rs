@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AgendaInsight, EpochMillis, Envelope, ObjectKind, data_object};
+use super::{AgendaInsight, Envelope, EpochMillis, ObjectKind, data_object};
 use crate::params::ParamsMap;
 
 /// Where an agenda or operation is in its life.

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{EpochMillis, Envelope, ObjectKind, data_object};
+use super::{Envelope, EpochMillis, ObjectKind, data_object};
 
 /// One backlog row per runnable agenda, waiting for its insight's scheduler.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

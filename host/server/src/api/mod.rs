@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pop_core::ObjectKind;
 
-
 use crate::app::AppState;
 use crate::cid::{Cid, assign_cid};
 use crate::error::ApiError;
@@ -58,7 +57,9 @@ pub fn router(state: AppState) -> Router {
 
 async fn unknown_path(request: Request) -> Response {
     let cid = request.extensions().get::<Cid>().cloned().unwrap_or_else(Cid::generate);
-    ApiError::NotFound(format!("No resource at {}", request.uri().path())).with_cid(&cid).into_response()
+    ApiError::NotFound(format!("No resource at {}", request.uri().path()))
+        .with_cid(&cid)
+        .into_response()
 }
 
 async fn method_not_allowed(request: Request) -> Response {
@@ -66,9 +67,13 @@ async fn method_not_allowed(request: Request) -> Response {
         return StatusCode::NO_CONTENT.into_response();
     }
     let cid = request.extensions().get::<Cid>().cloned().unwrap_or_else(Cid::generate);
-    ApiError::MethodNotAllowed(format!("{} is not supported on {}", request.method(), request.uri().path()))
-        .with_cid(&cid)
-        .into_response()
+    ApiError::MethodNotAllowed(format!(
+        "{} is not supported on {}",
+        request.method(),
+        request.uri().path()
+    ))
+    .with_cid(&cid)
+    .into_response()
 }
 
 /// POP's CORS headers on every response, and one debug line per request.
@@ -86,7 +91,10 @@ async fn cors_and_access_log(request: Request, next: Next) -> Response {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             "X-pop-cid,origin,accept,Content-Type,Authorization,Referer,User-Agent",
         ),
-        (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Access-Control-Allow-Origin,X-pop-cid"),
+        (
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "Access-Control-Allow-Origin,X-pop-cid",
+        ),
     ];
     for (name, value) in cors {
         headers.insert(name, HeaderValue::from_static(value));

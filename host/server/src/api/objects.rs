@@ -41,7 +41,12 @@ async fn list(
     }
 }
 
-async fn create(kind: ObjectKind, State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
+async fn create(
+    kind: ObjectKind,
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
     let result = async {
         let body = body_object(body)?;
         let store = app.store.as_ref();
@@ -53,7 +58,10 @@ async fn create(kind: ObjectKind, State(app): State<AppState>, ctx: RequestConte
         }
     }
     .await;
-    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+    Ok(reply::objects(
+        vec![result.map_err(|e| e.with_cid(&ctx.cid))?],
+        &ctx.cid,
+    ))
 }
 
 async fn update(
@@ -73,7 +81,10 @@ async fn update(
         }
     }
     .await;
-    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+    Ok(reply::objects(
+        vec![result.map_err(|e| e.with_cid(&ctx.cid))?],
+        &ctx.cid,
+    ))
 }
 
 async fn remove(
@@ -99,7 +110,10 @@ async fn remove(
 fn parse_list_request(path_id: Option<String>, raw_query: Option<&str>) -> ApiResult<ListRequest> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query.unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("The query string could not be parsed: {e}")))?;
-    let mut request = ListRequest { id: path_id.filter(|s| !s.is_empty()), ..Default::default() };
+    let mut request = ListRequest {
+        id: path_id.filter(|s| !s.is_empty()),
+        ..Default::default()
+    };
     let mut limit = DEFAULT_LIMIT;
     let mut filters = Vec::new();
     for (key, value) in pairs {
@@ -112,10 +126,19 @@ fn parse_list_request(path_id: Option<String>, raw_query: Option<&str>) -> ApiRe
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::BadRequest(format!("bylimit must be a whole number from 1 to {MAX_LIMIT}; got '{value}'")))?;
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "bylimit must be a whole number from 1 to {MAX_LIMIT}; got '{value}'"
+                        ))
+                    })?;
             }
             "byfields" => {
-                let fields = value.split(',').map(str::trim).filter(|f| !f.is_empty()).map(String::from).collect();
+                let fields = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(String::from)
+                    .collect();
                 request.fields = Some(fields);
             }
             "bycount" => request.count_only = value.trim().eq_ignore_ascii_case("true"),
@@ -123,7 +146,10 @@ fn parse_list_request(path_id: Option<String>, raw_query: Option<&str>) -> ApiRe
             _ => {}
         }
     }
-    request.query = Query { filters, limit: Some(limit) };
+    request.query = Query {
+        filters,
+        limit: Some(limit),
+    };
     Ok(request)
 }
 
@@ -133,8 +159,18 @@ mod tests {
 
     #[test]
     fn query_parameters() {
-        let r = parse_list_request(None, Some("bylinkId=a%20b&bycustomerId=acme&bylimit=5&byfields=id,title&other=1")).unwrap();
-        assert_eq!(r.query.filters, vec![("linkId".to_string(), "a b".to_string()), ("customerId".into(), "acme".into())]);
+        let r = parse_list_request(
+            None,
+            Some("bylinkId=a%20b&bycustomerId=acme&bylimit=5&byfields=id,title&other=1"),
+        )
+        .unwrap();
+        assert_eq!(
+            r.query.filters,
+            vec![
+                ("linkId".to_string(), "a b".to_string()),
+                ("customerId".into(), "acme".into())
+            ]
+        );
         assert_eq!(r.query.limit, Some(5));
         assert_eq!(r.fields, Some(vec!["id".to_string(), "title".to_string()]));
         assert!(!r.count_only);
@@ -144,7 +180,10 @@ mod tests {
         assert_eq!(r.query.limit, Some(DEFAULT_LIMIT));
         assert_eq!(parse_list_request(None, Some("id=q")).unwrap().id.as_deref(), Some("q"));
         for bad in ["bylimit=0", "bylimit=x", "bylimit=100000"] {
-            assert!(matches!(parse_list_request(None, Some(bad)), Err(ApiError::BadRequest(_))), "{bad}");
+            assert!(
+                matches!(parse_list_request(None, Some(bad)), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -20,7 +20,11 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
         Ok(_) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
         }
     }
 }
@@ -45,7 +49,11 @@ pub async fn rerun(State(app): State<AppState>, ctx: RequestContext, body: Resul
     Ok(reply::service(fields, &ctx.cid))
 }
 
-pub async fn progress_summary(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
+pub async fn progress_summary(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
     let result = async { service::progress_summary(app.store.as_ref(), &ctx.caller, body_object(body)?).await }.await;
     let summary = result.map_err(|e| e.with_cid(&ctx.cid))?;
     match serde_json::to_value(&summary) {

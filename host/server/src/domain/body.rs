@@ -14,10 +14,12 @@ use crate::error::{ApiError, ApiResult};
 /// Parse a request body: 400 when it is not JSON, 422 when it is not an object.
 pub fn parse_json_object(bytes: &[u8]) -> ApiResult<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("The request body is empty; a JSON object is required.".into()));
+        return Err(ApiError::BadRequest(
+            "The request body is empty; a JSON object is required.".into(),
+        ));
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("The request body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("The request body is not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::Validation("The request body must be a JSON object.".into()));
     }

@@ -14,7 +14,10 @@ use pop_core::EpochMillis;
 
 /// Wall-clock now as epoch milliseconds, POP's date format.
 pub fn now_millis() -> EpochMillis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as EpochMillis).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as EpochMillis)
+        .unwrap_or(0)
 }
 
 pub fn new_id() -> String {

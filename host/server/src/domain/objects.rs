@@ -71,7 +71,10 @@ pub async fn list(store: &dyn Store, caller: &Caller, kind: ObjectKind, request:
     let visible = visibility_filter(caller, kind);
     if request.count_only {
         if let Some(id) = &request.id {
-            let found = store.get(kind, id).await?.filter(|d| visible.as_ref().is_none_or(|f| f(d)));
+            let found = store
+                .get(kind, id)
+                .await?
+                .filter(|d| visible.as_ref().is_none_or(|f| f(d)));
             return Ok(Listing::Count(u64::from(found.is_some())));
         }
         return Ok(Listing::Count(store.count(kind, &request.query, visible).await?));
@@ -90,22 +93,36 @@ pub async fn list(store: &dyn Store, caller: &Caller, kind: ObjectKind, request:
 }
 
 /// Add the fields POP derives on read instead of storing.
-async fn enrich(store: &dyn Store, kind: ObjectKind, docs: &mut [Document], fields: Option<&[String]>) -> ApiResult<()> {
+async fn enrich(
+    store: &dyn Store,
+    kind: ObjectKind,
+    docs: &mut [Document],
+    fields: Option<&[String]>,
+) -> ApiResult<()> {
     let wants = |field: &str| fields.is_none_or(|f| f.iter().any(|x| x == field));
     match kind {
         ObjectKind::ResourcePool if wants("insightIds") => {
             for doc in docs {
-                let Some(id) = str_field(doc, "id").map(str::to_string) else { continue };
-                let insights = store.query(ObjectKind::Insight, &Query::by("resourcePoolId", id), None).await?;
+                let Some(id) = str_field(doc, "id").map(str::to_string) else {
+                    continue;
+                };
+                let insights = store
+                    .query(ObjectKind::Insight, &Query::by("resourcePoolId", id), None)
+                    .await?;
                 let ids: Vec<Value> = insights.iter().filter_map(|i| i.get("id").cloned()).collect();
                 doc.insert("insightIds".into(), Value::Array(ids));
             }
         }
         ObjectKind::AgendaProgress if wants("operationProgress") => {
             for doc in docs {
-                let Some(id) = str_field(doc, "id").map(str::to_string) else { continue };
+                let Some(id) = str_field(doc, "id").map(str::to_string) else {
+                    continue;
+                };
                 let ops = progress::operation_progress_of(store, &id).await?;
-                doc.insert("operationProgress".into(), Value::Array(ops.into_iter().map(Value::Object).collect()));
+                doc.insert(
+                    "operationProgress".into(),
+                    Value::Array(ops.into_iter().map(Value::Object).collect()),
+                );
             }
         }
         _ => {}
@@ -114,7 +131,13 @@ async fn enrich(store: &dyn Store, kind: ObjectKind, docs: &mut [Document], fiel
 }
 
 /// POST of a plain data object (agendas and agenda progress have their own).
-pub async fn create(store: &dyn Store, caller: &Caller, kind: ObjectKind, body: Value, cid: &str) -> ApiResult<Document> {
+pub async fn create(
+    store: &dyn Store,
+    caller: &Caller,
+    kind: ObjectKind,
+    body: Value,
+    cid: &str,
+) -> ApiResult<Document> {
     let mut doc = normalized_document(kind, body)?;
     let customer_id = non_blank(&doc, "customerId")
         .ok_or_else(|| ApiError::Validation("The customerId field must be specified.".into()))?
@@ -125,7 +148,11 @@ pub async fn create(store: &dyn Store, caller: &Caller, kind: ObjectKind, body: 
     }
     stamp_new(&mut doc, cid);
     let stored = store.write(vec![Write::create(kind, doc)]).await?;
-    stored.into_iter().next().flatten().ok_or_else(|| ApiError::Internal("create returned nothing".into()))
+    stored
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(|| ApiError::Internal("create returned nothing".into()))
 }
 
 /// Set id (when absent), cid (when absent), addedTime and updatedTime.
@@ -144,9 +171,12 @@ pub fn stamp_new(doc: &mut Document, cid: &str) {
 /// Required fields and defaults of spec §3.4, plus `Customer.id == customerId`.
 fn apply_create_rules(kind: ObjectKind, doc: &mut Document, customer_id: &str) -> ApiResult<()> {
     let require_title = |doc: &Document| {
-        non_blank(doc, "title")
-            .map(|_| ())
-            .ok_or_else(|| ApiError::Validation(format!("The title field must be specified for a {}.", display_name(kind))))
+        non_blank(doc, "title").map(|_| ()).ok_or_else(|| {
+            ApiError::Validation(format!(
+                "The title field must be specified for a {}.",
+                display_name(kind)
+            ))
+        })
     };
     let default = |doc: &mut Document, field: &str, value: Value| {
         if doc.get(field).is_none_or(Value::is_null) {
@@ -210,7 +240,9 @@ pub async fn prepare_update(
     if let Some(body_id) = non_blank(&patch, "id")
         && body_id != id
     {
-        return Err(ApiError::BadRequest(format!("Mismatched Id in URL and on input object: {id} != {body_id}")));
+        return Err(ApiError::BadRequest(format!(
+            "Mismatched Id in URL and on input object: {id} != {body_id}"
+        )));
     }
     let stored = get_visible(store, caller, kind, id).await?;
     let owner = str_field(&stored, "customerId");
@@ -222,7 +254,9 @@ pub async fn prepare_update(
             return Err(ApiError::forbidden_customer(new_owner));
         }
         if kind == ObjectKind::Customer && new_owner != id {
-            return Err(ApiError::Validation("A Customer's customerId must equal its id.".into()));
+            return Err(ApiError::Validation(
+                "A Customer's customerId must equal its id.".into(),
+            ));
         }
     }
     patch.insert("id".into(), json!(id));
@@ -232,17 +266,34 @@ pub async fn prepare_update(
 }
 
 /// PUT of a plain data object: a sparse update.
-pub async fn update(store: &dyn Store, caller: &Caller, kind: ObjectKind, id: Option<&str>, body: Value) -> ApiResult<Document> {
+pub async fn update(
+    store: &dyn Store,
+    caller: &Caller,
+    kind: ObjectKind,
+    id: Option<&str>,
+    body: Value,
+) -> ApiResult<Document> {
     let (_, patch) = prepare_update(store, caller, kind, id, body).await?;
     let id = str_field(&patch, "id").unwrap_or_default().to_string();
     let stored = store.write(vec![Write::merge(kind, id, patch)]).await?;
-    stored.into_iter().next().flatten().ok_or_else(|| ApiError::Internal("update returned nothing".into()))
+    stored
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(|| ApiError::Internal("update returned nothing".into()))
 }
 
 /// DELETE: remove a visible, owned object and what hangs off it. `None`
 /// when no id was given (POP answers with an empty list then).
-pub async fn delete(store: &dyn Store, caller: &Caller, kind: ObjectKind, id: Option<&str>) -> ApiResult<Option<Document>> {
-    let Some(id) = id.filter(|s| !s.trim().is_empty()) else { return Ok(None) };
+pub async fn delete(
+    store: &dyn Store,
+    caller: &Caller,
+    kind: ObjectKind,
+    id: Option<&str>,
+) -> ApiResult<Option<Document>> {
+    let Some(id) = id.filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
     let stored = get_visible(store, caller, kind, id).await?;
     let owner = str_field(&stored, "customerId");
     if !caller.owns(owner) {
@@ -251,7 +302,9 @@ pub async fn delete(store: &dyn Store, caller: &Caller, kind: ObjectKind, id: Op
     let mut writes = vec![Write::delete(kind, id)];
     match kind {
         ObjectKind::Agenda => {
-            let ready = store.query(ObjectKind::ReadyAgenda, &Query::by("agendaId", id), None).await?;
+            let ready = store
+                .query(ObjectKind::ReadyAgenda, &Query::by("agendaId", id), None)
+                .await?;
             writes.extend(ids_of(&ready).map(|rid| Write::delete(ObjectKind::ReadyAgenda, rid)));
         }
         ObjectKind::AgendaProgress => {

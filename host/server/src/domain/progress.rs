@@ -7,8 +7,8 @@ use pop_store::{Document, Query, Store, Write};
 use serde_json::{Value, json};
 
 use super::body::{non_blank, str_field, to_document, typed};
-use super::objects::{self, stamp_new};
 use super::now_millis;
+use super::objects::{self, stamp_new};
 use crate::error::{ApiError, ApiResult};
 
 /// `maximumAttempts` when neither the progress nor the agenda sets one.
@@ -16,7 +16,13 @@ pub const DEFAULT_MAXIMUM_ATTEMPTS: i64 = 3;
 
 /// All operation progress rows of one agenda progress, in creation order.
 pub async fn operation_progress_of(store: &dyn Store, agenda_progress_id: &str) -> ApiResult<Vec<Document>> {
-    Ok(store.query(ObjectKind::OperationProgress, &Query::by("agendaProgressId", agenda_progress_id), None).await?)
+    Ok(store
+        .query(
+            ObjectKind::OperationProgress,
+            &Query::by("agendaProgressId", agenda_progress_id),
+            None,
+        )
+        .await?)
 }
 
 /// A fresh WAITING operation progress row for `operation` of `progress_id`.
@@ -52,8 +58,13 @@ pub fn new_operation_progress(
 fn split_body(body: Value) -> ApiResult<(AgendaProgress, Vec<OperationProgress>)> {
     let mut progress: AgendaProgress = typed(body)?;
     let ops = progress.operation_progress.take().unwrap_or_default();
-    if ops.iter().any(|op| op.operation.as_deref().is_none_or(|o| o.trim().is_empty())) {
-        return Err(ApiError::Validation("All OperationProgress objects must specify the operation field.".into()));
+    if ops
+        .iter()
+        .any(|op| op.operation.as_deref().is_none_or(|o| o.trim().is_empty()))
+    {
+        return Err(ApiError::Validation(
+            "All OperationProgress objects must specify the operation field.".into(),
+        ));
     }
     Ok((progress, ops))
 }
@@ -75,10 +86,15 @@ pub async fn create(store: &dyn Store, caller: &Caller, body: Value, cid: &str) 
     let id = str_field(&doc, "id").unwrap_or_default().to_string();
     let mut writes = vec![Write::create(ObjectKind::AgendaProgress, doc)];
     for op in ops {
-        writes.push(Write::create(ObjectKind::OperationProgress, embedded_op(&id, &customer_id, cid, op)?));
+        writes.push(Write::create(
+            ObjectKind::OperationProgress,
+            embedded_op(&id, &customer_id, cid, op)?,
+        ));
     }
     let mut stored = store.write(writes).await?;
-    let mut doc = stored.swap_remove(0).ok_or_else(|| ApiError::Internal("create returned nothing".into()))?;
+    let mut doc = stored
+        .swap_remove(0)
+        .ok_or_else(|| ApiError::Internal("create returned nothing".into()))?;
     attach(store, &mut doc).await?;
     Ok(doc)
 }
@@ -99,7 +115,13 @@ fn embedded_op(progress_id: &str, customer_id: &str, cid: &str, op: OperationPro
 /// PUT `/pop/progress/agenda/{id}`: update embedded operation rows (creating
 /// those that do not exist yet), count a completed attempt, then apply the
 /// sparse update — all in one atomic write.
-pub async fn update(store: &dyn Store, caller: &Caller, id: Option<&str>, body: Value, cid: &str) -> ApiResult<Document> {
+pub async fn update(
+    store: &dyn Store,
+    caller: &Caller,
+    id: Option<&str>,
+    body: Value,
+    cid: &str,
+) -> ApiResult<Document> {
     let (_, ops) = split_body(body.clone())?;
     let mut body = body;
     if let Some(obj) = body.as_object_mut() {
@@ -119,7 +141,12 @@ pub async fn update(store: &dyn Store, caller: &Caller, id: Option<&str>, body: 
     let mut writes = Vec::with_capacity(ops.len() + 1);
     for op in ops {
         let name = op.operation.clone().unwrap_or_default();
-        let op_id = op.envelope.id.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| OperationProgress::id_for(&id, &name));
+        let op_id = op
+            .envelope
+            .id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| OperationProgress::id_for(&id, &name));
         if existing.contains(&op_id) {
             let mut op_patch = to_document(&op)?;
             op_patch.insert("id".into(), json!(op_id));
@@ -130,12 +157,18 @@ pub async fn update(store: &dyn Store, caller: &Caller, id: Option<&str>, body: 
         } else {
             let mut op = op;
             op.envelope.id = Some(op_id);
-            writes.push(Write::create(ObjectKind::OperationProgress, embedded_op(&id, &customer_id, cid, op)?));
+            writes.push(Write::create(
+                ObjectKind::OperationProgress,
+                embedded_op(&id, &customer_id, cid, op)?,
+            ));
         }
     }
     writes.push(Write::merge(ObjectKind::AgendaProgress, id.clone(), patch));
     let mut stored = store.write(writes).await?;
-    let mut doc = stored.pop().flatten().ok_or_else(|| ApiError::Internal("update returned nothing".into()))?;
+    let mut doc = stored
+        .pop()
+        .flatten()
+        .ok_or_else(|| ApiError::Internal("update returned nothing".into()))?;
     if completes && !was_complete {
         log_completion(&doc);
     }
@@ -147,13 +180,19 @@ pub async fn update(store: &dyn Store, caller: &Caller, id: Option<&str>, body: 
 pub async fn attach(store: &dyn Store, doc: &mut Document) -> ApiResult<()> {
     let id = str_field(doc, "id").unwrap_or_default().to_string();
     let ops = operation_progress_of(store, &id).await?;
-    doc.insert("operationProgress".into(), Value::Array(ops.into_iter().map(Value::Object).collect()));
+    doc.insert(
+        "operationProgress".into(),
+        Value::Array(ops.into_iter().map(Value::Object).collect()),
+    );
     Ok(())
 }
 
 /// POP's one-line agenda metadata record when an agenda completes.
 fn log_completion(doc: &Document) {
-    let elapsed = match (doc.get("completedTime").and_then(Value::as_i64), doc.get("startedTime").and_then(Value::as_i64)) {
+    let elapsed = match (
+        doc.get("completedTime").and_then(Value::as_i64),
+        doc.get("startedTime").and_then(Value::as_i64),
+    ) {
         (Some(end), Some(start)) => end - start,
         _ => 0,
     };

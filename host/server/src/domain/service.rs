@@ -16,10 +16,10 @@ use pop_store::{Document, Query, Store, Write};
 use serde_json::{Value, json};
 
 use super::body::{from_document, str_field, to_document, typed};
+use super::now_millis;
 use super::objects::{MAX_LIMIT, get_visible, visibility_filter};
 use super::progress::operation_progress_of;
 use super::submission::{ready_agenda, submit_agenda};
-use super::now_millis;
 use crate::error::{ApiError, ApiResult};
 
 fn non_blank(value: Option<String>) -> Option<String> {
@@ -32,7 +32,9 @@ fn non_blank(value: Option<String>) -> Option<String> {
 pub async fn run(store: &dyn Store, caller: &Caller, body: Value, cid: &str) -> ApiResult<Document> {
     let request: RunAgendaRequest = typed(body)?;
     let (Some(template_id), Some(payload)) = (non_blank(request.agenda_template_id), non_blank(request.payload)) else {
-        return Err(ApiError::Validation("agendaTemplateId and payload must be specified".into()));
+        return Err(ApiError::Validation(
+            "agendaTemplateId and payload must be specified".into(),
+        ));
     };
     let payload: Value = serde_json::from_str(&payload)
         .map_err(|e| ApiError::BadRequest(format!("Unable to parse input payload as JSON: {e}")))?;
@@ -76,7 +78,8 @@ pub struct RerunOutcome {
 /// by reset ones, and put the agenda back in its insight's backlog — atomically.
 pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult<RerunOutcome> {
     let request: RerunAgendaRequest = typed(body)?;
-    let agenda_id = non_blank(request.agenda_id).ok_or_else(|| ApiError::Validation("agendaId must be specified".into()))?;
+    let agenda_id =
+        non_blank(request.agenda_id).ok_or_else(|| ApiError::Validation("agendaId must be specified".into()))?;
     let options = parse_rerun_params(&request.params).map_err(|e| ApiError::Validation(e.to_string()))?;
     let agenda = get_visible(store, caller, ObjectKind::Agenda, &agenda_id)
         .await
@@ -84,9 +87,15 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
     let agenda: Agenda = from_document(agenda)?;
     let progress_missing = || ApiError::NotFound(format!("AgendaProgress of Agenda {agenda_id} not found"));
     let progress_id = agenda.progress_id.clone().ok_or_else(progress_missing)?;
-    store.get(ObjectKind::AgendaProgress, &progress_id).await?.ok_or_else(progress_missing)?;
+    store
+        .get(ObjectKind::AgendaProgress, &progress_id)
+        .await?
+        .ok_or_else(progress_missing)?;
     let operation_rows = operation_progress_of(store, &progress_id).await?;
-    let known: Vec<String> = operation_rows.iter().filter_map(|d| str_field(d, "operation").map(String::from)).collect();
+    let known: Vec<String> = operation_rows
+        .iter()
+        .filter_map(|d| str_field(d, "operation").map(String::from))
+        .collect();
     let plan = reset_plan(&agenda, &options.scope, &known).map_err(|e| ApiError::Validation(e.to_string()))?;
 
     let now = now_millis();
@@ -110,25 +119,47 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
         };
         let mut patch = to_document(&reset)?;
         patch.insert("updatedTime".into(), json!(now));
-        writes.push(Write::merge(ObjectKind::OperationProgress, OperationProgress::id_for(&progress_id, name), patch));
+        writes.push(Write::merge(
+            ObjectKind::OperationProgress,
+            OperationProgress::id_for(&progress_id, name),
+            patch,
+        ));
     }
     if !plan.delete.is_empty() {
-        let kept: Vec<_> = agenda.operations().iter().filter(|op| !plan.delete.contains(op.name())).cloned().collect();
+        let kept: Vec<_> = agenda
+            .operations()
+            .iter()
+            .filter(|op| !plan.delete.contains(op.name()))
+            .cloned()
+            .collect();
         let patch = json!({"operations": kept, "updatedTime": now});
-        writes.push(Write::merge(ObjectKind::Agenda, agenda_id.clone(), patch.as_object().cloned().unwrap_or_default()));
+        writes.push(Write::merge(
+            ObjectKind::Agenda,
+            agenda_id.clone(),
+            patch.as_object().cloned().unwrap_or_default(),
+        ));
         for name in &plan.delete {
-            writes.push(Write::delete(ObjectKind::OperationProgress, OperationProgress::id_for(&progress_id, name)));
+            writes.push(Write::delete(
+                ObjectKind::OperationProgress,
+                OperationProgress::id_for(&progress_id, name),
+            ));
         }
     }
     let requeue = !options.skip_execution && !agenda.params.as_ref().is_some_and(|p| p.contains_key(keys::DO_NOT_RUN));
     let mut requeued = false;
     if requeue {
-        let already_queued = store.count(ObjectKind::ReadyAgenda, &Query::by("agendaId", agenda_id.clone()), None).await? > 0;
+        let already_queued = store
+            .count(ObjectKind::ReadyAgenda, &Query::by("agendaId", agenda_id.clone()), None)
+            .await?
+            > 0;
         let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
         match insight_id {
             Some(insight_id) if !already_queued => {
                 let customer_id = agenda.envelope.customer_id.clone().unwrap_or_default();
-                writes.push(Write::create(ObjectKind::ReadyAgenda, ready_agenda(&agenda_id, &insight_id, &customer_id, now)?));
+                writes.push(Write::create(
+                    ObjectKind::ReadyAgenda,
+                    ready_agenda(&agenda_id, &insight_id, &customer_id, now)?,
+                ));
                 requeued = true;
             }
             Some(_) => requeued = true,
@@ -136,7 +167,11 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
         }
     }
     store.write(writes).await?;
-    Ok(RerunOutcome { reset: plan.reset, deleted: plan.delete, requeued })
+    Ok(RerunOutcome {
+        reset: plan.reset,
+        deleted: plan.delete,
+        requeued,
+    })
 }
 
 /// POST `/pop/progress/agenda/service`: the rolled-up progress of every
@@ -146,7 +181,13 @@ pub async fn progress_summary(store: &dyn Store, caller: &Caller, body: Value) -
     let link_id = non_blank(request.link_id)
         .ok_or_else(|| ApiError::Validation("LinkId is required to call getProgressSummary.".into()))?;
     let query = Query::by("linkId", link_id).limit(MAX_LIMIT);
-    let docs = store.query(ObjectKind::AgendaProgress, &query, visibility_filter(caller, ObjectKind::AgendaProgress)).await?;
+    let docs = store
+        .query(
+            ObjectKind::AgendaProgress,
+            &query,
+            visibility_filter(caller, ObjectKind::AgendaProgress),
+        )
+        .await?;
     let list: Vec<AgendaProgress> = docs.into_iter().map(from_document).collect::<ApiResult<_>>()?;
     Ok(summarize(list))
 }

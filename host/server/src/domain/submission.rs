@@ -64,9 +64,15 @@ pub async fn submit_agenda(store: &dyn Store, caller: &Caller, mut agenda: Agend
         Some(existing) => {
             let stored = store.get(ObjectKind::AgendaProgress, &existing).await?;
             if stored.as_ref().and_then(|d| str_field(d, "customerId")) != Some(customer_id.as_str()) {
-                return Err(ApiError::Validation(format!("AgendaProgress {existing} not found for reuse")));
+                return Err(ApiError::Validation(format!(
+                    "AgendaProgress {existing} not found for reuse"
+                )));
             }
-            writes.push(Write::merge(ObjectKind::AgendaProgress, existing.clone(), to_document(&progress)?));
+            writes.push(Write::merge(
+                ObjectKind::AgendaProgress,
+                existing.clone(),
+                to_document(&progress)?,
+            ));
             existing
         }
     };
@@ -78,7 +84,10 @@ pub async fn submit_agenda(store: &dyn Store, caller: &Caller, mut agenda: Agend
     let agenda_index = writes.len();
     writes.push(Write::create(ObjectKind::Agenda, to_document(&agenda)?));
     if !params.contains_key(keys::DO_NOT_RUN) {
-        writes.push(Write::create(ObjectKind::ReadyAgenda, ready_agenda(&agenda_id, &insight_id, &customer_id, now)?));
+        writes.push(Write::create(
+            ObjectKind::ReadyAgenda,
+            ready_agenda(&agenda_id, &insight_id, &customer_id, now)?,
+        ));
     }
     let stored = store.write(writes).await?;
     stored
@@ -99,7 +108,11 @@ fn progress_for(agenda: &Agenda, customer_id: &str, cid: &str, now: i64) -> Agen
         processing_state_message: Some(WAITING_PENDING.into()),
         percent_complete: Some(0.0),
         attempts_completed: Some(0),
-        maximum_attempts: Some(params.get_long(keys::MAXIMUM_ATTEMPTS).unwrap_or(DEFAULT_MAXIMUM_ATTEMPTS)),
+        maximum_attempts: Some(
+            params
+                .get_long(keys::MAXIMUM_ATTEMPTS)
+                .unwrap_or(DEFAULT_MAXIMUM_ATTEMPTS),
+        ),
         agenda_insight: agenda.agenda_insight.clone(),
         params: Some(params),
         ..Default::default()
@@ -135,8 +148,15 @@ async fn choose_insight(store: &dyn Store, agenda: &Agenda, customer_id: &str) -
         .ok_or_else(|| ApiError::Validation(format!("Customer not found for customerId {customer_id}")))?;
     let customer: Customer = from_document(customer)?;
     let no_insight = || ApiError::NotFound("No available insights for processing agenda".into());
-    let pool = customer.resource_pool_id.filter(|p| !p.is_empty()).ok_or_else(no_insight)?;
-    let candidates = store.query(ObjectKind::Insight, &Query::by("resourcePoolId", pool), None).await?;
+    let pool = customer
+        .resource_pool_id
+        .filter(|p| !p.is_empty())
+        .ok_or_else(no_insight)?;
+    let candidates = store
+        .query(ObjectKind::Insight, &Query::by("resourcePoolId", pool), None)
+        .await?;
     let candidates: Vec<Insight> = candidates.into_iter().map(from_document).collect::<ApiResult<_>>()?;
-    select_insight(agenda, customer_id, &candidates).cloned().ok_or_else(no_insight)
+    select_insight(agenda, customer_id, &candidates)
+        .cloned()
+        .ok_or_else(no_insight)
 }

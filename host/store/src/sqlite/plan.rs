@@ -32,7 +32,10 @@ impl Driver {
                 .iter()
                 .find(|(name, value)| name == field && can_drive(value));
             if let Some((_, value)) = usable {
-                return Driver::Indexed { field, value: value.clone() };
+                return Driver::Indexed {
+                    field,
+                    value: value.clone(),
+                };
             }
         }
         Driver::All
@@ -50,7 +53,11 @@ impl Driver {
 
     /// `SELECT id, body` of the matching rows in insertion order.
     pub(super) fn select_sql(&self, kind: ObjectKind) -> String {
-        format!("SELECT id, body FROM {}{} ORDER BY seq", table(kind), self.where_clause())
+        format!(
+            "SELECT id, body FROM {}{} ORDER BY seq",
+            table(kind),
+            self.where_clause()
+        )
     }
 
     /// `SELECT COUNT(*)` of the matching rows.
@@ -97,7 +104,13 @@ mod tests {
     fn indexed_field_order_decides() {
         let query = Query::by("title", "t").and("linkId", "l").and("cid", "c");
         let driver = Driver::choose(ObjectKind::Agenda, &query);
-        assert_eq!(driver, Driver::Indexed { field: "linkId", value: "l".into() });
+        assert_eq!(
+            driver,
+            Driver::Indexed {
+                field: "linkId",
+                value: "l".into()
+            }
+        );
         assert!(!driver.decides(&query));
         assert!(driver.decides(&Query::by("linkId", "l").and("linkId", "l")));
     }
@@ -105,7 +118,10 @@ mod tests {
     #[test]
     fn unindexed_or_json_values_scan() {
         assert_eq!(Driver::choose(ObjectKind::Agenda, &Query::by("cid", "c")), Driver::All);
-        assert_eq!(Driver::choose(ObjectKind::Agenda, &Query::by("title", "{\"a\":1}")), Driver::All);
+        assert_eq!(
+            Driver::choose(ObjectKind::Agenda, &Query::by("title", "{\"a\":1}")),
+            Driver::All
+        );
         assert!(Driver::All.decides(&Query::all()));
         assert!(!Driver::All.decides(&Query::by("cid", "c")));
     }

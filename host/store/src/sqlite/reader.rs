@@ -33,12 +33,19 @@ impl ReadPool {
     /// than the first read.
     pub(super) fn open(path: PathBuf, options: &SqliteOptions) -> Result<Self> {
         let size = options.read_connections.max(1);
-        let shared = Shared { path, busy_timeout: options.busy_timeout, idle: Mutex::new(Vec::new()) };
+        let shared = Shared {
+            path,
+            busy_timeout: options.busy_timeout,
+            idle: Mutex::new(Vec::new()),
+        };
         for _ in 0..size {
             let conn = shared.connect()?;
             shared.give_back(conn);
         }
-        Ok(Self { shared: Arc::new(shared), permits: Arc::new(Semaphore::new(size)) })
+        Ok(Self {
+            shared: Arc::new(shared),
+            permits: Arc::new(Semaphore::new(size)),
+        })
     }
 
     /// Runs `f` on a pooled connection on tokio's blocking threads.
@@ -56,7 +63,8 @@ impl ReadPool {
             let _permit = permit;
             shared.with_connection(f)
         });
-        task.await.map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        task.await
+            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
 
     /// Runs `f` on a pooled connection on the calling thread (diagnostics).
@@ -117,18 +125,17 @@ pub(super) fn query(
     }
     scan(conn, kind, query, visible, |doc| {
         found.push(doc);
-        if found.len() > limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if found.len() >= limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     })?;
     Ok(found)
 }
 
 /// How many documents match `query` (ignoring its limit) and `visible`.
-pub(super) fn count(
-    conn: &Connection,
-    kind: ObjectKind,
-    query: &Query,
-    visible: Option<&DocFilter>,
-) -> Result<u64> {
+pub(super) fn count(conn: &Connection, kind: ObjectKind, query: &Query, visible: Option<&DocFilter>) -> Result<u64> {
     let driver = Driver::choose(kind, query);
     if visible.is_none() && driver.decides(query) {
         return count_in_sql(conn, kind, &driver);
@@ -146,13 +153,17 @@ pub(super) fn explain(conn: &Connection, kind: ObjectKind, query: &Query) -> Res
     let driver = Driver::choose(kind, query);
     let sql = format!("EXPLAIN QUERY PLAN {}", driver.select_sql(kind));
     let mut stmt = conn.prepare(&sql).map_err(db)?;
-    let rows = stmt.query_map(params_from_iter(driver.param()), |row| row.get::<_, String>(3)).map_err(db)?;
+    let rows = stmt
+        .query_map(params_from_iter(driver.param()), |row| row.get::<_, String>(3))
+        .map_err(db)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(db)
 }
 
 fn count_in_sql(conn: &Connection, kind: ObjectKind, driver: &Driver) -> Result<u64> {
     let mut stmt = conn.prepare_cached(&driver.count_sql(kind)).map_err(db)?;
-    let n: i64 = stmt.query_row(params_from_iter(driver.param()), |row| row.get(0)).map_err(db)?;
+    let n: i64 = stmt
+        .query_row(params_from_iter(driver.param()), |row| row.get(0))
+        .map_err(db)?;
     u64::try_from(n).map_err(|_| StoreError::Backend(format!("negative count {n}")))
 }
 
@@ -184,5 +195,7 @@ fn scan(
 
 /// Every filter holds, comparing text forms (spec §3.3).
 fn matches_filters(doc: &Document, filters: &[(String, String)]) -> bool {
-    filters.iter().all(|(field, value)| field_text(doc, field).as_deref() == Some(value.as_str()))
+    filters
+        .iter()
+        .all(|(field, value)| field_text(doc, field).as_deref() == Some(value.as_str()))
 }

@@ -23,8 +23,12 @@ pub(super) const SCHEMA_VERSION: i64 = 1;
 
 /// Creates whatever tables and indexes are missing, idempotently.
 pub(super) fn ensure(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(db)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(db)?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::Backend(format!(
             "database schema version {found} is newer than this build's {SCHEMA_VERSION}"
@@ -49,7 +53,10 @@ pub(super) fn table(kind: ObjectKind) -> String {
 /// static, so a field that cannot is a programming error; it merely loses
 /// its index (queries on it still work by scanning) instead of breaking SQL.
 pub(super) fn indexed_fields(kind: ObjectKind) -> impl Iterator<Item = &'static str> {
-    kind.indexed_fields().iter().copied().filter(|field| is_plain_field(field))
+    kind.indexed_fields()
+        .iter()
+        .copied()
+        .filter(|field| is_plain_field(field))
 }
 
 /// The SQL expression giving the text key of `field`; the index and the

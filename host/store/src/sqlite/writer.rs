@@ -40,10 +40,15 @@ impl Writer {
             .name("pop-store-writer".into())
             .spawn(move || run(conn, jobs, max_group))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { queue: Some(queue), thread: Some(thread) })
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
     }
 
     /// Queues `writes` and waits until they are durably committed or refused.
+    /// A caller that stops waiting once the batch is queued does not stop
+    /// it: the batch still commits or fails as a whole.
     pub(super) async fn submit(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
         let stopped = || StoreError::Backend("the writer thread has stopped".into());
         let queue = self.queue.as_ref().ok_or_else(stopped)?;
@@ -97,7 +102,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
         Ok(tx) => apply_group(tx, group),
         Err(e) => fail_all(group, &db(e)),
     };
-    tracing::trace!(batches = size, "store group committed");
+    tracing::trace!(batches = size, "store group done");
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         // A caller that stopped waiting is no reason to fail the others.
         let _ = reply.send(outcome);
@@ -156,14 +161,20 @@ fn abort(
     size: usize,
     error: &StoreError,
 ) -> Vec<Result<Vec<Option<Document>>>> {
-    let mut aborted: Vec<_> = outcomes.into_iter().map(|outcome| outcome.and_then(|_| Err(copy(error)))).collect();
+    let mut aborted: Vec<_> = outcomes
+        .into_iter()
+        .map(|outcome| outcome.and_then(|_| Err(copy(error))))
+        .collect();
     aborted.resize_with(size, || Err(copy(error)));
     aborted
 }
 
 fn fail_all(group: Vec<Job>, error: &StoreError) -> Outcomes {
     let size = group.len();
-    (group.into_iter().map(|job| job.reply).collect(), abort(Vec::new(), size, error))
+    (
+        group.into_iter().map(|job| job.reply).collect(),
+        abort(Vec::new(), size, error),
+    )
 }
 
 /// `StoreError` is not `Clone` (it is the port's public type); a backend
@@ -192,15 +203,19 @@ fn put(conn: &Connection, kind: ObjectKind, doc: Document, condition: Condition)
     // Upserts keep the row, hence its seq and place in insertion order;
     // INSERT OR REPLACE would delete it and append a new one.
     let sql = match condition {
-        Condition::None => format!(
-            "INSERT INTO {t} (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body"
-        ),
+        Condition::None => {
+            format!("INSERT INTO {t} (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body")
+        }
         Condition::MustNotExist => {
             format!("INSERT INTO {t} (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING")
         }
         Condition::MustExist => format!("UPDATE {t} SET body = ?2 WHERE id = ?1"),
     };
-    let changed = conn.prepare_cached(&sql).map_err(db)?.execute((&id, &body)).map_err(db)?;
+    let changed = conn
+        .prepare_cached(&sql)
+        .map_err(db)?
+        .execute((&id, &body))
+        .map_err(db)?;
     match (changed, condition) {
         (0, Condition::MustNotExist) => Err(StoreError::AlreadyExists { kind, id }),
         (0, Condition::MustExist) => Err(StoreError::NotFound { kind, id }),
@@ -212,16 +227,28 @@ fn merge(conn: &Connection, kind: ObjectKind, id: &str, patch: Document) -> Resu
     if let Some(patch_id) = patch.get("id").filter(|v| !v.is_null())
         && patch_id.as_str() != Some(id)
     {
-        return Err(StoreError::InvalidDocument(format!("merge into {kind} {id} cannot change its id to {patch_id}")));
+        return Err(StoreError::InvalidDocument(format!(
+            "merge into {kind} {id} cannot change its id to {patch_id}"
+        )));
     }
     let select = format!("SELECT body FROM {} WHERE id = ?1", table(kind));
-    let body: Option<String> =
-        conn.prepare_cached(&select).map_err(db)?.query_row([id], |row| row.get(0)).optional().map_err(db)?;
-    let body = body.ok_or_else(|| StoreError::NotFound { kind, id: id.to_owned() })?;
+    let body: Option<String> = conn
+        .prepare_cached(&select)
+        .map_err(db)?
+        .query_row([id], |row| row.get(0))
+        .optional()
+        .map_err(db)?;
+    let body = body.ok_or_else(|| StoreError::NotFound {
+        kind,
+        id: id.to_owned(),
+    })?;
     let mut doc = parse_body(kind, id, &body)?;
     overlay(&mut doc, patch);
     let update = format!("UPDATE {} SET body = ?2 WHERE id = ?1", table(kind));
-    conn.prepare_cached(&update).map_err(db)?.execute((id, serialize(&doc)?)).map_err(db)?;
+    conn.prepare_cached(&update)
+        .map_err(db)?
+        .execute((id, serialize(&doc)?))
+        .map_err(db)?;
     Ok(doc)
 }
 
@@ -237,8 +264,12 @@ fn overlay(doc: &mut Document, patch: Document) {
 
 fn delete(conn: &Connection, kind: ObjectKind, id: &str) -> Result<Option<Document>> {
     let sql = format!("DELETE FROM {} WHERE id = ?1 RETURNING body", table(kind));
-    let body: Option<String> =
-        conn.prepare_cached(&sql).map_err(db)?.query_row([id], |row| row.get(0)).optional().map_err(db)?;
+    let body: Option<String> = conn
+        .prepare_cached(&sql)
+        .map_err(db)?
+        .query_row([id], |row| row.get(0))
+        .optional()
+        .map_err(db)?;
     body.map(|body| parse_body(kind, id, &body)).transpose()
 }
 
@@ -252,4 +283,72 @@ fn document_id(doc: &Document) -> Result<&str> {
 
 fn serialize(doc: &Document) -> Result<String> {
     serde_json::to_string(doc).map_err(|e| StoreError::InvalidDocument(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::sqlite::schema;
+
+    fn job(writes: Vec<Write>) -> (Job, oneshot::Receiver<Result<Vec<Option<Document>>>>) {
+        let (reply, answer) = oneshot::channel();
+        (Job { writes, reply }, answer)
+    }
+
+    fn create(id: &str) -> Write {
+        let Value::Object(doc) = json!({"id": id}) else {
+            unreachable!()
+        };
+        Write::create(ObjectKind::Agenda, doc)
+    }
+
+    fn stored(conn: &Connection, id: &str) -> bool {
+        conn.query_row("SELECT COUNT(*) FROM Agenda WHERE id = ?1", [id], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+            == 1
+    }
+
+    /// One group, one transaction: the failing batch in the middle is rolled
+    /// back alone and gets its own error; the others commit.
+    #[test]
+    fn a_failing_batch_does_not_spoil_its_group() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::ensure(&mut conn).unwrap();
+        let (first, first_answer) = job(vec![create("a")]);
+        let (failing, failing_answer) = job(vec![create("b"), create("a")]);
+        let (last, last_answer) = job(vec![create("c")]);
+        commit_group(&mut conn, vec![first, failing, last]);
+
+        assert!(first_answer.blocking_recv().unwrap().is_ok());
+        let refused = failing_answer.blocking_recv().unwrap();
+        assert!(matches!(refused, Err(StoreError::AlreadyExists { id, .. }) if id == "a"));
+        assert!(last_answer.blocking_recv().unwrap().is_ok());
+        assert!(stored(&conn, "a") && stored(&conn, "c"));
+        assert!(!stored(&conn, "b"), "the refused batch's first write was committed");
+        assert!(conn.is_autocommit(), "the group's transaction was left open");
+    }
+
+    #[test]
+    fn a_group_that_cannot_begin_fails_every_job() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::ensure(&mut conn).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        let (only, answer) = job(vec![create("a")]);
+        commit_group(&mut conn, vec![only]);
+        assert!(matches!(answer.blocking_recv().unwrap(), Err(StoreError::Backend(_))));
+    }
+
+    #[test]
+    fn abort_keeps_refusals_and_pads() {
+        let error = StoreError::Backend("disk".into());
+        let outcomes = vec![Ok(vec![None]), Err(StoreError::InvalidDocument("x".into()))];
+        let aborted = abort(outcomes, 3, &error);
+        assert!(matches!(&aborted[0], Err(StoreError::Backend(_))));
+        assert!(matches!(&aborted[1], Err(StoreError::InvalidDocument(_))));
+        assert!(matches!(&aborted[2], Err(StoreError::Backend(_))));
+    }
 }
