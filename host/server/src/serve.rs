@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use pop_store::{SqliteOptions, SqliteStore};
+use pop_store::{CacheOptions, CachedStore, SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
 
 use crate::app::AppState;
@@ -28,6 +28,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             auth
         }
     };
+    // Customers, insights, pools and templates are read on every submission
+    // and rarely change: serve them from memory (invalidated on write).
+    let store = CachedStore::new(Arc::new(store), CacheOptions::default());
     let state = AppState::new(Arc::new(store), auth);
     let listener = TcpListener::bind(&options.listen)
         .await

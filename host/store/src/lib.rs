@@ -4,9 +4,12 @@
 //!   [`ObjectKind`], with equality queries (`by<field>`), counts, sparse
 //!   updates and atomic, conditional multi-object writes.
 //! * [`SqliteStore`]: the embedded default, one SQLite file in WAL mode.
+//! * [`CachedStore`]: a read-through cache in front of any `Store`, for the
+//!   rarely changing kinds read on every submission.
 //! * [`conformance`]: the behaviour every `Store` must show; each backend's
 //!   tests run it unchanged.
 
+mod cache;
 pub mod conformance;
 mod document;
 mod error;
@@ -15,6 +18,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use cache::{CacheOptions, CachedStore};
 pub use document::{Document, field_text};
 pub use error::StoreError;
 pub use pop_core::ObjectKind;
