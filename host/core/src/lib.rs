@@ -10,6 +10,7 @@ pub mod model;
 pub mod params;
 pub mod reference;
 pub mod rerun;
+pub mod scheduling;
 pub mod summary;
 pub mod template;
 pub mod validation;

@@ -1,0 +1,186 @@
+//! Scheduling algorithms: which pending agendas of one insight to release.
+//!
+//! These are the single source of truth for the built-in schedulers: the
+//! host's native path calls them directly and the built-in WebAssembly
+//! scheduler plugins (`schedulers/*`) are compiled from them.
+//!
+//! The input mirrors the `scheduler` world of `wit/plugin.wit`: customers
+//! are referenced by index and the backlog is a flat list of scalars, so a
+//! decision over 10,000 agendas copies no strings.
+
+mod fifo;
+mod priority;
+mod round_robin;
+mod weighted_fair;
+
+pub use fifo::fifo;
+pub use priority::{PriorityConfig, priority};
+pub use round_robin::{RoundRobinState, round_robin};
+pub use weighted_fair::{WeightedFairConfig, WeightedFairState, weighted_fair};
+
+/// One agenda in an insight's backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingAgenda {
+    /// Index into [`ScheduleInput::customers`].
+    pub customer: u32,
+    /// Higher runs first (`params.priority`, 0 when unset).
+    pub priority: i32,
+    /// When it entered the backlog, epoch milliseconds.
+    pub added_ms: u64,
+}
+
+/// What a scheduler knows when it decides for one insight.
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduleInput<'a> {
+    pub now_ms: u64,
+    pub free_slots: u32,
+    /// Customer ids: the pool's customers in pool order, then any other
+    /// customer with pending work.
+    pub customers: &'a [String],
+    /// The backlog, oldest first.
+    pub pending: &'a [PendingAgenda],
+    /// Running agendas per customer index.
+    pub running: &'a [u32],
+    /// JSON configuration from the insight (`"{}"` when unset).
+    pub config: &'a str,
+    /// The scheduler's state from its previous decision.
+    pub state: &'a [u8],
+}
+
+/// A decision: indices into `pending` to release, in order, and the state
+/// to keep for the next decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleOutput {
+    pub release: Vec<u32>,
+    pub state: Vec<u8>,
+}
+
+/// Why a scheduler could not decide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("invalid scheduler configuration: {0}")]
+    InvalidConfig(String),
+    #[error("invalid scheduler state: {0}")]
+    InvalidState(String),
+}
+
+/// The built-in algorithms, by the names insights use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    FirstInFirstOut,
+    RoundRobin,
+    Priority,
+    WeightedFair,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 4] =
+        [Algorithm::FirstInFirstOut, Algorithm::RoundRobin, Algorithm::Priority, Algorithm::WeightedFair];
+
+    /// The `schedulingAlgorithm` value naming this algorithm.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::FirstInFirstOut => "FirstInFirstOut",
+            Algorithm::RoundRobin => "RoundRobin",
+            Algorithm::Priority => "Priority",
+            Algorithm::WeightedFair => "WeightedFair",
+        }
+    }
+
+    /// The algorithm a `schedulingAlgorithm` value names (exact, as POP).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Decide with this algorithm.
+    pub fn schedule(self, input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleError> {
+        match self {
+            Algorithm::FirstInFirstOut => fifo(input),
+            Algorithm::RoundRobin => round_robin(input),
+            Algorithm::Priority => priority(input),
+            Algorithm::WeightedFair => weighted_fair(input),
+        }
+    }
+}
+
+/// Check a decision against its input: every index offered, none twice, at
+/// most `free_slots`. The host applies this to every plugin's output.
+pub fn check_decision(input: &ScheduleInput<'_>, output: &ScheduleOutput) -> Result<(), String> {
+    if output.release.len() > input.free_slots as usize {
+        return Err(format!("released {} agendas but only {} slots were free", output.release.len(), input.free_slots));
+    }
+    let mut seen = vec![false; input.pending.len()];
+    for &index in &output.release {
+        let slot = seen
+            .get_mut(index as usize)
+            .ok_or_else(|| format!("released agenda #{index}, which was not offered ({} were)", input.pending.len()))?;
+        if std::mem::replace(slot, true) {
+            return Err(format!("released agenda #{index} twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Per-customer queues of pending indices, oldest first.
+pub(crate) fn queues_by_customer(input: &ScheduleInput<'_>) -> Vec<std::collections::VecDeque<u32>> {
+    let mut queues = vec![std::collections::VecDeque::new(); input.customers.len()];
+    for (index, agenda) in input.pending.iter().enumerate() {
+        if let Some(queue) = queues.get_mut(agenda.customer as usize) {
+            queue.push_back(index as u32);
+        }
+    }
+    queues
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A backlog described as `(customer index, priority, added_ms)`.
+    pub fn pending(items: &[(u32, i32, u64)]) -> Vec<PendingAgenda> {
+        items.iter().map(|&(customer, priority, added_ms)| PendingAgenda { customer, priority, added_ms }).collect()
+    }
+
+    pub fn customers(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    pub fn input<'a>(
+        customers: &'a [String],
+        pending: &'a [PendingAgenda],
+        running: &'a [u32],
+        free_slots: u32,
+        config: &'a str,
+        state: &'a [u8],
+    ) -> ScheduleInput<'a> {
+        ScheduleInput { now_ms: 1_000_000, free_slots, customers, pending, running, config, state }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn decisions_are_checked() {
+        let c = customers(&["a"]);
+        let p = pending(&[(0, 0, 1), (0, 0, 2)]);
+        let running = [0];
+        let i = input(&c, &p, &running, 1, "{}", &[]);
+        let out = |release: Vec<u32>| ScheduleOutput { release, state: vec![] };
+        assert!(check_decision(&i, &out(vec![1])).is_ok());
+        assert!(check_decision(&i, &out(vec![0, 1])).unwrap_err().contains("slots"));
+        let two = input(&c, &p, &running, 2, "{}", &[]);
+        assert!(check_decision(&two, &out(vec![1, 1])).unwrap_err().contains("twice"));
+        assert!(check_decision(&two, &out(vec![7])).unwrap_err().contains("not offered"));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for a in Algorithm::ALL {
+            assert_eq!(Algorithm::from_name(a.name()), Some(a));
+        }
+        assert_eq!(Algorithm::from_name("roundrobin"), None);
+    }
+}
