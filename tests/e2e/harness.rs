@@ -192,6 +192,12 @@ impl Client {
         self.send(request).await
     }
 
+    pub async fn post_bytes(&self, path: &str, body: &'static [u8]) -> Reply {
+        let request =
+            self.http.post(format!("{}{path}", self.base)).header("content-type", "application/wasm").body(body);
+        self.send(request).await
+    }
+
     pub async fn put(&self, path: &str, body: Value) -> Reply {
         self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
             .await

@@ -5,6 +5,7 @@
 mod harness;
 
 mod errors;
+mod plugins;
 mod restart;
 mod templates;
 mod tenancy;

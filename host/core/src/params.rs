@@ -87,6 +87,8 @@ pub mod keys {
     pub const GENERATED_OPERATION_PARENT: &str = "generatedOperationParent";
     pub const OPERATION_GENERATOR: &str = "agenda.operation.generator";
     pub const ADDED: &str = "added";
+    /// Agenda priority for the `Priority` scheduler (higher first).
+    pub const PRIORITY: &str = "priority";
 }
 
 #[cfg(test)]

@@ -62,14 +62,16 @@ pub enum ReadRule {
     /// Only the owner (or a global caller).
     Owner,
     /// Owner, or the object is global, or the caller is an allowed customer.
-    /// Insights and templates are shared this way.
+    /// Insights, templates and plugins are shared this way.
     Shared,
 }
 
 impl ReadRule {
     pub fn for_kind(kind: ObjectKind) -> Self {
         match kind {
-            ObjectKind::Insight | ObjectKind::AgendaTemplate => ReadRule::Shared,
+            ObjectKind::Insight | ObjectKind::AgendaTemplate | ObjectKind::Plugin | ObjectKind::PluginActivation => {
+                ReadRule::Shared
+            }
             _ => ReadRule::Owner,
         }
     }

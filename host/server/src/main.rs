@@ -8,6 +8,7 @@ mod cid;
 mod cli;
 mod domain;
 mod error;
+mod plugins;
 mod serve;
 
 use clap::Parser;

@@ -4,15 +4,21 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use pop_store::{CacheOptions, CachedStore, SqliteOptions, SqliteStore};
+use pop_store::{CacheOptions, CachedStore, DirBlobStore, SqliteOptions, SqliteStore, Store};
+use pop_wasm::{Runtime, RuntimeConfig};
 use tokio::net::TcpListener;
 
 use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::cli::ServeOptions;
+use crate::plugins::PluginHost;
 
 /// File name of the embedded store inside the data directory.
 pub const STORE_FILE: &str = "pop.db";
+/// Directory of plugin binaries (content-addressed) inside the data directory.
+pub const BLOB_DIR: &str = "blobs";
+/// Directory of compiled plugin artifacts inside the data directory.
+pub const WASM_CACHE_DIR: &str = "wasm-cache";
 
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)
@@ -30,8 +36,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     // Customers, insights, pools and templates are read on every submission
     // and rarely change: serve them from memory (invalidated on write).
-    let store = CachedStore::new(Arc::new(store), CacheOptions::default());
-    let state = AppState::new(Arc::new(store), auth);
+    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(store), CacheOptions::default()));
+    let blobs = DirBlobStore::open(options.data_dir.join(BLOB_DIR))?;
+    // Compiled plugins are kept next to the data so restarts skip Cranelift.
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(options.data_dir.join(WASM_CACHE_DIR)), ..Default::default() })?;
+    let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(blobs))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
+    let state = AppState::new(store, auth, plugins);
     let listener = TcpListener::bind(&options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;

@@ -6,9 +6,12 @@
 //! * [`SqliteStore`]: the embedded default, one SQLite file in WAL mode.
 //! * [`CachedStore`]: a read-through cache in front of any `Store`, for the
 //!   rarely changing kinds read on every submission.
+//! * [`BlobStore`] / [`DirBlobStore`]: content-addressed blobs (plugin
+//!   binaries) in a directory.
 //! * [`conformance`]: the behaviour every `Store` must show; each backend's
 //!   tests run it unchanged.
 
+mod blob;
 mod cache;
 pub mod conformance;
 mod document;
@@ -18,6 +21,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use blob::{BlobStore, DirBlobStore, blob_conformance, sha256_hex};
 pub use cache::{CacheOptions, CachedStore};
 pub use document::{Document, field_text};
 pub use error::StoreError;

@@ -14,10 +14,12 @@ pub enum ObjectKind {
     OperationProgress,
     ReadyAgenda,
     InsightScheduleInfo,
+    Plugin,
+    PluginActivation,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 9] = [
+    pub const ALL: [ObjectKind; 11] = [
         ObjectKind::Agenda,
         ObjectKind::AgendaTemplate,
         ObjectKind::Customer,
@@ -27,6 +29,8 @@ impl ObjectKind {
         ObjectKind::OperationProgress,
         ObjectKind::ReadyAgenda,
         ObjectKind::InsightScheduleInfo,
+        ObjectKind::Plugin,
+        ObjectKind::PluginActivation,
     ];
 
     /// Table name, as POP's DynamoDB tables are named (without prefix/stage).
@@ -41,6 +45,8 @@ impl ObjectKind {
             ObjectKind::OperationProgress => "ProgressOperation",
             ObjectKind::ReadyAgenda => "ReadyAgenda",
             ObjectKind::InsightScheduleInfo => "InsightScheduling",
+            ObjectKind::Plugin => "Plugin",
+            ObjectKind::PluginActivation => "PluginActivation",
         }
     }
 
@@ -58,6 +64,8 @@ impl ObjectKind {
             ObjectKind::OperationProgress => &["agendaProgressId", "customerId"],
             ObjectKind::ReadyAgenda => &["insightId", "agendaId", "customerId"],
             ObjectKind::InsightScheduleInfo => &[],
+            ObjectKind::Plugin => &["customerId", "name"],
+            ObjectKind::PluginActivation => &["customerId", "name"],
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod agenda;
 mod kind;
+mod plugin;
 mod progress;
 mod scheduling;
 mod service;
@@ -13,6 +14,7 @@ mod tenancy;
 
 pub use agenda::*;
 pub use kind::*;
+pub use plugin::*;
 pub use progress::*;
 pub use scheduling::*;
 pub use service::*;

@@ -14,6 +14,9 @@ pub struct ReadyAgenda {
     pub agenda_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub added: Option<EpochMillis>,
+    /// The agenda's `params.priority`, copied for the schedulers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
 }
 data_object!(ReadyAgenda, ObjectKind::ReadyAgenda);
 
@@ -29,5 +32,12 @@ pub struct InsightScheduleInfo {
     pub last_message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_customer_ids: Option<Vec<String>>,
+    /// The scheduler plugin's opaque state (base64 is avoided: it is the
+    /// UTF-8 text the built-ins write, or a JSON array of bytes otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler_state: Option<serde_json::Value>,
+    /// Which scheduler (and version) made the last decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_scheduler: Option<String>,
 }
 data_object!(InsightScheduleInfo, ObjectKind::InsightScheduleInfo);

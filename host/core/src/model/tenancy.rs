@@ -14,6 +14,14 @@ pub struct Customer {
     pub billing_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_pool_id: Option<String>,
+    /// Name of the insight-matcher plugin binding this customer's agendas
+    /// (the built-in POP mappers when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insight_matcher: Option<String>,
+    /// Name of the visibility-policy plugin deciding who sees this
+    /// customer's objects (POP's rules when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility_policy: Option<String>,
 }
 data_object!(Customer, ObjectKind::Customer);
 
@@ -45,6 +53,9 @@ pub struct Insight {
     /// their own scheduler plugin here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduling_algorithm: Option<String>,
+    /// Configuration handed to the scheduler (e.g. WeightedFair weights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler_config: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mappers: Option<BTreeMap<String, Vec<String>>>,
     #[serde(alias = "global", skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,10 @@ pub fn fifo(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleError> 
     // correct for any caller that does not.
     order.sort_by_key(|&i| input.pending[i as usize].added_ms);
     order.truncate(input.free_slots as usize);
-    Ok(ScheduleOutput { release: order, state: Vec::new() })
+    Ok(ScheduleOutput {
+        release: order,
+        state: Vec::new(),
+    })
 }
 
 #[cfg(test)]

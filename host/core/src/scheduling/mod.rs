@@ -19,7 +19,14 @@ pub use round_robin::{RoundRobinState, round_robin};
 pub use weighted_fair::{WeightedFairConfig, WeightedFairState, weighted_fair};
 
 /// One agenda in an insight's backlog.
+///
+/// `repr(C)` gives it the canonical-ABI layout of the WIT record
+/// `pending-agenda` (u32 at 0, s32 at 4, u64 at 8): the guest bindings map
+/// `list<pending-agenda>` onto `Vec<PendingAgenda>` without copying, so
+/// Rust's default field reordering would scramble every agenda a
+/// WebAssembly scheduler sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct PendingAgenda {
     /// Index into [`ScheduleInput::customers`].
     pub customer: u32,
@@ -28,6 +35,13 @@ pub struct PendingAgenda {
     /// When it entered the backlog, epoch milliseconds.
     pub added_ms: u64,
 }
+
+const _: () = {
+    assert!(std::mem::offset_of!(PendingAgenda, customer) == 0);
+    assert!(std::mem::offset_of!(PendingAgenda, priority) == 4);
+    assert!(std::mem::offset_of!(PendingAgenda, added_ms) == 8);
+    assert!(std::mem::size_of::<PendingAgenda>() == 16);
+};
 
 /// What a scheduler knows when it decides for one insight.
 #[derive(Debug, Clone, Copy)]
@@ -74,8 +88,12 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 4] =
-        [Algorithm::FirstInFirstOut, Algorithm::RoundRobin, Algorithm::Priority, Algorithm::WeightedFair];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::FirstInFirstOut,
+        Algorithm::RoundRobin,
+        Algorithm::Priority,
+        Algorithm::WeightedFair,
+    ];
 
     /// The `schedulingAlgorithm` value naming this algorithm.
     pub fn name(self) -> &'static str {
@@ -106,9 +124,8 @@ impl Algorithm {
 /// Check a decision against its input: every index offered, none twice, at
 /// most `free_slots`. The host applies this to every plugin's output.
 pub fn check_decision(input: &ScheduleInput<'_>, output: &ScheduleOutput) -> Result<(), String> {
-    if output.release.len() > input.free_slots as usize {
-        return Err(format!("released {} agendas but only {} slots were free", output.release.len(), input.free_slots));
-    }
+    // Names first: releasing an agenda that was never offered is the worse
+    // breach, and the message should say so even when the count is off too.
     let mut seen = vec![false; input.pending.len()];
     for &index in &output.release {
         let slot = seen
@@ -117,6 +134,9 @@ pub fn check_decision(input: &ScheduleInput<'_>, output: &ScheduleOutput) -> Res
         if std::mem::replace(slot, true) {
             return Err(format!("released agenda #{index} twice"));
         }
+    }
+    if output.release.len() > input.free_slots as usize {
+        return Err(format!("released {} agendas but only {} slots were free", output.release.len(), input.free_slots));
     }
     Ok(())
 }
@@ -138,7 +158,14 @@ pub(crate) mod testing {
 
     /// A backlog described as `(customer index, priority, added_ms)`.
     pub fn pending(items: &[(u32, i32, u64)]) -> Vec<PendingAgenda> {
-        items.iter().map(|&(customer, priority, added_ms)| PendingAgenda { customer, priority, added_ms }).collect()
+        items
+            .iter()
+            .map(|&(customer, priority, added_ms)| PendingAgenda {
+                customer,
+                priority,
+                added_ms,
+            })
+            .collect()
     }
 
     pub fn customers(names: &[&str]) -> Vec<String> {
@@ -153,7 +180,15 @@ pub(crate) mod testing {
         config: &'a str,
         state: &'a [u8],
     ) -> ScheduleInput<'a> {
-        ScheduleInput { now_ms: 1_000_000, free_slots, customers, pending, running, config, state }
+        ScheduleInput {
+            now_ms: 1_000_000,
+            free_slots,
+            customers,
+            pending,
+            running,
+            config,
+            state,
+        }
     }
 }
 

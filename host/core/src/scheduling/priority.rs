@@ -43,7 +43,11 @@ pub fn priority(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleErr
     for (index, agenda) in input.pending.iter().enumerate() {
         let waited = input.now_ms.saturating_sub(agenda.added_ms);
         let aged = waited.checked_div(config.aging_ms).unwrap_or(0).min(i32::MAX as u64) as i64;
-        let key = (i64::from(agenda.priority) + aged, Reverse(agenda.added_ms), Reverse(index as u32));
+        let key = (
+            i64::from(agenda.priority) + aged,
+            Reverse(agenda.added_ms),
+            Reverse(index as u32),
+        );
         if best.len() < wanted {
             best.push(Reverse(key));
         } else if best.peek().is_some_and(|Reverse(worst)| key > *worst) {
@@ -53,7 +57,10 @@ pub fn priority(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleErr
     }
     let mut chosen: Vec<_> = best.into_iter().map(|Reverse(key)| key).collect();
     chosen.sort_by(|a, b| b.cmp(a));
-    Ok(ScheduleOutput { release: chosen.into_iter().map(|(_, _, Reverse(i))| i).collect(), state: Vec::new() })
+    Ok(ScheduleOutput {
+        release: chosen.into_iter().map(|(_, _, Reverse(i))| i).collect(),
+        state: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -35,7 +35,10 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
     let state = RoundRobinState::decode(input.state)?;
     let requested = input.free_slots as usize;
     if requested == 0 {
-        return Ok(ScheduleOutput { release: Vec::new(), state: state.encode() });
+        return Ok(ScheduleOutput {
+            release: Vec::new(),
+            state: state.encode(),
+        });
     }
     let index_of = |id: &String| input.customers.iter().position(|c| c == id);
     let everyone: Vec<usize> = (0..input.customers.len()).collect();
@@ -83,8 +86,13 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
         }
         all.into_iter().filter(|c| !served.contains(c)).collect()
     };
-    let state = RoundRobinState { pending_customer_ids: remaining.iter().map(|&c| input.customers[c].clone()).collect() };
-    Ok(ScheduleOutput { release, state: state.encode() })
+    let state = RoundRobinState {
+        pending_customer_ids: remaining.iter().map(|&c| input.customers[c].clone()).collect(),
+    };
+    Ok(ScheduleOutput {
+        release,
+        state: state.encode(),
+    })
 }
 
 #[cfg(test)]
@@ -95,14 +103,25 @@ mod tests {
     fn decide(c: &[String], p: &[super::super::PendingAgenda], slots: u32, state: &[u8]) -> (Vec<u32>, Vec<String>) {
         let running = vec![0; c.len()];
         let out = round_robin(&input(c, p, &running, slots, "{}", state)).unwrap();
-        (out.release, RoundRobinState::decode(&out.state).unwrap().pending_customer_ids)
+        (
+            out.release,
+            RoundRobinState::decode(&out.state).unwrap().pending_customer_ids,
+        )
     }
 
     #[test]
     fn one_slot_per_customer_per_round() {
         let c = customers(&["a", "b", "c"]);
         // a has 4 agendas, b 1, c 2.
-        let p = pending(&[(0, 0, 1), (0, 0, 2), (1, 0, 3), (0, 0, 4), (2, 0, 5), (0, 0, 6), (2, 0, 7)]);
+        let p = pending(&[
+            (0, 0, 1),
+            (0, 0, 2),
+            (1, 0, 3),
+            (0, 0, 4),
+            (2, 0, 5),
+            (0, 0, 6),
+            (2, 0, 7),
+        ]);
         // Full set, 2 slots: pass 1 fills with a and b; c still owes a turn.
         let (release, pending_ids) = decide(&c, &p, 2, &[]);
         assert_eq!(release, vec![0, 2]);
@@ -118,7 +137,10 @@ mod tests {
     fn the_cycle_continues_where_it_stopped() {
         let c = customers(&["a", "b", "c"]);
         let p = pending(&[(0, 0, 1), (1, 0, 2), (2, 0, 3), (0, 0, 4)]);
-        let state = RoundRobinState { pending_customer_ids: vec!["c".into()] }.encode();
+        let state = RoundRobinState {
+            pending_customer_ids: vec!["c".into()],
+        }
+        .encode();
         let (release, pending_ids) = decide(&c, &p, 1, &state);
         assert_eq!(release, vec![2], "c's turn comes first");
         assert!(pending_ids.is_empty());
@@ -155,7 +177,10 @@ mod tests {
     fn unknown_customers_in_state_are_dropped_and_bad_state_rejected() {
         let c = customers(&["a"]);
         let p = pending(&[(0, 0, 1)]);
-        let state = RoundRobinState { pending_customer_ids: vec!["gone".into()] }.encode();
+        let state = RoundRobinState {
+            pending_customer_ids: vec!["gone".into()],
+        }
+        .encode();
         assert_eq!(decide(&c, &p, 1, &state).0, vec![0]);
         let running = [0];
         assert!(matches!(

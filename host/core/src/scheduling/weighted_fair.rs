@@ -1,5 +1,5 @@
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,10 @@ pub struct WeightedFairConfig {
 
 impl Default for WeightedFairConfig {
     fn default() -> Self {
-        Self { weights: BTreeMap::new(), default_weight: 1.0 }
+        Self {
+            weights: BTreeMap::new(),
+            default_weight: 1.0,
+        }
     }
 }
 
@@ -85,7 +88,13 @@ pub fn weighted_fair(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedu
     for &c in &with_work {
         let id = &input.customers[c];
         let running = f64::from(input.running.get(c).copied().unwrap_or(0)) / config.weight(id);
-        time[c] = state.virtual_time.get(id).copied().unwrap_or(floor).max(floor).max(running);
+        time[c] = state
+            .virtual_time
+            .get(id)
+            .copied()
+            .unwrap_or(floor)
+            .max(floor)
+            .max(running);
         heap.push(Reverse((ticks(time[c]), c)));
     }
     let mut release = Vec::with_capacity(input.free_slots as usize);
@@ -103,8 +112,13 @@ pub fn weighted_fair(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedu
     }
     // Forget customers that have neither work nor a lead to remember.
     let min_active = with_work.iter().map(|&c| time[c]).fold(f64::INFINITY, f64::min);
-    state.virtual_time.retain(|_, t| !min_active.is_finite() || *t > min_active);
-    Ok(ScheduleOutput { release, state: state.encode() })
+    state
+        .virtual_time
+        .retain(|_, t| !min_active.is_finite() || *t > min_active);
+    Ok(ScheduleOutput {
+        release,
+        state: state.encode(),
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +155,10 @@ mod tests {
         let c = customers(&["a", "b"]);
         let p = pending(&[(0, 0, 1), (0, 0, 2), (1, 0, 3), (1, 0, 4)]);
         // a has run far ahead in the past; b has no history.
-        let state = WeightedFairState { virtual_time: [("a".to_string(), 100.0)].into() }.encode();
+        let state = WeightedFairState {
+            virtual_time: [("a".to_string(), 100.0)].into(),
+        }
+        .encode();
         let running = [0, 0];
         let out = weighted_fair(&input(&c, &p, &running, 4, "{}", &state)).unwrap();
         // b starts at a's level (the floor), not at 0: they alternate.
@@ -159,7 +176,11 @@ mod tests {
 
     #[test]
     fn invalid_weights_are_rejected() {
-        for config in [r#"{"weights": {"a": 0}}"#, r#"{"defaultWeight": -1}"#, r#"{"weights": 3}"#] {
+        for config in [
+            r#"{"weights": {"a": 0}}"#,
+            r#"{"defaultWeight": -1}"#,
+            r#"{"weights": 3}"#,
+        ] {
             assert!(WeightedFairConfig::parse(config).is_err(), "{config}");
         }
     }

@@ -3,8 +3,10 @@
 
 mod context;
 mod objects;
+mod plugins;
 mod reply;
 mod services;
+pub mod upload;
 
 use std::time::Instant;
 
@@ -40,7 +42,14 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(services::healthz))
         .route("/pop/agenda/service/run", post(services::run))
         .route("/pop/agenda/service/rerun", post(services::rerun))
-        .route("/pop/progress/agenda/service", post(services::progress_summary));
+        .route("/pop/progress/agenda/service", post(services::progress_summary))
+        .route("/pop/insight/service/preview", plugins::preview_route())
+        .route("/pop/plugin", plugins::collection())
+        .route("/pop/plugin/{id}", plugins::member())
+        .route("/pop/plugin/{id}/activate", plugins::activate_route())
+        .route("/pop/plugin/{id}/rollback", plugins::rollback_route())
+        .route("/pop/pluginactivation", plugins::activations())
+        .route("/pop/pluginactivation/{id}", plugins::activations());
     for (path, kind) in OBJECT_RESOURCES {
         router = router
             .route(path, objects::routes(kind))

@@ -17,10 +17,15 @@ use crate::error::{ApiError, ApiResult};
 /// GET/POST/PUT/DELETE for one kind; agendas and agenda progress have their
 /// own POST and PUT (submission, cascading progress).
 pub fn routes(kind: ObjectKind) -> MethodRouter<AppState> {
-    get(move |state, ctx, id, query| list(kind, state, ctx, id, query))
+    read_routes(kind)
         .post(move |state, ctx, body| create(kind, state, ctx, body))
         .put(move |state, ctx, id, body| update(kind, state, ctx, id, body))
         .delete(move |state, ctx, id, query| remove(kind, state, ctx, id, query))
+}
+
+/// GET only, for kinds with their own writes (plugins).
+pub fn read_routes(kind: ObjectKind) -> MethodRouter<AppState> {
+    get(move |state, ctx, id, query| list(kind, state, ctx, id, query))
 }
 
 async fn list(
@@ -31,8 +36,28 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Reply {
     let result = async {
-        let request = parse_list_request(id.map(|Path(id)| id), query.as_deref())?;
-        domain::list(app.store.as_ref(), &ctx.caller, kind, request).await
+        let mut request = parse_list_request(id.map(|Path(id)| id), query.as_deref())?;
+        let policy_owners = app.plugins.policy_owners();
+        if ctx.caller.is_global() || policy_owners.is_empty() {
+            return domain::list(app.store.as_ref(), &ctx.caller, kind, request).await;
+        }
+        // Some customers' policies decide: list, let them decide, then count.
+        let count_only = std::mem::take(&mut request.count_only);
+        if count_only {
+            request.query.limit = Some(MAX_LIMIT);
+            request.fields = None;
+        }
+        request.policy_owners = Some(policy_owners);
+        let by_id = request.id.clone();
+        let Listing::Objects(docs) = domain::list(app.store.as_ref(), &ctx.caller, kind, request).await? else {
+            return Err(ApiError::Internal("a listing returned a count".into()));
+        };
+        let docs = app.plugins.filter_visible(&ctx.caller, kind, docs).await?;
+        match (count_only, by_id) {
+            (true, _) => Ok(Listing::Count(docs.len() as u64)),
+            (false, Some(id)) if docs.is_empty() => Err(domain::not_found(kind, &id)),
+            (false, _) => Ok(Listing::Objects(docs)),
+        }
     }
     .await;
     match result.map_err(|e| e.with_cid(&ctx.cid))? {
@@ -52,12 +77,13 @@ async fn create(
         let store = app.store.as_ref();
         let cid = ctx.cid.0.as_str();
         match kind {
-            ObjectKind::Agenda => submission::submit(store, &ctx.caller, body, cid).await,
+            ObjectKind::Agenda => submission::submit(store, &app.plugins, &ctx.caller, body, cid).await,
             ObjectKind::AgendaProgress => progress::create(store, &ctx.caller, body, cid).await,
             _ => domain::create(store, &ctx.caller, kind, body, cid).await,
         }
     }
     .await;
+    refresh_after_write(&app, kind).await;
     Ok(reply::objects(
         vec![result.map_err(|e| e.with_cid(&ctx.cid))?],
         &ctx.cid,
@@ -81,6 +107,7 @@ async fn update(
         }
     }
     .await;
+    refresh_after_write(&app, kind).await;
     Ok(reply::objects(
         vec![result.map_err(|e| e.with_cid(&ctx.cid))?],
         &ctx.cid,
@@ -102,8 +129,18 @@ async fn remove(
         domain::delete(app.store.as_ref(), &ctx.caller, kind, id.as_deref()).await
     }
     .await;
+    refresh_after_write(&app, kind).await;
     let removed = result.map_err(|e| e.with_cid(&ctx.cid))?;
     Ok(reply::objects(removed.into_iter().collect(), &ctx.cid))
+}
+
+/// A customer write may name or drop a visibility policy.
+async fn refresh_after_write(app: &AppState, kind: ObjectKind) {
+    if kind == ObjectKind::Customer
+        && let Err(e) = app.plugins.refresh_policy_owners().await
+    {
+        tracing::error!(error = %e, "could not refresh the customers with visibility policies");
+    }
 }
 
 /// Parse the id and POP's `by*` query parameters (spec §3.3).

@@ -81,7 +81,10 @@ pub fn normalized_document(kind: ObjectKind, value: Value) -> ApiResult<Document
             to_document(&p)
         }
         ObjectKind::OperationProgress => to_document(&typed::<OperationProgress>(value)?),
-        ObjectKind::ReadyAgenda | ObjectKind::InsightScheduleInfo => {
+        ObjectKind::ReadyAgenda
+        | ObjectKind::InsightScheduleInfo
+        | ObjectKind::Plugin
+        | ObjectKind::PluginActivation => {
             Err(ApiError::NotFound(format!("{kind} objects are not served by the API")))
         }
     }

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod objects;
 pub mod progress;
+pub mod scheduling;
 pub mod service;
 pub mod submission;
 

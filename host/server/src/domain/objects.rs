@@ -1,6 +1,7 @@
 //! Generic data-object CRUD (spec §3.3–3.5) with the per-kind defaults,
 //! required fields, derived fields and cascades of POP.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use pop_core::visibility::{Caller, can_read_document};
@@ -25,6 +26,9 @@ pub struct ListRequest {
     pub fields: Option<Vec<String>>,
     /// `bycount=true`: only the number of matches.
     pub count_only: bool,
+    /// Customers whose objects are decided by their visibility-policy
+    /// plugin: offered past POP's rules, for the policy to decide after.
+    pub policy_owners: Option<Arc<HashSet<String>>>,
 }
 
 /// What a GET returns: objects, or only a count.
@@ -37,11 +41,21 @@ pub enum Listing {
 /// The scan filter that keeps only what `caller` may read (none for global
 /// callers, who see everything).
 pub fn visibility_filter(caller: &Caller, kind: ObjectKind) -> Option<DocFilter> {
+    scan_filter(caller, kind, None)
+}
+
+/// [`visibility_filter`], also letting through the objects of
+/// `policy_owners` (their policy decides about them after the scan).
+fn scan_filter(caller: &Caller, kind: ObjectKind, policy_owners: Option<Arc<HashSet<String>>>) -> Option<DocFilter> {
     if caller.is_global() {
         return None;
     }
     let caller = caller.clone();
-    Some(Arc::new(move |doc: &Document| can_read_document(&caller, kind, doc)))
+    let owners = policy_owners.filter(|o| !o.is_empty());
+    Some(Arc::new(move |doc: &Document| {
+        can_read_document(&caller, kind, doc)
+            || owners.as_ref().is_some_and(|o| str_field(doc, "customerId").is_some_and(|c| o.contains(c)))
+    }))
 }
 
 /// Load an object the caller may read; absent and invisible look the same.

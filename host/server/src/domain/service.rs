@@ -21,6 +21,7 @@ use super::objects::{MAX_LIMIT, get_visible, visibility_filter};
 use super::progress::operation_progress_of;
 use super::submission::{ready_agenda, submit_agenda};
 use crate::error::{ApiError, ApiResult};
+use crate::plugins::PluginHost;
 
 fn non_blank(value: Option<String>) -> Option<String> {
     value.filter(|s| !s.trim().is_empty())
@@ -29,7 +30,7 @@ fn non_blank(value: Option<String>) -> Option<String> {
 /// POST `/pop/agenda/service/run`: expand a template with a payload and
 /// submit the result. Unlike POP, the submission is authorized as the
 /// *caller*, so a shared template cannot be used to act for its owner.
-pub async fn run(store: &dyn Store, caller: &Caller, body: Value, cid: &str) -> ApiResult<Document> {
+pub async fn run(store: &dyn Store, plugins: &PluginHost, caller: &Caller, body: Value, cid: &str) -> ApiResult<Document> {
     let request: RunAgendaRequest = typed(body)?;
     let (Some(template_id), Some(payload)) = (non_blank(request.agenda_template_id), non_blank(request.payload)) else {
         return Err(ApiError::Validation(
@@ -53,7 +54,7 @@ pub async fn run(store: &dyn Store, caller: &Caller, body: Value, cid: &str) -> 
     if envelope.customer_id.as_deref().is_none_or(str::is_empty) {
         envelope.customer_id = sole_account(caller);
     }
-    submit_agenda(store, caller, agenda, cid).await
+    submit_agenda(store, plugins, caller, agenda, cid).await
 }
 
 /// The caller's only account, used when a template leaves the customer open.
@@ -155,11 +156,7 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
         let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
         match insight_id {
             Some(insight_id) if !already_queued => {
-                let customer_id = agenda.envelope.customer_id.clone().unwrap_or_default();
-                writes.push(Write::create(
-                    ObjectKind::ReadyAgenda,
-                    ready_agenda(&agenda_id, &insight_id, &customer_id, now)?,
-                ));
+                writes.push(Write::create(ObjectKind::ReadyAgenda, ready_agenda(&agenda, &insight_id, now)?));
                 requeued = true;
             }
             Some(_) => requeued = true,

@@ -2,7 +2,6 @@
 //! progress records and the backlog row — in one atomic write, so a failed
 //! submission leaves nothing behind (POP needed compensating deletes).
 
-use pop_core::insight::select_insight;
 use pop_core::params::keys;
 use pop_core::validation::validate_agenda;
 use pop_core::visibility::Caller;
@@ -16,15 +15,25 @@ use super::body::{from_document, str_field, to_document, typed};
 use super::progress::{DEFAULT_MAXIMUM_ATTEMPTS, new_operation_progress};
 use super::{new_id, now_millis};
 use crate::error::{ApiError, ApiResult};
+use crate::plugins::PluginHost;
 
 /// POST `/pop/agenda`.
-pub async fn submit(store: &dyn Store, caller: &Caller, body: serde_json::Value, cid: &str) -> ApiResult<Document> {
+pub async fn submit(
+    store: &dyn Store,
+    plugins: &PluginHost,
+    caller: &Caller, body: serde_json::Value, cid: &str) -> ApiResult<Document> {
     let agenda: Agenda = typed(body)?;
-    submit_agenda(store, caller, agenda, cid).await
+    submit_agenda(store, plugins, caller, agenda, cid).await
 }
 
 /// Submit a parsed agenda on behalf of `caller`.
-pub async fn submit_agenda(store: &dyn Store, caller: &Caller, mut agenda: Agenda, cid: &str) -> ApiResult<Document> {
+pub async fn submit_agenda(
+    store: &dyn Store,
+    plugins: &PluginHost,
+    caller: &Caller,
+    mut agenda: Agenda,
+    cid: &str,
+) -> ApiResult<Document> {
     validate_agenda(&agenda).map_err(|e| ApiError::Validation(e.to_string()))?;
     let customer_id = agenda.envelope.customer_id.clone().unwrap_or_default();
     // Checked before any lookup so that callers learn nothing about other
@@ -32,7 +41,7 @@ pub async fn submit_agenda(store: &dyn Store, caller: &Caller, mut agenda: Agend
     if !caller.owns(Some(&customer_id)) {
         return Err(ApiError::forbidden_customer(&customer_id));
     }
-    let insight = choose_insight(store, &agenda, &customer_id).await?;
+    let insight = choose_insight(store, plugins, &agenda, &customer_id).await?;
     let now = now_millis();
     let envelope = &mut agenda.envelope;
     envelope.id = Some(new_id());
@@ -42,7 +51,6 @@ pub async fn submit_agenda(store: &dyn Store, caller: &Caller, mut agenda: Agend
     envelope.added_time = Some(now);
     envelope.updated_time = Some(now);
     let cid = envelope.cid.clone().unwrap_or_default();
-    let agenda_id = envelope.id.clone().unwrap_or_default();
     let insight_id = insight.envelope.id.clone().unwrap_or_default();
     agenda.agenda_insight = Some(AgendaInsight {
         resource_pool_id: insight.resource_pool_id.clone(),
@@ -86,7 +94,7 @@ pub async fn submit_agenda(store: &dyn Store, caller: &Caller, mut agenda: Agend
     if !params.contains_key(keys::DO_NOT_RUN) {
         writes.push(Write::create(
             ObjectKind::ReadyAgenda,
-            ready_agenda(&agenda_id, &insight_id, &customer_id, now)?,
+            ready_agenda(&agenda, &insight_id, now)?,
         ));
     }
     let stored = store.write(writes).await?;
@@ -125,13 +133,16 @@ fn progress_for(agenda: &Agenda, customer_id: &str, cid: &str, now: i64) -> Agen
     progress
 }
 
-pub fn ready_agenda(agenda_id: &str, insight_id: &str, customer_id: &str, now: i64) -> ApiResult<Document> {
+/// The backlog row that makes `agenda` schedulable on `insight_id`.
+pub fn ready_agenda(agenda: &Agenda, insight_id: &str, now: i64) -> ApiResult<Document> {
     let mut ready = ReadyAgenda {
         insight_id: Some(insight_id.into()),
-        agenda_id: Some(agenda_id.into()),
+        agenda_id: agenda.envelope.id.clone(),
         added: Some(now),
+        priority: agenda.params.as_ref().and_then(|p| p.get_long(keys::PRIORITY)),
         ..Default::default()
     };
+    let customer_id = agenda.envelope.customer_id.as_deref().unwrap_or_default();
     ready.envelope.id = Some(new_id());
     ready.envelope.customer_id = Some(customer_id.into());
     let mut doc = to_document(&ready)?;
@@ -140,7 +151,7 @@ pub fn ready_agenda(agenda_id: &str, insight_id: &str, customer_id: &str, now: i
 }
 
 /// The insight of spec §4.1 for `agenda`, seen as its customer.
-async fn choose_insight(store: &dyn Store, agenda: &Agenda, customer_id: &str) -> ApiResult<Insight> {
+async fn choose_insight(store: &dyn Store, plugins: &PluginHost, agenda: &Agenda, customer_id: &str) -> ApiResult<Insight> {
     let customer = store
         .get(ObjectKind::Customer, customer_id)
         .await?
@@ -148,15 +159,10 @@ async fn choose_insight(store: &dyn Store, agenda: &Agenda, customer_id: &str) -
         .ok_or_else(|| ApiError::Validation(format!("Customer not found for customerId {customer_id}")))?;
     let customer: Customer = from_document(customer)?;
     let no_insight = || ApiError::NotFound("No available insights for processing agenda".into());
-    let pool = customer
-        .resource_pool_id
-        .filter(|p| !p.is_empty())
-        .ok_or_else(no_insight)?;
+    let pool = customer.resource_pool_id.clone().filter(|p| !p.is_empty()).ok_or_else(no_insight)?;
     let candidates = store
         .query(ObjectKind::Insight, &Query::by("resourcePoolId", pool), None)
         .await?;
     let candidates: Vec<Insight> = candidates.into_iter().map(from_document).collect::<ApiResult<_>>()?;
-    select_insight(agenda, customer_id, &candidates)
-        .cloned()
-        .ok_or_else(no_insight)
+    plugins.select_insight(&customer, agenda, candidates).await?.ok_or_else(no_insight)
 }

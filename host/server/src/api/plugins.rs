@@ -1,0 +1,120 @@
+//! Plugin endpoints: upload, list, get, delete, activate, roll back; and a
+//! side-effect-free scheduling decision for an insight (`preview`).
+
+use axum::extract::{Path, Request, State};
+use axum::routing::{MethodRouter, post};
+use pop_core::visibility::Caller;
+use pop_core::{Insight, ObjectKind};
+use serde_json::{Map, Value, json};
+
+use super::context::RequestContext;
+use super::reply::{self, Reply, body_object};
+use super::upload::read_upload;
+use crate::app::AppState;
+use crate::domain::body::{from_document, typed};
+use crate::error::{ApiError, ApiResult};
+
+/// `/pop/plugin`: POST uploads; GET lists (see [`super::objects`]).
+pub fn collection() -> MethodRouter<AppState> {
+    super::objects::read_routes(ObjectKind::Plugin).post(upload)
+}
+
+/// `/pop/plugin/{id}`: GET one version, DELETE it.
+pub fn member() -> MethodRouter<AppState> {
+    super::objects::read_routes(ObjectKind::Plugin).delete(delete)
+}
+
+pub fn activate_route() -> MethodRouter<AppState> {
+    post(activate)
+}
+
+pub fn rollback_route() -> MethodRouter<AppState> {
+    post(rollback)
+}
+
+pub fn activations() -> MethodRouter<AppState> {
+    super::objects::read_routes(ObjectKind::PluginActivation)
+}
+
+pub fn preview_route() -> MethodRouter<AppState> {
+    post(preview)
+}
+
+async fn upload(State(app): State<AppState>, ctx: RequestContext, request: Request) -> Reply {
+    let result = async {
+        let upload = read_upload(request, &app).await?.check()?;
+        app.plugins.registry().upload(&ctx.caller, upload, &ctx.cid.0).await
+    }
+    .await;
+    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+}
+
+async fn delete(State(app): State<AppState>, ctx: RequestContext, Path(id): Path<String>) -> Reply {
+    let result = app.plugins.registry().delete(&ctx.caller, &id).await;
+    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+}
+
+async fn activate(State(app): State<AppState>, ctx: RequestContext, Path(id): Path<String>) -> Reply {
+    let result = app.plugins.registry().activate(&ctx.caller, &id).await;
+    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+}
+
+async fn rollback(State(app): State<AppState>, ctx: RequestContext, Path(id): Path<String>) -> Reply {
+    let result = app.plugins.registry().rollback(&ctx.caller, &id).await;
+    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PreviewRequest {
+    insight_id: Option<String>,
+    #[serde(default = "one")]
+    slots: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// POST `/pop/insight/service/preview` `{insightId, slots}`: what the
+/// insight's scheduler would release now, and which version decided. Only
+/// the insight's owner may ask (the backlog may hold other customers' work).
+async fn preview(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Reply {
+    let result = async {
+        let request: PreviewRequest = typed(body_object(body)?)?;
+        let insight_id = request
+            .insight_id
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ApiError::Validation("insightId must be specified".into()))?;
+        if request.slots > 10_000 {
+            return Err(ApiError::Validation("slots must be at most 10000".into()));
+        }
+        let insight = owned_insight(&app, &ctx.caller, &insight_id).await?;
+        let decision = app.plugins.decide(&insight, request.slots).await?;
+        let released: Vec<Value> = decision.released.iter().map(|r| json!(r.agenda_id)).collect();
+        let mut fields = Map::new();
+        fields.insert("insightId".into(), json!(insight_id));
+        fields.insert("released".into(), Value::Array(released));
+        fields.insert("decidedBy".into(), json!(decision.decided_by));
+        fields.insert("fallback".into(), json!(decision.fallback));
+        fields.insert("pending".into(), json!(decision.pending));
+        Ok(fields)
+    }
+    .await;
+    Ok(reply::service(result.map_err(|e| e.with_cid(&ctx.cid))?, &ctx.cid))
+}
+
+/// The insight, if the caller owns it (strict, like POP's getAgenda).
+async fn owned_insight(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Insight> {
+    let not_found = || ApiError::NotFound(format!("Insight {id} not found"));
+    let doc = app.store.get(ObjectKind::Insight, id).await?.ok_or_else(not_found)?;
+    let insight: Insight = from_document(doc)?;
+    if !caller.owns(insight.envelope.customer_id.as_deref()) {
+        return Err(not_found());
+    }
+    Ok(insight)
+}

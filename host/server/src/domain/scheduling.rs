@@ -1,0 +1,142 @@
+//! The scheduling path: gather one insight's backlog into a scheduler input,
+//! and persist the scheduler's state after a decision. Which scheduler
+//! decides (a WebAssembly plugin, with native fallback) is the plugin
+//! registry's business; this module only moves data.
+
+use std::collections::HashMap;
+
+use pop_core::scheduling::{PendingAgenda, ScheduleInput, ScheduleOutput};
+use pop_core::{Insight, InsightScheduleInfo, ObjectKind, ReadyAgenda};
+use pop_store::{Document, Query, Store, Write};
+use serde_json::{Value, json};
+
+use super::body::{from_document, str_field, to_document};
+use super::now_millis;
+use crate::error::ApiResult;
+
+/// The most backlog rows offered to one decision.
+pub const MAX_BACKLOG: usize = 100_000;
+
+/// One insight's backlog, laid out as the scheduler world expects.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    pub info_id: String,
+    /// The ReadyAgenda rows, oldest first; `pending[i]` describes `rows[i]`.
+    pub rows: Vec<ReadyAgenda>,
+    pub customers: Vec<String>,
+    pub pending: Vec<PendingAgenda>,
+    pub running: Vec<u32>,
+    pub config: String,
+    pub state: Vec<u8>,
+}
+
+impl Backlog {
+    pub fn input(&self, now_ms: u64, free_slots: u32) -> ScheduleInput<'_> {
+        ScheduleInput {
+            now_ms,
+            free_slots,
+            customers: &self.customers,
+            pending: &self.pending,
+            running: &self.running,
+            config: &self.config,
+            state: &self.state,
+        }
+    }
+}
+
+/// POP's schedule-info id of an insight.
+pub fn info_id(insight: &Insight) -> String {
+    format!(
+        "{}-{}",
+        insight.resource_pool_id.as_deref().unwrap_or_default(),
+        insight.envelope.id.as_deref().unwrap_or_default()
+    )
+}
+
+/// Read the backlog of `insight`: its ReadyAgendas (oldest first), the
+/// customers of its pool (pool order, then any other customer with work),
+/// its scheduler configuration and the scheduler's persisted state.
+pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> {
+    let insight_id = insight.envelope.id.clone().unwrap_or_default();
+    let query = Query::by("insightId", insight_id).limit(MAX_BACKLOG);
+    let mut rows: Vec<ReadyAgenda> =
+        store.query(ObjectKind::ReadyAgenda, &query, None).await?.into_iter().map(from_document).collect::<ApiResult<_>>()?;
+    rows.sort_by_key(|r| r.added.unwrap_or(0));
+    let mut customers: Vec<String> = match insight.resource_pool_id.as_deref() {
+        Some(pool) => {
+            let pool_customers = store.query(ObjectKind::Customer, &Query::by("resourcePoolId", pool), None).await?;
+            pool_customers.iter().filter_map(|c| str_field(c, "id").map(String::from)).collect()
+        }
+        None => Vec::new(),
+    };
+    let mut index: HashMap<String, u32> =
+        customers.iter().enumerate().map(|(i, c)| (c.clone(), i as u32)).collect();
+    let mut pending = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let customer = row.envelope.customer_id.clone().unwrap_or_default();
+        let next = customers.len() as u32;
+        let customer = *index.entry(customer.clone()).or_insert_with(|| {
+            customers.push(customer);
+            next
+        });
+        let priority = row.priority.unwrap_or(0).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        pending.push(PendingAgenda { customer, priority, added_ms: row.added.unwrap_or(0).max(0) as u64 });
+    }
+    let info_id = info_id(insight);
+    let info = store.get(ObjectKind::InsightScheduleInfo, &info_id).await?;
+    let state = info.as_ref().and_then(|doc| doc.get("schedulerState")).map(decode_state).unwrap_or_default();
+    let config = insight.scheduler_config.as_ref().map(Value::to_string).unwrap_or_else(|| "{}".into());
+    // Running counts arrive with the executor (issue #4); until then none run.
+    let running = vec![0; customers.len()];
+    Ok(Backlog { info_id, rows, customers, pending, running, config, state })
+}
+
+/// Persist the scheduler's new state (and who decided) for the next decision.
+pub async fn save_state(
+    store: &dyn Store,
+    backlog: &Backlog,
+    insight: &Insight,
+    output: &ScheduleOutput,
+    decided_by: &str,
+) -> ApiResult<()> {
+    let mut info = InsightScheduleInfo {
+        last_executed: Some(now_millis()),
+        scheduler_state: Some(encode_state(&output.state)),
+        last_scheduler: Some(decided_by.to_string()),
+        ..Default::default()
+    };
+    info.envelope.id = Some(backlog.info_id.clone());
+    info.envelope.customer_id = insight.envelope.customer_id.clone();
+    let doc: Document = to_document(&info)?;
+    store.write(vec![Write::put(ObjectKind::InsightScheduleInfo, doc)]).await?;
+    Ok(())
+}
+
+/// Scheduler state is opaque bytes; built-ins write UTF-8 JSON, which is
+/// kept readable as a string. Anything else is stored as an array of bytes.
+pub fn encode_state(state: &[u8]) -> Value {
+    match std::str::from_utf8(state) {
+        Ok(text) => json!(text),
+        Err(_) => json!(state),
+    }
+}
+
+pub fn decode_state(value: &Value) -> Vec<u8> {
+    match value {
+        Value::String(text) => text.as_bytes().to_vec(),
+        Value::Array(bytes) => bytes.iter().filter_map(|b| b.as_u64().map(|b| b as u8)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_text_and_bytes() {
+        for state in [b"".to_vec(), br#"{"pendingCustomerIds":["a"]}"#.to_vec(), vec![0, 159, 146, 150, 255]] {
+            assert_eq!(decode_state(&encode_state(&state)), state);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Scheduling decisions through the insight's scheduler plugin, falling
+//! back to the last good version and then to the native algorithm.
+
+use pop_core::scheduling::{Algorithm, ScheduleOutput, fifo};
+use pop_core::{Insight, PluginKind, ReadyAgenda};
+
+use super::PluginHost;
+use crate::domain::now_millis;
+use crate::domain::scheduling::{Backlog, gather};
+use crate::error::{ApiError, ApiResult};
+
+/// The algorithm an insight without `schedulingAlgorithm` uses (POP crashed).
+pub const DEFAULT_ALGORITHM: Algorithm = Algorithm::FirstInFirstOut;
+
+/// One scheduling decision for one insight.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The backlog rows to release, in order.
+    pub released: Vec<ReadyAgenda>,
+    /// `<slot>@<version>` of the plugin that decided, or `native:<algorithm>`.
+    pub decided_by: String,
+    /// Whether the active version failed and something else decided.
+    pub fallback: bool,
+    /// How many agendas were waiting.
+    pub pending: usize,
+    /// The scheduler's new state.
+    pub output: ScheduleOutput,
+    /// The backlog the decision was made on.
+    pub backlog: Backlog,
+}
+
+impl PluginHost {
+    /// Decide which of `insight`'s pending agendas to release into `slots`.
+    pub async fn decide(&self, insight: &Insight, slots: u32) -> ApiResult<Decision> {
+        let backlog = gather(self.store.as_ref(), insight).await?;
+        let name = insight.scheduling_algorithm.clone().filter(|n| !n.is_empty());
+        let name = name.unwrap_or_else(|| DEFAULT_ALGORITHM.name().to_string());
+        let owner = insight.envelope.customer_id.clone().unwrap_or_default();
+        let native = Algorithm::from_name(&name).unwrap_or(DEFAULT_ALGORITHM);
+        let slot = self.resolve(&owner, PluginKind::Scheduler, &name);
+        if slot.is_none() {
+            tracing::warn!(insight = ?insight.envelope.id, scheduler = name, "unknown scheduler; using the native one");
+        }
+        let runtime = self.runtime.clone();
+        let now = now_millis().max(0) as u64;
+        let (output, decided_by, fallback, failures, backlog) = tokio::task::spawn_blocking(move || {
+            let input = backlog.input(now, slots);
+            let native_decision = || native.schedule(&input).or_else(|_| fifo(&input)).unwrap_or_default();
+            let mut failures = Vec::new();
+            let (output, decided_by, fallback) = match &slot {
+                Some(slot) => {
+                    let answer = slot.cell.call(
+                        |plugin| runtime.schedule(plugin, &input),
+                        native_decision,
+                        &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
+                    );
+                    let fallback = !matches!(answer.by, pop_wasm::AnsweredBy::Active(_));
+                    (answer.value, slot.answered_label(&answer.by, native.name()), fallback)
+                }
+                None => (native_decision(), format!("native:{}", native.name()), true),
+            };
+            (output, decided_by, fallback, failures, backlog)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("scheduling task failed: {e}")))?;
+        for (version, failure) in &failures {
+            self.failures.record(version, failure);
+        }
+        let released = output.release.iter().filter_map(|&i| backlog.rows.get(i as usize).cloned()).collect();
+        Ok(Decision { released, decided_by, fallback, pending: backlog.rows.len(), output, backlog })
+    }
+}

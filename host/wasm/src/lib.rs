@@ -1,0 +1,40 @@
+//! POP's WebAssembly plugin runtime.
+//!
+//! Tenants upload components implementing one world of `wit/plugin.wit`
+//! (`scheduler`, `insight-matcher`, `visibility-policy`, `handler`). This
+//! crate compiles them once ([`Runtime::compile`], cached in memory by
+//! content hash and on disk as native artifacts), runs every call on a
+//! fresh store under a deadline and a memory cap ([`Limits`]), checks the
+//! answers against the contract, and swaps versions live with fallback
+//! ([`PluginCell`]).
+//!
+//! Invariant: nothing a plugin does (loop, allocate, recurse, trap, return
+//! garbage, sleep) panics the host, blocks a thread past the call's
+//! deadline, or leaks into another call; it comes back as a
+//! [`PluginFailure`].
+
+pub mod bindings;
+mod cache;
+mod calls;
+mod cell;
+pub mod convert;
+mod engine;
+mod error;
+mod format;
+mod limits;
+mod linker;
+mod plugin;
+mod runtime;
+mod state;
+
+pub use cache::{WASMTIME_VERSION, sha256_hex};
+pub use cell::{Answer, AnsweredBy, PluginCell};
+pub use engine::{Allocator, MAX_WASM_STACK};
+pub use error::{PluginError, PluginFailure};
+pub use limits::{Limits, RuntimeConfig};
+pub use plugin::{CompiledPlugin, Origin, PluginKind};
+pub use runtime::Runtime;
+
+/// The contract's records, as the host builds and reads them (the types of
+/// the newest contract version this host serves).
+pub use bindings::v0_1::types;

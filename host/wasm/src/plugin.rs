@@ -1,0 +1,106 @@
+//! A compiled, type-checked plugin ready to be instantiated per call.
+
+use std::fmt;
+
+use wasmtime::component::Component;
+
+use crate::bindings::v0_1::{handler, insight_matcher, scheduler, visibility_policy};
+use crate::state::CallState;
+
+/// The world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginKind {
+    Scheduler,
+    InsightMatcher,
+    VisibilityPolicy,
+    Handler,
+}
+
+impl PluginKind {
+    pub const ALL: [PluginKind; 4] = [
+        PluginKind::Scheduler,
+        PluginKind::InsightMatcher,
+        PluginKind::VisibilityPolicy,
+        PluginKind::Handler,
+    ];
+
+    /// The WIT world name (`world scheduler`, ...).
+    pub fn world(self) -> &'static str {
+        match self {
+            PluginKind::Scheduler => "scheduler",
+            PluginKind::InsightMatcher => "insight-matcher",
+            PluginKind::VisibilityPolicy => "visibility-policy",
+            PluginKind::Handler => "handler",
+        }
+    }
+
+    /// The kind a world name designates.
+    pub fn from_world(world: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.world() == world)
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.world())
+    }
+}
+
+/// Where a plugin's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Compiled from the wasm bytes by Cranelift.
+    Compiled,
+    /// Loaded from the runtime's `cache_dir` without compiling.
+    DiskCache,
+}
+
+/// The per-world pre-instantiated form of a component: imports resolved
+/// against the world's linker and export indices looked up once, so a call
+/// only has to instantiate. One variant per world and contract version.
+pub(crate) enum Bound {
+    Scheduler(scheduler::SchedulerPre<CallState>),
+    InsightMatcher(insight_matcher::InsightMatcherPre<CallState>),
+    VisibilityPolicy(visibility_policy::VisibilityPolicyPre<CallState>),
+    Handler(handler::HandlerPre<CallState>),
+}
+
+/// A compiled plugin of one kind. Cheap to share (`Arc`); calls never
+/// mutate it, so any number of threads can run it at once.
+pub struct CompiledPlugin {
+    pub(crate) sha256: String,
+    pub(crate) kind: PluginKind,
+    pub(crate) origin: Origin,
+    pub(crate) component: Component,
+    pub(crate) bound: Bound,
+}
+
+impl CompiledPlugin {
+    /// Hex sha256 of the wasm bytes: the plugin's content address.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn kind(&self) -> PluginKind {
+        self.kind
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The compiled component (for inspecting its imports and exports).
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+}
+
+impl fmt::Debug for CompiledPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledPlugin")
+            .field("sha256", &self.sha256)
+            .field("kind", &self.kind)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}

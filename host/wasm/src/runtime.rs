@@ -1,0 +1,152 @@
+//! [`Runtime`]: the engine, the linkers, the compiled-plugin caches and the
+//! epoch ticker, and turning uploaded bytes into a [`CompiledPlugin`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store};
+
+use crate::bindings::v0_1::{handler, insight_matcher, scheduler, visibility_policy};
+use crate::cache::{DiskCache, sha256_hex};
+use crate::engine::{self, Allocator, EpochTicker};
+use crate::error::PluginError;
+use crate::format::check_component;
+use crate::limits::{Limits, RuntimeConfig};
+use crate::linker::Linkers;
+use crate::plugin::{Bound, CompiledPlugin, Origin, PluginKind};
+use crate::state::CallState;
+
+const DEFAULT_CACHE_CAPACITY: u64 = 512;
+
+/// Runs tenant plugins. One per process; share it (`Arc<Runtime>`): every
+/// method takes `&self` and may be called from any number of threads.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    allocator: Allocator,
+    linkers: Linkers,
+    pub(crate) limits: Limits,
+    /// Compiled plugins by (wasm sha256, kind). Only successes are kept.
+    compiled: moka::sync::Cache<(String, PluginKind), Arc<CompiledPlugin>>,
+    disk: Option<DiskCache>,
+    // Last: stops the ticker thread when the runtime goes away.
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self, PluginError> {
+        let setup = |e: &dyn std::fmt::Display| PluginError::Setup(e.to_string());
+        let limits = config.limits;
+        let (engine, allocator) = engine::build(&limits).map_err(|e| setup(&e))?;
+        let linkers = Linkers::new(&engine).map_err(|e| setup(&e))?;
+        let disk = match &config.cache_dir {
+            Some(dir) => Some(DiskCache::open(dir, &engine).map_err(|e| setup(&e))?),
+            None => None,
+        };
+        let capacity = if config.cache_capacity == 0 {
+            DEFAULT_CACHE_CAPACITY
+        } else {
+            config.cache_capacity
+        };
+        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick).map_err(|e| setup(&e))?;
+        Ok(Self {
+            engine,
+            allocator,
+            linkers,
+            limits,
+            compiled: moka::sync::Cache::new(capacity),
+            disk,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether instances come from the pooling allocator on this machine.
+    pub fn allocator(&self) -> Allocator {
+        self.allocator
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile `wasm` as a plugin of `kind`, or return the cached result.
+    ///
+    /// Checks that the bytes are a component, compiles them (or loads the
+    /// artifact from `cache_dir`), and type-checks the component's imports
+    /// and exports against the world, so a plugin that compiles here
+    /// instantiates at call time. Concurrent compiles of the same bytes
+    /// are done once.
+    pub fn compile(&self, kind: PluginKind, wasm: &[u8]) -> Result<Arc<CompiledPlugin>, PluginError> {
+        check_component(wasm)?;
+        let sha256 = sha256_hex(wasm);
+        self.compiled
+            .try_get_with((sha256.clone(), kind), || self.load(kind, sha256, wasm))
+            .map_err(|e| (*e).clone())
+    }
+
+    /// The plugin compiled earlier from the wasm with this sha256, if it is
+    /// still in memory.
+    pub fn cached(&self, kind: PluginKind, sha256: &str) -> Option<Arc<CompiledPlugin>> {
+        self.compiled.get(&(sha256.to_string(), kind))
+    }
+
+    fn load(&self, kind: PluginKind, sha256: String, wasm: &[u8]) -> Result<Arc<CompiledPlugin>, PluginError> {
+        let cached = self.disk.as_ref().and_then(|disk| disk.load(&self.engine, &sha256));
+        let (component, origin) = match cached {
+            Some(component) => (component, Origin::DiskCache),
+            None => {
+                let component =
+                    Component::new(&self.engine, wasm).map_err(|e| PluginError::Compile(format!("{e:#}")))?;
+                if let Some(disk) = &self.disk {
+                    disk.store(&sha256, &component);
+                }
+                (component, Origin::Compiled)
+            }
+        };
+        let bound = self.bind(kind, &component)?;
+        Ok(Arc::new(CompiledPlugin {
+            sha256,
+            kind,
+            origin,
+            component,
+            bound,
+        }))
+    }
+
+    /// Resolve the component's imports against the world's linker and its
+    /// exports against the world's functions.
+    fn bind(&self, kind: PluginKind, component: &Component) -> Result<Bound, PluginError> {
+        let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
+            expected: kind.world(),
+            detail: format!("{e:#}"),
+        };
+        let pre = self.linkers.get(kind).instantiate_pre(component).map_err(wrong_world)?;
+        Ok(match kind {
+            PluginKind::Scheduler => Bound::Scheduler(scheduler::SchedulerPre::new(pre).map_err(wrong_world)?),
+            PluginKind::InsightMatcher => {
+                Bound::InsightMatcher(insight_matcher::InsightMatcherPre::new(pre).map_err(wrong_world)?)
+            }
+            PluginKind::VisibilityPolicy => {
+                Bound::VisibilityPolicy(visibility_policy::VisibilityPolicyPre::new(pre).map_err(wrong_world)?)
+            }
+            PluginKind::Handler => Bound::Handler(handler::HandlerPre::new(pre).map_err(wrong_world)?),
+        })
+    }
+
+    /// A fresh store for one call: limiter installed and the deadline armed.
+    ///
+    /// Fresh because a trapped instance can never be entered again and
+    /// because nothing may leak from one call (or tenant) to the next.
+    pub(crate) fn store(&self, state: CallState, deadline: Duration) -> Store<CallState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // With epoch interruption on, a store without a deadline traps at
+        // once; set it before instantiation, which may run guest code.
+        store.set_epoch_deadline(self.limits.ticks(deadline));
+        store
+    }
+}

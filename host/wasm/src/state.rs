@@ -1,0 +1,241 @@
+//! What a store holds during one call: an empty WASI context, the limiter
+//! that remembers denied growth, and (for handlers) the progress callback.
+
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::v0_1::{progress, types};
+use crate::limits::Limits;
+
+/// Longest progress message passed on to the host; a plugin cannot make the
+/// host store megabytes per report.
+const MAX_PROGRESS_MESSAGE: usize = 1024;
+
+/// The data of one call's store. Dropped with the store when the call ends.
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    progress: Option<ProgressSink>,
+}
+
+impl CallState {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        // wasip2 guests import WASI even when they do no I/O (std's HashMap
+        // seeds from `wasi:random`, panics print to stderr), so they get a
+        // context with nothing in it: no args, env, preopens, stdin; stdout
+        // and stderr discard; sockets deny every address and name lookup;
+        // clocks are frozen so a decision depends on its input only.
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(limits),
+            progress: None,
+        }
+    }
+
+    /// Route `report-progress` to `callback` for the rest of this store's life.
+    ///
+    /// # Safety
+    /// `callback` must outlive the store holding this state. The runtime
+    /// guarantees it by creating and dropping the store inside the function
+    /// that borrows the callback, on one thread.
+    pub(crate) unsafe fn set_progress(&mut self, callback: &mut dyn FnMut(f64, &str)) {
+        // Erase the borrow's lifetime: `Store<T>` needs `T: 'static`, and the
+        // callback only has to live for the call (see the safety contract).
+        let callback: &mut (dyn FnMut(f64, &str) + 'static) = unsafe { std::mem::transmute(callback) };
+        self.progress = Some(ProgressSink(NonNull::from(callback)));
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for CallState {}
+
+impl progress::Host for CallState {
+    fn report_progress(&mut self, percent: f64, message: String) {
+        let Some(sink) = &mut self.progress else { return };
+        if !percent.is_finite() {
+            return;
+        }
+        let mut end = message.len().min(MAX_PROGRESS_MESSAGE);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        // SAFETY: set_progress's contract: the callback outlives this store.
+        let callback = unsafe { sink.0.as_mut() };
+        callback(percent.clamp(0.0, 100.0), &message[..end]);
+    }
+}
+
+/// The host's `report-progress` callback: percent, message.
+type ProgressFn = dyn FnMut(f64, &str);
+
+/// A borrowed progress callback with its lifetime erased (see
+/// [`CallState::set_progress`]).
+struct ProgressSink(NonNull<ProgressFn>);
+
+// SAFETY: the store holding the sink never leaves the thread that created
+// it; `Send` is only required because `WasiView: Send`.
+unsafe impl Send for ProgressSink {}
+
+/// [`StoreLimits`] that also remembers whether it refused to grow a memory
+/// or table, so an allocation failure can be reported as `OutOfMemory`: a
+/// Rust guest that cannot allocate aborts with `unreachable`, which by
+/// itself looks like any other bug.
+pub(crate) struct Limiter {
+    limits: StoreLimits,
+    pub(crate) denied: bool,
+}
+
+impl Limiter {
+    fn new(limits: &Limits) -> Self {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .table_elements(limits.table_elements)
+            .instances(limits.instances)
+            .tables(limits.tables)
+            .memories(limits.memories)
+            .build();
+        Self { limits, denied: false }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.denied |= !allowed;
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Allowed by us but refused by the allocator (pool slot or mmap).
+        self.denied = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.table_growing(current, desired, maximum)?;
+        self.denied |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.denied = true;
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// A clock that always reads zero: plugins get time from their input
+/// (`now-ms`), never from the host.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Replacement for `wasi:clocks/monotonic-clock` whose timers are ready at
+/// once.
+///
+/// Epoch deadlines only interrupt wasm code, not a host call: with the
+/// stock implementation a guest calling `std::thread::sleep(1h)` would block
+/// the host thread for an hour inside `wasi:io/poll`. Here a sleep returns
+/// immediately; a guest that waits in a loop for time to pass spins in wasm,
+/// where its deadline stops it.
+pub(crate) struct NoWaitClock<'a> {
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+pub(crate) struct NoWait;
+
+impl wasmtime::component::HasData for NoWait {
+    type Data<'a> = NoWaitClock<'a>;
+}
+
+impl NoWaitClock<'_> {
+    fn ready(&mut self) -> wasmtime::Result<Resource<DynPollable>> {
+        let ready = self.table.push(Ready)?;
+        subscribe(self.table, ready)
+    }
+}
+
+impl monotonic_clock::Host for NoWaitClock<'_> {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        Ok(HostMonotonicClock::now(&FrozenClock))
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
+        Ok(HostMonotonicClock::resolution(&FrozenClock))
+    }
+
+    fn subscribe_instant(&mut self, _when: monotonic_clock::Instant) -> wasmtime::Result<Resource<DynPollable>> {
+        self.ready()
+    }
+
+    fn subscribe_duration(&mut self, _for: monotonic_clock::Duration) -> wasmtime::Result<Resource<DynPollable>> {
+        self.ready()
+    }
+}
+
+/// A pollable that is always ready.
+struct Ready;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Ready {
+    async fn ready(&mut self) {}
+}
+
+/// The accessor `add_to_linker` needs for [`NoWait`].
+pub(crate) fn no_wait_clock(state: &mut CallState) -> NoWaitClock<'_> {
+    NoWaitClock {
+        table: &mut state.table,
+    }
+}

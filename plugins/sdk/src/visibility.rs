@@ -1,0 +1,106 @@
+//! Visibility-policy plugins: decide which of one tenant's objects a caller may see.
+//!
+//! Implement [`VisibilityPolicy`] and export it with
+//! [`export_visibility_policy!`](crate::export_visibility_policy). The host asks only about
+//! objects owned by the policy's tenant, in batches, and never filters super users. A policy
+//! decides reads only: it can widen or narrow what others see of the tenant's objects, never
+//! grant access to another tenant's. [`standard_rule`] is POP's own rule (spec §3.5).
+
+use std::marker::PhantomData;
+
+pub use crate::bindings::visibility_policy::ObjectSummary;
+pub use crate::bindings::visibility_policy::pop::plugin::types::ObjectKind;
+/// The caller, as [`pop_core`] models it: user id, accounts (`*` means all) and super-user flag.
+pub use pop_core::visibility::Caller;
+
+use crate::bindings::visibility_policy as wit;
+use pop_core::visibility::{Ownership, ReadRule, can_read};
+use serde_json::Value;
+
+/// Decides who may read a tenant's objects.
+pub trait VisibilityPolicy {
+    /// May `caller` read `object`?
+    fn can_read(caller: &Caller, object: &ObjectSummary) -> bool;
+
+    /// One answer per object, in order. The default asks [`Self::can_read`] for each; override
+    /// it to share work across a batch. An error fails the call (the host falls back to POP's
+    /// rule and records the message).
+    fn decide(caller: &Caller, objects: &[ObjectSummary]) -> Result<Vec<bool>, String> {
+        Ok(objects.iter().map(|object| Self::can_read(caller, object)).collect())
+    }
+}
+
+/// POP's read rule (spec §3.5, [`pop_core::visibility::can_read`]): the owner or a global
+/// caller always; for insights and agenda templates also anyone when the object is global, and
+/// the customers listed in `allowedCustomerIds` (compared lower-cased).
+pub fn standard_rule(caller: &Caller, object: &ObjectSummary) -> bool {
+    let rule = ReadRule::for_kind(object.kind.to_core());
+    let allowed: Vec<Value> = match rule {
+        ReadRule::Owner => Vec::new(),
+        ReadRule::Shared => object
+            .allowed_customer_ids
+            .iter()
+            .map(|id| Value::String(id.to_lowercase()))
+            .collect(),
+    };
+    let ownership = Ownership {
+        customer_id: Some(object.customer_id.as_str()).filter(|id| !id.is_empty()),
+        is_global: object.is_global,
+        allowed_customer_ids: Some(&allowed),
+    };
+    can_read(caller, rule, ownership)
+}
+
+impl ObjectKind {
+    /// The same kind in [`pop_core`]'s model.
+    pub fn to_core(self) -> pop_core::ObjectKind {
+        match self {
+            ObjectKind::Agenda => pop_core::ObjectKind::Agenda,
+            ObjectKind::AgendaTemplate => pop_core::ObjectKind::AgendaTemplate,
+            ObjectKind::Customer => pop_core::ObjectKind::Customer,
+            ObjectKind::Insight => pop_core::ObjectKind::Insight,
+            ObjectKind::ResourcePool => pop_core::ObjectKind::ResourcePool,
+            ObjectKind::AgendaProgress => pop_core::ObjectKind::AgendaProgress,
+            ObjectKind::OperationProgress => pop_core::ObjectKind::OperationProgress,
+        }
+    }
+}
+
+/// Adapts a [`VisibilityPolicy`] to the `visibility-policy` world's generated `Guest` trait.
+/// Used by [`export_visibility_policy!`](crate::export_visibility_policy); not meant to be
+/// named by plugins.
+#[doc(hidden)]
+pub struct Export<T>(PhantomData<T>);
+
+impl<T: VisibilityPolicy> wit::Guest for Export<T> {
+    fn decide(caller: wit::Caller, objects: Vec<ObjectSummary>) -> Result<Vec<bool>, String> {
+        let caller = Caller::new(caller.user_id, caller.accounts, caller.super_user);
+        let answers = T::decide(&caller, &objects)?;
+        if answers.len() != objects.len() {
+            return Err(format!(
+                "answered for {} objects, but {} were asked about",
+                answers.len(),
+                objects.len()
+            ));
+        }
+        Ok(answers)
+    }
+}
+
+/// Exports a [`VisibilityPolicy`](crate::visibility::VisibilityPolicy) implementation as this
+/// component's `visibility-policy` world. Invoke it once, at the crate root of a `cdylib`:
+///
+/// ```ignore
+/// pop_plugin_sdk::export_visibility_policy!(MyPolicy);
+/// ```
+#[macro_export]
+macro_rules! export_visibility_policy {
+    ($policy:ty) => {
+        const _: () = {
+            type __PopVisibilityPolicyExport = $crate::visibility::Export<$policy>;
+            $crate::bindings::visibility_policy::__export_visibility_policy_raw!(
+                __PopVisibilityPolicyExport with_types_in $crate::bindings::visibility_policy
+            );
+        };
+    };
+}

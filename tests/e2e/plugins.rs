@@ -1,0 +1,229 @@
+//! WebAssembly plugins through the real API: built-ins loaded from their
+//! wasm builds, live hot swap while decisions are being made, rollback,
+//! restart, and hostile plugins contained.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pop_builtin_plugins::fixtures;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// An insight of acme's whose scheduler is acme's own plugin `picker`, and
+/// five agendas waiting on it.
+async fn acme_queue_with_backlog(server: &Server) -> Vec<String> {
+    setup_tenancy(server).await;
+    let admin = server.client(ADMIN);
+    let insight = json!({"id": "acme-q", "customerId": "acme", "title": "Acme queue", "resourcePoolId": "pool-1",
+        "queueSize": 5, "schedulingAlgorithm": "picker", "mappers": {"operationType": ["acme-work"]}});
+    admin.post("/pop/insight", insight).await.first();
+    let alice = server.client(ALICE);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let agenda = json!({"customerId": "acme", "title": format!("job {i}"),
+            "operations": [{"name": "only", "type": "acme-work", "payload": {"i": i}}]});
+        let created = alice.post("/pop/agenda", agenda).await.first();
+        assert_eq!(created["agendaInsight"]["insightId"], json!("acme-q"));
+        ids.push(created["id"].as_str().unwrap().to_string());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    ids
+}
+
+async fn upload(client: &Client, query: &str, wasm: &'static [u8]) -> Reply {
+    client.post_bytes(&format!("/pop/plugin?{query}"), wasm).await
+}
+
+/// One scheduling decision of `insight` without side effects.
+async fn preview(client: &Client, insight: &str) -> Reply {
+    client.post("/pop/insight/service/preview", json!({"insightId": insight, "slots": 1})).await
+}
+
+fn decision(reply: &Reply) -> (String, String) {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let released = reply.body["released"].as_array().expect("released");
+    assert_eq!(released.len(), 1, "one slot, one release: {}", reply.body);
+    (reply.body["decidedBy"].as_str().unwrap().to_string(), released[0].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn tenant_scheduler_hot_swap_rollback_and_restart() {
+    let workspace = Workspace::new();
+    let server = workspace.start();
+    let agendas = acme_queue_with_backlog(&server).await;
+    let alice = server.client(ALICE);
+    let v1 = upload(&alice, "kind=scheduler&name=picker&version=1&customerId=acme&activate=true", fixtures::FIRST_PENDING)
+        .await
+        .first();
+    assert_eq!(v1["id"], json!("acme:scheduler:picker@1"));
+    assert_eq!(v1["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(decision(&preview(&alice, "acme-q").await), ("acme:scheduler:picker@1".into(), agendas[0].clone()));
+
+    // Decisions keep coming from another client while the new version lands.
+    let stop = Arc::new(AtomicBool::new(false));
+    let deciding = {
+        let (client, stop) = (server.client(ALICE), stop.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                seen.push(decision(&preview(&client, "acme-q").await));
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    upload(&alice, "kind=scheduler&name=picker&version=2&customerId=acme", fixtures::LAST_PENDING).await.first();
+    let activated = alice.post("/pop/plugin/acme:scheduler:picker@2/activate", json!({})).await.first();
+    assert_eq!(activated["activeVersion"], json!("2"));
+    // The very next decision follows the new version.
+    assert_eq!(decision(&preview(&alice, "acme-q").await), ("acme:scheduler:picker@2".into(), agendas[4].clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = deciding.await.unwrap();
+    assert!(seen.len() > 5, "decisions were made during the swap: {}", seen.len());
+    let switch = seen.iter().position(|(by, _)| by.ends_with("@2")).expect("the swap was seen");
+    assert!(seen[..switch].iter().all(|d| *d == ("acme:scheduler:picker@1".to_string(), agendas[0].clone())));
+    assert!(seen[switch..].iter().all(|d| *d == ("acme:scheduler:picker@2".to_string(), agendas[4].clone())));
+
+    // An active version cannot be deleted; rollback restores v1.
+    alice.delete("/pop/plugin/acme:scheduler:picker@2").await.expect_error(409, "active");
+    let rolled = alice.post("/pop/plugin/acme:scheduler:picker/rollback", json!({})).await.first();
+    assert_eq!(rolled["activeVersion"], json!("1"));
+    assert_eq!(decision(&preview(&alice, "acme-q").await).0, "acme:scheduler:picker@1");
+    alice.post("/pop/plugin/acme:scheduler:picker/rollback", json!({})).await.expect_error(409, "roll back");
+
+    // Another customer cannot see, activate or use acme's plugin.
+    let bob = server.client(BOB);
+    bob.get("/pop/plugin/acme:scheduler:picker@1").await.expect_error(404, "not found");
+    bob.post("/pop/plugin/acme:scheduler:picker@2/activate", json!({})).await.expect_error(404, "not found");
+    bob.post("/pop/insight/service/preview", json!({"insightId": "acme-q", "slots": 1}))
+        .await
+        .expect_error(404, "acme-q");
+
+    // A restart keeps the active versions.
+    let status = server.terminate();
+    assert!(status.success());
+    let server = Server::start(&workspace.dir.path().join("data"), &workspace.dir.path().join("tokens.json"));
+    let alice = server.client(ALICE);
+    assert_eq!(decision(&preview(&alice, "acme-q").await), ("acme:scheduler:picker@1".into(), agendas[0].clone()));
+    let versions = alice.get("/pop/plugin?byname=picker").await.all();
+    assert_eq!(versions.len(), 2);
+}
+
+#[tokio::test]
+async fn builtin_schedulers_run_from_their_wasm_builds() {
+    let workspace = Workspace::new();
+    let server = workspace.start();
+    setup_tenancy(&server).await;
+    let alice = server.client(ALICE);
+    for name in ["FirstInFirstOut", "RoundRobin", "Priority", "WeightedFair"] {
+        let found = alice.get(&format!("/pop/plugin?byname={name}")).await.all();
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        assert_eq!(found[0]["isGlobal"], json!(true));
+        assert_eq!(found[0]["pluginKind"], json!("scheduler"));
+        assert_eq!(found[0]["sha256"].as_str().unwrap().len(), 64);
+    }
+    for name in ["pop-insight-mapper", "pop-visibility"] {
+        assert_eq!(alice.get(&format!("/pop/plugin?byname={name}")).await.all().len(), 1, "{name}");
+    }
+    let agenda = alice.post("/pop/agenda", two_step_agenda("acme", "l")).await.first();
+    let decided = preview(&server.client(ADMIN), "insight-sample").await;
+    let (by, released) = decision(&decided);
+    assert!(by.starts_with("pop:scheduler:RoundRobin@"), "{by}");
+    assert_eq!(released, agenda["id"].as_str().unwrap());
+    assert_eq!(decided.body["fallback"], json!(false));
+}
+
+/// Every hostile plugin is refused at upload with the reason, the host stays
+/// up, and other tenants' decisions keep their latency.
+#[tokio::test]
+async fn hostile_plugins_are_contained() {
+    let workspace = Workspace::new();
+    let server = workspace.start();
+    acme_queue_with_backlog(&server).await;
+    let alice = server.client(ALICE);
+    let bob = server.client(BOB);
+    upload(&alice, "kind=scheduler&name=picker&version=1&customerId=acme&activate=true", fixtures::FIRST_PENDING)
+        .await
+        .first();
+    let baseline = median_latency(&alice, "acme-q").await;
+    let hostile: [(&str, &'static [u8], &str); 7] = [
+        ("spin", fixtures::SPIN, "deadline"),
+        ("bomb", fixtures::MEMORY_BOMB, "memory"),
+        ("deep", fixtures::STACK_OVERFLOW, "stack"),
+        ("trap", fixtures::TRAP, "trap"),
+        ("liar", fixtures::BAD_OUTPUT, "not offered"),
+        ("handler", fixtures::WRONG_WORLD, "scheduler"),
+        ("garbage", b"\x00asm\x01\x00\x00\x00garbage that is no component", "component"),
+    ];
+    for (name, wasm, reason) in hostile {
+        let query = format!("kind=scheduler&name={name}&version=1&customerId=globex&activate=true");
+        let started = Instant::now();
+        let reply = upload(&bob, &query, wasm).await;
+        reply.expect_error(422, reason);
+        assert!(started.elapsed() < Duration::from_secs(10), "{name} was stopped promptly");
+        assert_eq!(server.anonymous().get("/healthz").await.status, 200, "host up after {name}");
+        bob.get(&format!("/pop/plugin?byname={name}")).await.all().is_empty().then_some(()).expect("nothing stored");
+    }
+    let after = median_latency(&alice, "acme-q").await;
+    assert!(
+        after < baseline * 5 + Duration::from_millis(20),
+        "other tenants keep their latency: before {baseline:?}, after {after:?}"
+    );
+}
+
+/// A plugin that passes its smoke call but fails on real input: decisions
+/// fall back (to the last good version, else the built-in) and the owner sees
+/// why in the plugin's diagnostics.
+#[tokio::test]
+async fn runtime_failures_fall_back_and_are_reported_to_the_owner() {
+    let workspace = Workspace::new();
+    let server = workspace.start();
+    let agendas = acme_queue_with_backlog(&server).await;
+    let alice = server.client(ALICE);
+    upload(&alice, "kind=scheduler&name=picker&version=1&customerId=acme&activate=true", fixtures::LAST_PENDING)
+        .await
+        .first();
+    assert_eq!(decision(&preview(&alice, "acme-q").await).1, agendas[4]);
+    upload(&alice, "kind=scheduler&name=picker&version=2&customerId=acme&activate=true", fixtures::TRAP_WHEN_BUSY)
+        .await
+        .first();
+    let reply = preview(&alice, "acme-q").await;
+    assert_eq!(decision(&reply), ("acme:scheduler:picker@1".to_string(), agendas[4].clone()), "last good version");
+    assert_eq!(reply.body["fallback"], json!(true));
+    // The owner sees the failure on the failing version.
+    let mut reported: Value = Value::Null;
+    for _ in 0..50 {
+        reported = alice.get("/pop/plugin/acme:scheduler:picker@2").await.first();
+        if reported["failureCount"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reported["failureCount"].as_i64().unwrap_or(0) >= 1, "{reported}");
+    let message = reported["diagnosticEvents"][0]["message"].as_str().unwrap_or_default().to_lowercase();
+    assert!(message.contains("trap") || message.contains("unreachable") || message.contains("panic"), "{message}");
+    // Without a last good version, the built-in FIFO decides.
+    alice.post("/pop/plugin/acme:scheduler:picker/rollback", json!({})).await.first();
+    upload(&alice, "kind=scheduler&name=other&version=1&customerId=acme&activate=true", fixtures::TRAP_WHEN_BUSY)
+        .await
+        .first();
+    alice.put("/pop/insight/acme-q", json!({"schedulingAlgorithm": "other"})).await.first();
+    let reply = preview(&alice, "acme-q").await;
+    let (by, released) = decision(&reply);
+    assert!(by.starts_with("native:FirstInFirstOut"), "{by}");
+    assert_eq!(released, agendas[0]);
+}
+
+async fn median_latency(client: &Client, insight: &str) -> Duration {
+    let mut samples = Vec::new();
+    for _ in 0..21 {
+        let started = Instant::now();
+        decision(&preview(client, insight).await);
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
