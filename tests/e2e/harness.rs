@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 pub const ADMIN: &str = "root-token";
 pub const ALICE: &str = "alice-token"; // account acme
 pub const BOB: &str = "bob-token"; // account globex
+pub const PARTNER: &str = "partner-token"; // account acme-partner
 
 /// A running `pop serve` child process.
 pub struct Server {
@@ -32,6 +33,7 @@ impl Workspace {
             {"token": ADMIN, "userId": "root", "accounts": [], "superUser": true},
             {"token": ALICE, "userId": "alice", "accounts": ["acme"], "superUser": false},
             {"token": BOB, "userId": "bob", "accounts": ["globex"], "superUser": false},
+            {"token": PARTNER, "userId": "pat", "accounts": ["acme-partner"], "superUser": false},
         ]});
         std::fs::write(dir.path().join("tokens.json"), tokens.to_string()).expect("write tokens");
         Self { dir }
@@ -193,8 +195,11 @@ impl Client {
     }
 
     pub async fn post_bytes(&self, path: &str, body: &'static [u8]) -> Reply {
-        let request =
-            self.http.post(format!("{}{path}", self.base)).header("content-type", "application/wasm").body(body);
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/wasm")
+            .body(body);
         self.send(request).await
     }
 

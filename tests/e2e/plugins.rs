@@ -38,14 +38,22 @@ async fn upload(client: &Client, query: &str, wasm: &'static [u8]) -> Reply {
 
 /// One scheduling decision of `insight` without side effects.
 async fn preview(client: &Client, insight: &str) -> Reply {
-    client.post("/pop/insight/service/preview", json!({"insightId": insight, "slots": 1})).await
+    client
+        .post(
+            "/pop/insight/service/preview",
+            json!({"insightId": insight, "slots": 1}),
+        )
+        .await
 }
 
 fn decision(reply: &Reply) -> (String, String) {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let released = reply.body["released"].as_array().expect("released");
     assert_eq!(released.len(), 1, "one slot, one release: {}", reply.body);
-    (reply.body["decidedBy"].as_str().unwrap().to_string(), released[0].as_str().unwrap().to_string())
+    (
+        reply.body["decidedBy"].as_str().unwrap().to_string(),
+        released[0].as_str().unwrap().to_string(),
+    )
 }
 
 #[tokio::test]
@@ -54,12 +62,19 @@ async fn tenant_scheduler_hot_swap_rollback_and_restart() {
     let server = workspace.start();
     let agendas = acme_queue_with_backlog(&server).await;
     let alice = server.client(ALICE);
-    let v1 = upload(&alice, "kind=scheduler&name=picker&version=1&customerId=acme&activate=true", fixtures::FIRST_PENDING)
-        .await
-        .first();
+    let v1 = upload(
+        &alice,
+        "kind=scheduler&name=picker&version=1&customerId=acme&activate=true",
+        fixtures::FIRST_PENDING,
+    )
+    .await
+    .first();
     assert_eq!(v1["id"], json!("acme:scheduler:picker@1"));
     assert_eq!(v1["sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(decision(&preview(&alice, "acme-q").await), ("acme:scheduler:picker@1".into(), agendas[0].clone()));
+    assert_eq!(
+        decision(&preview(&alice, "acme-q").await),
+        ("acme:scheduler:picker@1".into(), agendas[0].clone())
+    );
 
     // Decisions keep coming from another client while the new version lands.
     let stop = Arc::new(AtomicBool::new(false));
@@ -74,40 +89,85 @@ async fn tenant_scheduler_hot_swap_rollback_and_restart() {
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    upload(&alice, "kind=scheduler&name=picker&version=2&customerId=acme", fixtures::LAST_PENDING).await.first();
-    let activated = alice.post("/pop/plugin/acme:scheduler:picker@2/activate", json!({})).await.first();
+    upload(
+        &alice,
+        "kind=scheduler&name=picker&version=2&customerId=acme",
+        fixtures::LAST_PENDING,
+    )
+    .await
+    .first();
+    let activated = alice
+        .post("/pop/plugin/acme:scheduler:picker@2/activate", json!({}))
+        .await
+        .first();
     assert_eq!(activated["activeVersion"], json!("2"));
     // The very next decision follows the new version.
-    assert_eq!(decision(&preview(&alice, "acme-q").await), ("acme:scheduler:picker@2".into(), agendas[4].clone()));
+    assert_eq!(
+        decision(&preview(&alice, "acme-q").await),
+        ("acme:scheduler:picker@2".into(), agendas[4].clone())
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.store(true, Ordering::Relaxed);
     let seen = deciding.await.unwrap();
     assert!(seen.len() > 5, "decisions were made during the swap: {}", seen.len());
-    let switch = seen.iter().position(|(by, _)| by.ends_with("@2")).expect("the swap was seen");
-    assert!(seen[..switch].iter().all(|d| *d == ("acme:scheduler:picker@1".to_string(), agendas[0].clone())));
-    assert!(seen[switch..].iter().all(|d| *d == ("acme:scheduler:picker@2".to_string(), agendas[4].clone())));
+    let switch = seen
+        .iter()
+        .position(|(by, _)| by.ends_with("@2"))
+        .expect("the swap was seen");
+    assert!(
+        seen[..switch]
+            .iter()
+            .all(|d| *d == ("acme:scheduler:picker@1".to_string(), agendas[0].clone()))
+    );
+    assert!(
+        seen[switch..]
+            .iter()
+            .all(|d| *d == ("acme:scheduler:picker@2".to_string(), agendas[4].clone()))
+    );
 
     // An active version cannot be deleted; rollback restores v1.
-    alice.delete("/pop/plugin/acme:scheduler:picker@2").await.expect_error(409, "active");
-    let rolled = alice.post("/pop/plugin/acme:scheduler:picker/rollback", json!({})).await.first();
+    alice
+        .delete("/pop/plugin/acme:scheduler:picker@2")
+        .await
+        .expect_error(409, "active");
+    let rolled = alice
+        .post("/pop/plugin/acme:scheduler:picker/rollback", json!({}))
+        .await
+        .first();
     assert_eq!(rolled["activeVersion"], json!("1"));
     assert_eq!(decision(&preview(&alice, "acme-q").await).0, "acme:scheduler:picker@1");
-    alice.post("/pop/plugin/acme:scheduler:picker/rollback", json!({})).await.expect_error(409, "roll back");
+    alice
+        .post("/pop/plugin/acme:scheduler:picker/rollback", json!({}))
+        .await
+        .expect_error(409, "roll back");
 
     // Another customer cannot see, activate or use acme's plugin.
     let bob = server.client(BOB);
-    bob.get("/pop/plugin/acme:scheduler:picker@1").await.expect_error(404, "not found");
-    bob.post("/pop/plugin/acme:scheduler:picker@2/activate", json!({})).await.expect_error(404, "not found");
-    bob.post("/pop/insight/service/preview", json!({"insightId": "acme-q", "slots": 1}))
+    bob.get("/pop/plugin/acme:scheduler:picker@1")
         .await
-        .expect_error(404, "acme-q");
+        .expect_error(404, "not found");
+    bob.post("/pop/plugin/acme:scheduler:picker@2/activate", json!({}))
+        .await
+        .expect_error(404, "not found");
+    bob.post(
+        "/pop/insight/service/preview",
+        json!({"insightId": "acme-q", "slots": 1}),
+    )
+    .await
+    .expect_error(404, "acme-q");
 
     // A restart keeps the active versions.
     let status = server.terminate();
     assert!(status.success());
-    let server = Server::start(&workspace.dir.path().join("data"), &workspace.dir.path().join("tokens.json"));
+    let server = Server::start(
+        &workspace.dir.path().join("data"),
+        &workspace.dir.path().join("tokens.json"),
+    );
     let alice = server.client(ALICE);
-    assert_eq!(decision(&preview(&alice, "acme-q").await), ("acme:scheduler:picker@1".into(), agendas[0].clone()));
+    assert_eq!(
+        decision(&preview(&alice, "acme-q").await),
+        ("acme:scheduler:picker@1".into(), agendas[0].clone())
+    );
     let versions = alice.get("/pop/plugin?byname=picker").await.all();
     assert_eq!(versions.len(), 2);
 }
@@ -126,7 +186,11 @@ async fn builtin_schedulers_run_from_their_wasm_builds() {
         assert_eq!(found[0]["sha256"].as_str().unwrap().len(), 64);
     }
     for name in ["pop-insight-mapper", "pop-visibility"] {
-        assert_eq!(alice.get(&format!("/pop/plugin?byname={name}")).await.all().len(), 1, "{name}");
+        assert_eq!(
+            alice.get(&format!("/pop/plugin?byname={name}")).await.all().len(),
+            1,
+            "{name}"
+        );
     }
     let agenda = alice.post("/pop/agenda", two_step_agenda("acme", "l")).await.first();
     let decided = preview(&server.client(ADMIN), "insight-sample").await;
@@ -145,9 +209,13 @@ async fn hostile_plugins_are_contained() {
     acme_queue_with_backlog(&server).await;
     let alice = server.client(ALICE);
     let bob = server.client(BOB);
-    upload(&alice, "kind=scheduler&name=picker&version=1&customerId=acme&activate=true", fixtures::FIRST_PENDING)
-        .await
-        .first();
+    upload(
+        &alice,
+        "kind=scheduler&name=picker&version=1&customerId=acme&activate=true",
+        fixtures::FIRST_PENDING,
+    )
+    .await
+    .first();
     let baseline = median_latency(&alice, "acme-q").await;
     let hostile: [(&str, &'static [u8], &str); 7] = [
         ("spin", fixtures::SPIN, "deadline"),
@@ -156,16 +224,32 @@ async fn hostile_plugins_are_contained() {
         ("trap", fixtures::TRAP, "trap"),
         ("liar", fixtures::BAD_OUTPUT, "not offered"),
         ("handler", fixtures::WRONG_WORLD, "scheduler"),
-        ("garbage", b"\x00asm\x01\x00\x00\x00garbage that is no component", "component"),
+        (
+            "garbage",
+            b"\x00asm\x01\x00\x00\x00garbage that is no component",
+            "component",
+        ),
     ];
     for (name, wasm, reason) in hostile {
         let query = format!("kind=scheduler&name={name}&version=1&customerId=globex&activate=true");
         let started = Instant::now();
         let reply = upload(&bob, &query, wasm).await;
         reply.expect_error(422, reason);
-        assert!(started.elapsed() < Duration::from_secs(10), "{name} was stopped promptly");
-        assert_eq!(server.anonymous().get("/healthz").await.status, 200, "host up after {name}");
-        bob.get(&format!("/pop/plugin?byname={name}")).await.all().is_empty().then_some(()).expect("nothing stored");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name} was stopped promptly"
+        );
+        assert_eq!(
+            server.anonymous().get("/healthz").await.status,
+            200,
+            "host up after {name}"
+        );
+        bob.get(&format!("/pop/plugin?byname={name}"))
+            .await
+            .all()
+            .is_empty()
+            .then_some(())
+            .expect("nothing stored");
     }
     let after = median_latency(&alice, "acme-q").await;
     assert!(
@@ -183,15 +267,27 @@ async fn runtime_failures_fall_back_and_are_reported_to_the_owner() {
     let server = workspace.start();
     let agendas = acme_queue_with_backlog(&server).await;
     let alice = server.client(ALICE);
-    upload(&alice, "kind=scheduler&name=picker&version=1&customerId=acme&activate=true", fixtures::LAST_PENDING)
-        .await
-        .first();
+    upload(
+        &alice,
+        "kind=scheduler&name=picker&version=1&customerId=acme&activate=true",
+        fixtures::LAST_PENDING,
+    )
+    .await
+    .first();
     assert_eq!(decision(&preview(&alice, "acme-q").await).1, agendas[4]);
-    upload(&alice, "kind=scheduler&name=picker&version=2&customerId=acme&activate=true", fixtures::TRAP_WHEN_BUSY)
-        .await
-        .first();
+    upload(
+        &alice,
+        "kind=scheduler&name=picker&version=2&customerId=acme&activate=true",
+        fixtures::TRAP_WHEN_BUSY,
+    )
+    .await
+    .first();
     let reply = preview(&alice, "acme-q").await;
-    assert_eq!(decision(&reply), ("acme:scheduler:picker@1".to_string(), agendas[4].clone()), "last good version");
+    assert_eq!(
+        decision(&reply),
+        ("acme:scheduler:picker@1".to_string(), agendas[4].clone()),
+        "last good version"
+    );
     assert_eq!(reply.body["fallback"], json!(true));
     // The owner sees the failure on the failing version.
     let mut reported: Value = Value::Null;
@@ -203,14 +299,30 @@ async fn runtime_failures_fall_back_and_are_reported_to_the_owner() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(reported["failureCount"].as_i64().unwrap_or(0) >= 1, "{reported}");
-    let message = reported["diagnosticEvents"][0]["message"].as_str().unwrap_or_default().to_lowercase();
-    assert!(message.contains("trap") || message.contains("unreachable") || message.contains("panic"), "{message}");
+    let message = reported["diagnosticEvents"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        message.contains("trap") || message.contains("unreachable") || message.contains("panic"),
+        "{message}"
+    );
     // Without a last good version, the built-in FIFO decides.
-    alice.post("/pop/plugin/acme:scheduler:picker/rollback", json!({})).await.first();
-    upload(&alice, "kind=scheduler&name=other&version=1&customerId=acme&activate=true", fixtures::TRAP_WHEN_BUSY)
+    alice
+        .post("/pop/plugin/acme:scheduler:picker/rollback", json!({}))
         .await
         .first();
-    alice.put("/pop/insight/acme-q", json!({"schedulingAlgorithm": "other"})).await.first();
+    upload(
+        &alice,
+        "kind=scheduler&name=other&version=1&customerId=acme&activate=true",
+        fixtures::TRAP_WHEN_BUSY,
+    )
+    .await
+    .first();
+    alice
+        .put("/pop/insight/acme-q", json!({"schedulingAlgorithm": "other"}))
+        .await
+        .first();
     let reply = preview(&alice, "acme-q").await;
     let (by, released) = decision(&reply);
     assert!(by.starts_with("native:FirstInFirstOut"), "{by}");
@@ -226,4 +338,79 @@ async fn median_latency(client: &Client, insight: &str) -> Duration {
     }
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// A customer's visibility policy decides who sees its objects (here: its
+/// partners too), and its insight matcher binds its agendas.
+#[tokio::test]
+async fn customer_policies_decide_visibility_and_insight_binding() {
+    use pop_builtin_plugins::examples;
+    let workspace = Workspace::new();
+    let server = workspace.start();
+    setup_tenancy(&server).await;
+    let (alice, bob, partner) = (server.client(ALICE), server.client(BOB), server.client(PARTNER));
+    let agenda = alice
+        .post("/pop/agenda", two_step_agenda("acme", "shared-link"))
+        .await
+        .first();
+    let agenda_path = format!("/pop/agenda/{}", agenda["id"].as_str().unwrap());
+    partner.get(&agenda_path).await.expect_error(404, "not found");
+
+    upload(
+        &alice,
+        "kind=visibility-policy&name=partners&version=1&activate=true",
+        examples::PARTNER_VISIBILITY,
+    )
+    .await
+    .first();
+    let customer = alice
+        .put("/pop/customer/acme", json!({"visibilityPolicy": "partners"}))
+        .await
+        .first();
+    assert_eq!(customer["visibilityPolicy"], json!("partners"));
+    assert_eq!(partner.get("/pop/customer/acme").await.first()["id"], json!("acme"));
+    assert_eq!(partner.get(&agenda_path).await.first()["id"], agenda["id"]);
+    let listed = partner.get("/pop/agenda?bylinkId=shared-link").await.all();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(partner.get("/pop/agenda?bycount=true").await.body["count"], json!(1));
+    // Reading is not writing, and other customers see nothing new.
+    assert!(
+        !partner
+            .put(&agenda_path, json!({"title": "x"}))
+            .await
+            .status
+            .is_success()
+    );
+    bob.get(&agenda_path).await.expect_error(404, "not found");
+    assert_eq!(bob.get("/pop/agenda?bycount=true").await.body["count"], json!(0));
+    // Dropping the policy takes the partner's view away again.
+    alice
+        .put("/pop/customer/acme", json!({"visibilityPolicy": ""}))
+        .await
+        .first();
+    partner.get(&agenda_path).await.expect_error(404, "not found");
+
+    // The matcher: agendas carrying `queue` go to the insight of that title.
+    let admin = server.client(ADMIN);
+    let fast = json!({"id": "fast", "customerId": "acme", "title": "Fast lane", "resourcePoolId": "pool-1"});
+    admin.post("/pop/insight", fast).await.first();
+    upload(
+        &alice,
+        "kind=insight-matcher&name=by-title&version=1&activate=true",
+        examples::BY_TITLE,
+    )
+    .await
+    .first();
+    alice
+        .put("/pop/customer/acme", json!({"insightMatcher": "by-title"}))
+        .await
+        .first();
+    let mut queued = two_step_agenda("acme", "q");
+    queued["params"]["queue"] = json!("fast lane");
+    assert_eq!(
+        alice.post("/pop/agenda", queued).await.first()["agendaInsight"]["insightId"],
+        json!("fast")
+    );
+    let plain = alice.post("/pop/agenda", two_step_agenda("acme", "p")).await.first();
+    assert_eq!(plain["agendaInsight"]["insightId"], json!("insight-sample"));
 }

@@ -17,6 +17,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, auth: Authenticator, plugins: Arc<PluginHost>) -> Self {
-        Self { store, auth: Arc::new(auth), plugins }
+        Self {
+            store,
+            auth: Arc::new(auth),
+            plugins,
+        }
     }
 }

@@ -39,7 +39,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(store), CacheOptions::default()));
     let blobs = DirBlobStore::open(options.data_dir.join(BLOB_DIR))?;
     // Compiled plugins are kept next to the data so restarts skip Cranelift.
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(options.data_dir.join(WASM_CACHE_DIR)), ..Default::default() })?;
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(options.data_dir.join(WASM_CACHE_DIR)),
+        ..Default::default()
+    })?;
     let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(blobs))
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;

@@ -44,7 +44,9 @@ impl DirBlobStore {
     fn path_of(&self, address: &str) -> Result<PathBuf> {
         let valid = address.len() == 64 && address.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !valid {
-            return Err(StoreError::InvalidDocument(format!("'{address}' is not a sha256 blob address")));
+            return Err(StoreError::InvalidDocument(format!(
+                "'{address}' is not a sha256 blob address"
+            )));
         }
         Ok(self.root.join(&address[..2]).join(address))
     }
@@ -102,7 +104,9 @@ impl BlobStore for DirBlobStore {
 }
 
 async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Backend(format!("blob task failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(format!("blob task failed: {e}")))?
 }
 
 /// The behaviour every [`BlobStore`] must show (S3 will run it too).
@@ -110,12 +114,19 @@ pub async fn blob_conformance(store: &dyn BlobStore) {
     let bytes = format!("blob conformance {:?}", std::time::SystemTime::now()).into_bytes();
     let address = store.put(bytes.clone()).await.expect("put");
     assert_eq!(address, sha256_hex(&bytes), "the address is the sha256 of the content");
-    assert_eq!(store.put(bytes.clone()).await.expect("put again"), address, "idempotent");
+    assert_eq!(
+        store.put(bytes.clone()).await.expect("put again"),
+        address,
+        "idempotent"
+    );
     assert_eq!(store.get(&address).await.expect("get"), Some(bytes));
     let absent = sha256_hex(b"never stored by the conformance suite");
     assert_eq!(store.get(&absent).await.expect("get absent"), None);
     store.delete(&address).await.expect("delete");
     assert_eq!(store.get(&address).await.expect("get deleted"), None);
     store.delete(&address).await.expect("delete absent");
-    assert!(matches!(store.get("../etc/passwd").await, Err(StoreError::InvalidDocument(_))), "no path tricks");
+    assert!(
+        matches!(store.get("../etc/passwd").await, Err(StoreError::InvalidDocument(_))),
+        "no path tricks"
+    );
 }

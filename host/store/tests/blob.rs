@@ -9,5 +9,8 @@ async fn dir_blob_store_conforms_and_survives_reopen() {
     drop(store);
     let reopened = DirBlobStore::open(dir.path().join("blobs")).unwrap();
     assert_eq!(reopened.get(&address).await.unwrap(), Some(b"kept".to_vec()));
-    assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_eq!(
+        sha256_hex(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
 }

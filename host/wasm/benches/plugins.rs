@@ -66,7 +66,9 @@ impl Backlog {
 
 fn compile(runtime: &Runtime, name: &str) -> Arc<CompiledPlugin> {
     let b = builtin(name).expect("built-in");
-    runtime.compile(PluginKind::from_world(b.kind).unwrap(), b.wasm).expect("compiles")
+    runtime
+        .compile(PluginKind::from_world(b.kind).unwrap(), b.wasm)
+        .expect("compiles")
 }
 
 /// The same component with a different sha256: a custom section appended.
@@ -110,8 +112,10 @@ fn decide_10000(c: &mut Criterion) {
     let backlog = Backlog::new(100, 10_000);
     let weights = r#"{"weights":{"customer-000":4,"customer-001":2,"customer-002":0.5},"defaultWeight":1}"#;
     type Native = fn(&ScheduleInput<'_>) -> Result<ScheduleOutput, pop_core::scheduling::ScheduleError>;
-    let cases: [(&str, &str, &str, Native); 2] =
-        [("round-robin", "RoundRobin", "{}", round_robin), ("weighted-fair", "WeightedFair", weights, weighted_fair)];
+    let cases: [(&str, &str, &str, Native); 2] = [
+        ("round-robin", "RoundRobin", "{}", round_robin),
+        ("weighted-fair", "WeightedFair", weights, weighted_fair),
+    ];
 
     let mut group = c.benchmark_group("decide-10000");
     println!();
@@ -121,7 +125,9 @@ fn decide_10000(c: &mut Criterion) {
         let state = native(&backlog.input(10, config, &[])).unwrap().state;
         let input = backlog.input(10, config, &state);
         assert_eq!(runtime.schedule(&plugin, &input).unwrap(), native(&input).unwrap());
-        group.bench_function(format!("{label}/native"), |b| b.iter(|| native(black_box(&input)).unwrap()));
+        group.bench_function(format!("{label}/native"), |b| {
+            b.iter(|| native(black_box(&input)).unwrap())
+        });
         group.bench_function(format!("{label}/wasm"), |b| {
             b.iter(|| runtime.schedule(&plugin, black_box(&input)).unwrap())
         });
@@ -131,7 +137,10 @@ fn decide_10000(c: &mut Criterion) {
         let w = percentiles(&format!("{label}/wasm"), 1_000, || {
             black_box(runtime.schedule(&plugin, &input).unwrap());
         });
-        println!("{label:<28} wasm / native at p50: {:.2}", w.as_secs_f64() / n.as_secs_f64());
+        println!(
+            "{label:<28} wasm / native at p50: {:.2}",
+            w.as_secs_f64() / n.as_secs_f64()
+        );
     }
     group.finish();
 }
@@ -147,7 +156,9 @@ fn overhead(c: &mut Criterion) {
         group.bench_function(format!("call-0-pending/{name}"), |b| {
             b.iter(|| runtime.schedule(&plugin, black_box(&input)).unwrap())
         });
-        group.bench_function(format!("instantiate-only/{name}"), |b| b.iter(|| runtime.probe(&plugin).unwrap()));
+        group.bench_function(format!("instantiate-only/{name}"), |b| {
+            b.iter(|| runtime.probe(&plugin).unwrap())
+        });
         percentiles(&format!("call-0-pending/{name}"), 1_000, || {
             black_box(runtime.schedule(&plugin, &input).unwrap());
         });
@@ -182,8 +193,14 @@ fn hot_swap(c: &mut Criterion) {
     });
     // After a restart: compiled artifact on disk, nothing in memory.
     let dir = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()), ..RuntimeConfig::default() };
-    Runtime::new(config.clone()).unwrap().compile(PluginKind::Scheduler, wasm).unwrap();
+    let config = RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    Runtime::new(config.clone())
+        .unwrap()
+        .compile(PluginKind::Scheduler, wasm)
+        .unwrap();
     group.bench_function("upload-disk-cached", |b| {
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;
@@ -212,7 +229,11 @@ fn visibility_1000(c: &mut Criterion) {
     let owners = ["acme", "globex", "initech", "umbrella", "hooli"];
     let objects: Vec<types::ObjectSummary> = (0..1_000)
         .map(|i| types::ObjectSummary {
-            kind: if i % 3 == 0 { types::ObjectKind::Insight } else { types::ObjectKind::Agenda },
+            kind: if i % 3 == 0 {
+                types::ObjectKind::Insight
+            } else {
+                types::ObjectKind::Agenda
+            },
             id: format!("object-{i}"),
             customer_id: owners[i % owners.len()].to_string(),
             is_global: i % 7 == 0,
@@ -228,8 +249,11 @@ fn visibility_1000(c: &mut Criterion) {
                     types::ObjectKind::Insight => pop_core::ObjectKind::Insight,
                     _ => pop_core::ObjectKind::Agenda,
                 };
-                let allowed: Vec<serde_json::Value> =
-                    o.allowed_customer_ids.iter().map(|s| serde_json::Value::String(s.clone())).collect();
+                let allowed: Vec<serde_json::Value> = o
+                    .allowed_customer_ids
+                    .iter()
+                    .map(|s| serde_json::Value::String(s.clone()))
+                    .collect();
                 let ownership = Ownership {
                     customer_id: Some(&o.customer_id),
                     is_global: o.is_global,
@@ -239,10 +263,15 @@ fn visibility_1000(c: &mut Criterion) {
             })
             .collect()
     };
-    assert_eq!(runtime.decide_visibility(&policy, &wit_caller, &objects).unwrap(), native());
+    assert_eq!(
+        runtime.decide_visibility(&policy, &wit_caller, &objects).unwrap(),
+        native()
+    );
     let mut group = c.benchmark_group("visibility-1000");
     group.bench_function("native", |b| b.iter(|| black_box(native())));
-    group.bench_function("wasm", |b| b.iter(|| runtime.decide_visibility(&policy, &wit_caller, &objects).unwrap()));
+    group.bench_function("wasm", |b| {
+        b.iter(|| runtime.decide_visibility(&policy, &wit_caller, &objects).unwrap())
+    });
     println!();
     percentiles("visibility-1000/wasm", 1_000, || {
         black_box(runtime.decide_visibility(&policy, &wit_caller, &objects).unwrap());

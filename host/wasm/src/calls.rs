@@ -7,6 +7,7 @@ use std::time::Duration;
 use pop_core::scheduling::{ScheduleInput, ScheduleOutput, check_decision};
 use wasmtime::Store;
 
+use crate::abi::{Pending, ScheduleInputRef};
 use crate::bindings::v0_1::types;
 use crate::error::{PluginFailure, classify};
 use crate::plugin::{Bound, CompiledPlugin, PluginKind};
@@ -18,37 +19,25 @@ impl Runtime {
     /// decision is checked with [`check_decision`] (indices offered, none
     /// twice, at most `free_slots`) and the state against
     /// [`crate::Limits::max_state_bytes`].
-    pub fn schedule(
-        &self,
-        plugin: &CompiledPlugin,
-        input: &ScheduleInput<'_>,
-    ) -> Result<ScheduleOutput, PluginFailure> {
-        let Bound::Scheduler(pre) = &plugin.bound else {
+    pub fn schedule(&self, plugin: &CompiledPlugin, input: &ScheduleInput<'_>) -> Result<ScheduleOutput, PluginFailure> {
+        let Bound::Scheduler(pre, schedule) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::Scheduler, plugin));
         };
-        let wit = types::ScheduleInput {
-            now_ms: input.now_ms,
-            free_slots: input.free_slots,
-            customers: input.customers.to_vec(),
-            pending: input
-                .pending
-                .iter()
-                .map(|p| types::PendingAgenda {
-                    customer: p.customer,
-                    priority: p.priority,
-                    added_ms: p.added_ms,
-                })
-                .collect(),
-            running: input.running.to_vec(),
-            config: input.config.to_string(),
-            state: input.state.to_vec(),
-        };
+        let pending: Vec<Pending> = input.pending.iter().map(Pending::from).collect();
+        let wit = ScheduleInputRef::new(input, &pending);
         let answer = self.invoke(
             pre.engine(),
             self.state(),
             self.limits.deadline,
-            |store| pre.instantiate(store),
-            |plugin, store| plugin.call_schedule(store, &wit),
+            |store| pre.instance_pre().instantiate(store),
+            |instance, store| {
+                let schedule = instance
+                    .get_typed_func::<(ScheduleInputRef<'_>,), (Result<types::ScheduleOutput, String>,)>(
+                        &mut *store,
+                        schedule,
+                    )?;
+                Ok(schedule.call(&mut *store, (wit,))?.0)
+            },
         )?;
         let types::ScheduleOutput { release, state } = answer.map_err(PluginFailure::Refused)?;
         let output = ScheduleOutput { release, state };
@@ -153,12 +142,18 @@ impl Runtime {
     /// pays on top of its work.
     pub fn probe(&self, plugin: &CompiledPlugin) -> Result<(), PluginFailure> {
         let instantiate = |store: &mut Store<CallState>| match &plugin.bound {
-            Bound::Scheduler(pre) => pre.instantiate(store).map(drop),
+            Bound::Scheduler(pre, _) => pre.instantiate(store).map(drop),
             Bound::InsightMatcher(pre) => pre.instantiate(store).map(drop),
             Bound::VisibilityPolicy(pre) => pre.instantiate(store).map(drop),
             Bound::Handler(pre) => pre.instantiate(store).map(drop),
         };
-        self.invoke(plugin.component.engine(), self.state(), self.limits.deadline, instantiate, |(), _| Ok(()))
+        self.invoke(
+            plugin.component.engine(),
+            self.state(),
+            self.limits.deadline,
+            instantiate,
+            |(), _| Ok(()),
+        )
     }
 
     fn state(&self) -> CallState {

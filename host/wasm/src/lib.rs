@@ -13,6 +13,7 @@
 //! deadline, or leaks into another call; it comes back as a
 //! [`PluginFailure`].
 
+mod abi;
 pub mod bindings;
 mod cache;
 mod calls;

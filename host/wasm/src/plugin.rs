@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use wasmtime::component::Component;
+use wasmtime::component::{Component, ComponentExportIndex};
 
 use crate::bindings::v0_1::{handler, insight_matcher, scheduler, visibility_policy};
 use crate::state::CallState;
@@ -59,7 +59,9 @@ pub enum Origin {
 /// against the world's linker and export indices looked up once, so a call
 /// only has to instantiate. One variant per world and contract version.
 pub(crate) enum Bound {
-    Scheduler(scheduler::SchedulerPre<CallState>),
+    /// With the index of the `schedule` export, which the hot path calls
+    /// through its own borrowed input type (see [`crate::abi`]).
+    Scheduler(scheduler::SchedulerPre<CallState>, ComponentExportIndex),
     InsightMatcher(insight_matcher::InsightMatcherPre<CallState>),
     VisibilityPolicy(visibility_policy::VisibilityPolicyPre<CallState>),
     Handler(handler::HandlerPre<CallState>),

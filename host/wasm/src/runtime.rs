@@ -126,7 +126,15 @@ impl Runtime {
         };
         let pre = self.linkers.get(kind).instantiate_pre(component).map_err(wrong_world)?;
         Ok(match kind {
-            PluginKind::Scheduler => Bound::Scheduler(scheduler::SchedulerPre::new(pre).map_err(wrong_world)?),
+            PluginKind::Scheduler => {
+                let pre = scheduler::SchedulerPre::new(pre).map_err(wrong_world)?;
+                // Present: `SchedulerPre::new` has just type-checked it.
+                let (_, schedule) = component.get_export(None, "schedule").ok_or_else(|| PluginError::WrongWorld {
+                    expected: kind.world(),
+                    detail: "no export `schedule` found".into(),
+                })?;
+                Bound::Scheduler(pre, schedule)
+            }
             PluginKind::InsightMatcher => {
                 Bound::InsightMatcher(insight_matcher::InsightMatcherPre::new(pre).map_err(wrong_world)?)
             }

@@ -128,15 +128,22 @@ pub fn check_decision(input: &ScheduleInput<'_>, output: &ScheduleOutput) -> Res
     // breach, and the message should say so even when the count is off too.
     let mut seen = vec![false; input.pending.len()];
     for &index in &output.release {
-        let slot = seen
-            .get_mut(index as usize)
-            .ok_or_else(|| format!("released agenda #{index}, which was not offered ({} were)", input.pending.len()))?;
+        let slot = seen.get_mut(index as usize).ok_or_else(|| {
+            format!(
+                "released agenda #{index}, which was not offered ({} were)",
+                input.pending.len()
+            )
+        })?;
         if std::mem::replace(slot, true) {
             return Err(format!("released agenda #{index} twice"));
         }
     }
     if output.release.len() > input.free_slots as usize {
-        return Err(format!("released {} agendas but only {} slots were free", output.release.len(), input.free_slots));
+        return Err(format!(
+            "released {} agendas but only {} slots were free",
+            output.release.len(),
+            input.free_slots
+        ));
     }
     Ok(())
 }

@@ -46,22 +46,34 @@ async fn upload(State(app): State<AppState>, ctx: RequestContext, request: Reque
         app.plugins.registry().upload(&ctx.caller, upload, &ctx.cid.0).await
     }
     .await;
-    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+    Ok(reply::objects(
+        vec![result.map_err(|e| e.with_cid(&ctx.cid))?],
+        &ctx.cid,
+    ))
 }
 
 async fn delete(State(app): State<AppState>, ctx: RequestContext, Path(id): Path<String>) -> Reply {
     let result = app.plugins.registry().delete(&ctx.caller, &id).await;
-    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+    Ok(reply::objects(
+        vec![result.map_err(|e| e.with_cid(&ctx.cid))?],
+        &ctx.cid,
+    ))
 }
 
 async fn activate(State(app): State<AppState>, ctx: RequestContext, Path(id): Path<String>) -> Reply {
     let result = app.plugins.registry().activate(&ctx.caller, &id).await;
-    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+    Ok(reply::objects(
+        vec![result.map_err(|e| e.with_cid(&ctx.cid))?],
+        &ctx.cid,
+    ))
 }
 
 async fn rollback(State(app): State<AppState>, ctx: RequestContext, Path(id): Path<String>) -> Reply {
     let result = app.plugins.registry().rollback(&ctx.caller, &id).await;
-    Ok(reply::objects(vec![result.map_err(|e| e.with_cid(&ctx.cid))?], &ctx.cid))
+    Ok(reply::objects(
+        vec![result.map_err(|e| e.with_cid(&ctx.cid))?],
+        &ctx.cid,
+    ))
 }
 
 #[derive(Debug, serde::Deserialize)]

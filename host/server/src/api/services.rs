@@ -31,7 +31,17 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
 }
 
 pub async fn run(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
-    let result = async { service::run(app.store.as_ref(), &app.plugins, &ctx.caller, body_object(body)?, &ctx.cid.0).await }.await;
+    let result = async {
+        service::run(
+            app.store.as_ref(),
+            &app.plugins,
+            &ctx.caller,
+            body_object(body)?,
+            &ctx.cid.0,
+        )
+        .await
+    }
+    .await;
     let agenda = Value::Object(result.map_err(|e| e.with_cid(&ctx.cid))?);
     let mut fields = Map::new();
     fields.insert("all".into(), json!([agenda]));

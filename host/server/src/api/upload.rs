@@ -86,7 +86,9 @@ fn parse_flag(field: &str, value: &str) -> ApiResult<bool> {
     match value.trim() {
         "" | "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        other => Err(ApiError::Validation(format!("{field} must be true or false, not '{other}'"))),
+        other => Err(ApiError::Validation(format!(
+            "{field} must be true or false, not '{other}'"
+        ))),
     }
 }
 
@@ -139,12 +141,16 @@ pub async fn read_upload(request: Request, state: &AppState) -> ApiResult<Upload
         }
     } else {
         let bytes = Bytes::from_request(request, state).await.map_err(|e| {
-            ApiError::PayloadTooLarge(format!("The plugin could not be read (at most {MAX_PLUGIN_BYTES} bytes): {e}"))
+            ApiError::PayloadTooLarge(format!(
+                "The plugin could not be read (at most {MAX_PLUGIN_BYTES} bytes): {e}"
+            ))
         })?;
         form.wasm = bytes.to_vec();
     }
     if form.wasm.len() > MAX_PLUGIN_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!("A plugin may be at most {MAX_PLUGIN_BYTES} bytes.")));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "A plugin may be at most {MAX_PLUGIN_BYTES} bytes."
+        )));
     }
     Ok(form)
 }
@@ -170,8 +176,20 @@ mod tests {
             (form("schedular", "a", "1"), "kind 'schedular'"),
             (form("scheduler", "a/b", "1"), "name 'a/b'"),
             (form("scheduler", "a", ""), "version ''"),
-            (UploadForm { wasm: vec![], ..form("handler", "a", "1") }, "no component bytes"),
-            (UploadForm { name: None, ..form("handler", "a", "1") }, "name field"),
+            (
+                UploadForm {
+                    wasm: vec![],
+                    ..form("handler", "a", "1")
+                },
+                "no component bytes",
+            ),
+            (
+                UploadForm {
+                    name: None,
+                    ..form("handler", "a", "1")
+                },
+                "name field",
+            ),
         ];
         for (form, expected) in cases {
             let err = form.check().unwrap_err().to_string();

@@ -84,9 +84,7 @@ pub fn normalized_document(kind: ObjectKind, value: Value) -> ApiResult<Document
         ObjectKind::ReadyAgenda
         | ObjectKind::InsightScheduleInfo
         | ObjectKind::Plugin
-        | ObjectKind::PluginActivation => {
-            Err(ApiError::NotFound(format!("{kind} objects are not served by the API")))
-        }
+        | ObjectKind::PluginActivation => Err(ApiError::NotFound(format!("{kind} objects are not served by the API"))),
     }
 }
 

@@ -54,7 +54,9 @@ fn scan_filter(caller: &Caller, kind: ObjectKind, policy_owners: Option<Arc<Hash
     let owners = policy_owners.filter(|o| !o.is_empty());
     Some(Arc::new(move |doc: &Document| {
         can_read_document(&caller, kind, doc)
-            || owners.as_ref().is_some_and(|o| str_field(doc, "customerId").is_some_and(|c| o.contains(c)))
+            || owners
+                .as_ref()
+                .is_some_and(|o| str_field(doc, "customerId").is_some_and(|c| o.contains(c)))
     }))
 }
 
@@ -82,7 +84,7 @@ pub fn display_name(kind: ObjectKind) -> &'static str {
 
 /// GET: by id or by query, visibility applied before the limit.
 pub async fn list(store: &dyn Store, caller: &Caller, kind: ObjectKind, request: ListRequest) -> ApiResult<Listing> {
-    let visible = visibility_filter(caller, kind);
+    let visible = scan_filter(caller, kind, request.policy_owners.clone());
     if request.count_only {
         if let Some(id) = &request.id {
             let found = store
@@ -94,7 +96,10 @@ pub async fn list(store: &dyn Store, caller: &Caller, kind: ObjectKind, request:
         return Ok(Listing::Count(store.count(kind, &request.query, visible).await?));
     }
     let mut docs = match &request.id {
-        Some(id) => vec![get_visible(store, caller, kind, id).await?],
+        Some(id) => match store.get(kind, id).await? {
+            Some(doc) if visible.as_ref().is_none_or(|f| f(&doc)) => vec![doc],
+            _ => return Err(not_found(kind, id)),
+        },
         None => store.query(kind, &request.query, visible).await?,
     };
     enrich(store, kind, &mut docs, request.fields.as_deref()).await?;

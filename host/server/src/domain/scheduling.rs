@@ -59,18 +59,30 @@ pub fn info_id(insight: &Insight) -> String {
 pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> {
     let insight_id = insight.envelope.id.clone().unwrap_or_default();
     let query = Query::by("insightId", insight_id).limit(MAX_BACKLOG);
-    let mut rows: Vec<ReadyAgenda> =
-        store.query(ObjectKind::ReadyAgenda, &query, None).await?.into_iter().map(from_document).collect::<ApiResult<_>>()?;
+    let mut rows: Vec<ReadyAgenda> = store
+        .query(ObjectKind::ReadyAgenda, &query, None)
+        .await?
+        .into_iter()
+        .map(from_document)
+        .collect::<ApiResult<_>>()?;
     rows.sort_by_key(|r| r.added.unwrap_or(0));
     let mut customers: Vec<String> = match insight.resource_pool_id.as_deref() {
         Some(pool) => {
-            let pool_customers = store.query(ObjectKind::Customer, &Query::by("resourcePoolId", pool), None).await?;
-            pool_customers.iter().filter_map(|c| str_field(c, "id").map(String::from)).collect()
+            let pool_customers = store
+                .query(ObjectKind::Customer, &Query::by("resourcePoolId", pool), None)
+                .await?;
+            pool_customers
+                .iter()
+                .filter_map(|c| str_field(c, "id").map(String::from))
+                .collect()
         }
         None => Vec::new(),
     };
-    let mut index: HashMap<String, u32> =
-        customers.iter().enumerate().map(|(i, c)| (c.clone(), i as u32)).collect();
+    let mut index: HashMap<String, u32> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), i as u32))
+        .collect();
     let mut pending = Vec::with_capacity(rows.len());
     for row in &rows {
         let customer = row.envelope.customer_id.clone().unwrap_or_default();
@@ -79,16 +91,39 @@ pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> 
             customers.push(customer);
             next
         });
-        let priority = row.priority.unwrap_or(0).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-        pending.push(PendingAgenda { customer, priority, added_ms: row.added.unwrap_or(0).max(0) as u64 });
+        let priority = row
+            .priority
+            .unwrap_or(0)
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        pending.push(PendingAgenda {
+            customer,
+            priority,
+            added_ms: row.added.unwrap_or(0).max(0) as u64,
+        });
     }
     let info_id = info_id(insight);
     let info = store.get(ObjectKind::InsightScheduleInfo, &info_id).await?;
-    let state = info.as_ref().and_then(|doc| doc.get("schedulerState")).map(decode_state).unwrap_or_default();
-    let config = insight.scheduler_config.as_ref().map(Value::to_string).unwrap_or_else(|| "{}".into());
+    let state = info
+        .as_ref()
+        .and_then(|doc| doc.get("schedulerState"))
+        .map(decode_state)
+        .unwrap_or_default();
+    let config = insight
+        .scheduler_config
+        .as_ref()
+        .map(Value::to_string)
+        .unwrap_or_else(|| "{}".into());
     // Running counts arrive with the executor (issue #4); until then none run.
     let running = vec![0; customers.len()];
-    Ok(Backlog { info_id, rows, customers, pending, running, config, state })
+    Ok(Backlog {
+        info_id,
+        rows,
+        customers,
+        pending,
+        running,
+        config,
+        state,
+    })
 }
 
 /// Persist the scheduler's new state (and who decided) for the next decision.
@@ -108,7 +143,9 @@ pub async fn save_state(
     info.envelope.id = Some(backlog.info_id.clone());
     info.envelope.customer_id = insight.envelope.customer_id.clone();
     let doc: Document = to_document(&info)?;
-    store.write(vec![Write::put(ObjectKind::InsightScheduleInfo, doc)]).await?;
+    store
+        .write(vec![Write::put(ObjectKind::InsightScheduleInfo, doc)])
+        .await?;
     Ok(())
 }
 
@@ -135,7 +172,11 @@ mod tests {
 
     #[test]
     fn state_round_trips_text_and_bytes() {
-        for state in [b"".to_vec(), br#"{"pendingCustomerIds":["a"]}"#.to_vec(), vec![0, 159, 146, 150, 255]] {
+        for state in [
+            b"".to_vec(),
+            br#"{"pendingCustomerIds":["a"]}"#.to_vec(),
+            vec![0, 159, 146, 150, 255],
+        ] {
             assert_eq!(decode_state(&encode_state(&state)), state);
         }
     }

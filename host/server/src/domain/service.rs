@@ -30,7 +30,13 @@ fn non_blank(value: Option<String>) -> Option<String> {
 /// POST `/pop/agenda/service/run`: expand a template with a payload and
 /// submit the result. Unlike POP, the submission is authorized as the
 /// *caller*, so a shared template cannot be used to act for its owner.
-pub async fn run(store: &dyn Store, plugins: &PluginHost, caller: &Caller, body: Value, cid: &str) -> ApiResult<Document> {
+pub async fn run(
+    store: &dyn Store,
+    plugins: &PluginHost,
+    caller: &Caller,
+    body: Value,
+    cid: &str,
+) -> ApiResult<Document> {
     let request: RunAgendaRequest = typed(body)?;
     let (Some(template_id), Some(payload)) = (non_blank(request.agenda_template_id), non_blank(request.payload)) else {
         return Err(ApiError::Validation(
@@ -156,7 +162,10 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
         let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
         match insight_id {
             Some(insight_id) if !already_queued => {
-                writes.push(Write::create(ObjectKind::ReadyAgenda, ready_agenda(&agenda, &insight_id, now)?));
+                writes.push(Write::create(
+                    ObjectKind::ReadyAgenda,
+                    ready_agenda(&agenda, &insight_id, now)?,
+                ));
                 requeued = true;
             }
             Some(_) => requeued = true,

@@ -21,7 +21,10 @@ use crate::plugins::PluginHost;
 pub async fn submit(
     store: &dyn Store,
     plugins: &PluginHost,
-    caller: &Caller, body: serde_json::Value, cid: &str) -> ApiResult<Document> {
+    caller: &Caller,
+    body: serde_json::Value,
+    cid: &str,
+) -> ApiResult<Document> {
     let agenda: Agenda = typed(body)?;
     submit_agenda(store, plugins, caller, agenda, cid).await
 }
@@ -151,7 +154,12 @@ pub fn ready_agenda(agenda: &Agenda, insight_id: &str, now: i64) -> ApiResult<Do
 }
 
 /// The insight of spec §4.1 for `agenda`, seen as its customer.
-async fn choose_insight(store: &dyn Store, plugins: &PluginHost, agenda: &Agenda, customer_id: &str) -> ApiResult<Insight> {
+async fn choose_insight(
+    store: &dyn Store,
+    plugins: &PluginHost,
+    agenda: &Agenda,
+    customer_id: &str,
+) -> ApiResult<Insight> {
     let customer = store
         .get(ObjectKind::Customer, customer_id)
         .await?
@@ -159,10 +167,17 @@ async fn choose_insight(store: &dyn Store, plugins: &PluginHost, agenda: &Agenda
         .ok_or_else(|| ApiError::Validation(format!("Customer not found for customerId {customer_id}")))?;
     let customer: Customer = from_document(customer)?;
     let no_insight = || ApiError::NotFound("No available insights for processing agenda".into());
-    let pool = customer.resource_pool_id.clone().filter(|p| !p.is_empty()).ok_or_else(no_insight)?;
+    let pool = customer
+        .resource_pool_id
+        .clone()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(no_insight)?;
     let candidates = store
         .query(ObjectKind::Insight, &Query::by("resourcePoolId", pool), None)
         .await?;
     let candidates: Vec<Insight> = candidates.into_iter().map(from_document).collect::<ApiResult<_>>()?;
-    plugins.select_insight(&customer, agenda, candidates).await?.ok_or_else(no_insight)
+    plugins
+        .select_insight(&customer, agenda, candidates)
+        .await?
+        .ok_or_else(no_insight)
 }

@@ -19,8 +19,9 @@ pub async fn register(host: &PluginHost) -> ApiResult<()> {
     let version = builtin_version();
     let registry = host.registry();
     for builtin in pop_builtin_plugins::BUILTINS {
-        let kind = PluginKind::parse(builtin.kind)
-            .ok_or_else(|| ApiError::Internal(format!("built-in {} has unknown kind {}", builtin.name, builtin.kind)))?;
+        let kind = PluginKind::parse(builtin.kind).ok_or_else(|| {
+            ApiError::Internal(format!("built-in {} has unknown kind {}", builtin.name, builtin.kind))
+        })?;
         let compiled = registry.compile(kind, builtin.wasm.to_vec()).await?;
         let mut record = PluginVersion {
             plugin_kind: Some(kind),
@@ -39,9 +40,14 @@ pub async fn register(host: &PluginHost) -> ApiResult<()> {
         env.title = Some(builtin.name.into());
         env.added_time = Some(now);
         env.updated_time = Some(now);
-        host.store.write(vec![Write::put(ObjectKind::Plugin, to_document(&record)?)]).await?;
-        registry.save_activation(BUILTIN_OWNER, kind, builtin.name, &version, Vec::new(), Some(true)).await?;
-        host.slot_or_insert(BUILTIN_OWNER, kind, builtin.name, true).activate(&version, compiled);
+        host.store
+            .write(vec![Write::put(ObjectKind::Plugin, to_document(&record)?)])
+            .await?;
+        registry
+            .save_activation(BUILTIN_OWNER, kind, builtin.name, &version, Vec::new(), Some(true))
+            .await?;
+        host.slot_or_insert(BUILTIN_OWNER, kind, builtin.name, true)
+            .activate(&version, compiled);
     }
     Ok(())
 }

@@ -33,7 +33,10 @@ pub struct FailureLog {
 
 impl FailureLog {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, pending: Arc::default() }
+        Self {
+            store,
+            pending: Arc::default(),
+        }
     }
 
     /// Record that version `version_id` failed; must run inside the tokio runtime.
@@ -73,14 +76,31 @@ impl FailureLog {
 }
 
 async fn flush(store: &dyn Store, id: &str, batch: Pending) -> Result<(), pop_store::StoreError> {
-    let Some(stored) = store.get(ObjectKind::Plugin, id).await? else { return Ok(()) };
+    let Some(stored) = store.get(ObjectKind::Plugin, id).await? else {
+        return Ok(());
+    };
     let count = stored.get("failureCount").and_then(Value::as_i64).unwrap_or(0) + batch.count;
-    let mut events: Vec<Value> = stored.get("diagnosticEvents").and_then(Value::as_array).cloned().unwrap_or_default();
-    events.extend(batch.events.iter().map(|e| serde_json::to_value(e).unwrap_or(Value::Null)));
+    let mut events: Vec<Value> = stored
+        .get("diagnosticEvents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    events.extend(
+        batch
+            .events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or(Value::Null)),
+    );
     let skip = events.len().saturating_sub(KEPT_DIAGNOSTICS);
     let events: Vec<Value> = events.into_iter().skip(skip).collect();
     let patch = json!({"failureCount": count, "diagnosticEvents": events});
-    store.write(vec![Write::merge(ObjectKind::Plugin, id, patch.as_object().cloned().unwrap_or_default())]).await?;
+    store
+        .write(vec![Write::merge(
+            ObjectKind::Plugin,
+            id,
+            patch.as_object().cloned().unwrap_or_default(),
+        )])
+        .await?;
     Ok(())
 }
 

@@ -12,10 +12,17 @@ use crate::error::{ApiError, ApiResult};
 impl PluginHost {
     /// The insight among `candidates` (the insights of the customer's pool)
     /// that `agenda` goes to, or `None` when nothing matches.
-    pub async fn select_insight(&self, customer: &Customer, agenda: &Agenda, candidates: Vec<Insight>) -> ApiResult<Option<Insight>> {
+    pub async fn select_insight(
+        &self,
+        customer: &Customer,
+        agenda: &Agenda,
+        candidates: Vec<Insight>,
+    ) -> ApiResult<Option<Insight>> {
         let customer_id = customer.envelope.id.clone().unwrap_or_default();
-        let visible: Vec<Insight> =
-            candidates.into_iter().filter(|i| insight_visible_to_customer(i, &customer_id)).collect();
+        let visible: Vec<Insight> = candidates
+            .into_iter()
+            .filter(|i| insight_visible_to_customer(i, &customer_id))
+            .collect();
         let matcher = customer.insight_matcher.as_deref().filter(|m| !m.is_empty());
         let Some(slot) = matcher.and_then(|name| self.resolve(&customer_id, PluginKind::InsightMatcher, name)) else {
             return Ok(select_insight(agenda, &customer_id, &visible).cloned());

@@ -58,7 +58,10 @@ impl Slot {
 
     /// Make `plugin` (version `version`) the one that answers.
     pub fn activate(&self, version: &str, plugin: Arc<CompiledPlugin>) {
-        self.versions.write().unwrap_or_else(|e| e.into_inner()).insert(plugin.sha256().to_string(), version.into());
+        self.versions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(plugin.sha256().to_string(), version.into());
         self.cell.activate(plugin);
     }
 
@@ -126,7 +129,10 @@ impl PluginHost {
     fn slot_or_insert(&self, owner: &str, kind: PluginKind, name: &str, is_global: bool) -> Arc<Slot> {
         let id = pop_core::PluginVersion::slot_id(owner, kind, name);
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        slots.entry(id).or_insert_with(|| Arc::new(Slot::new(owner, kind, name, is_global))).clone()
+        slots
+            .entry(id)
+            .or_insert_with(|| Arc::new(Slot::new(owner, kind, name, is_global)))
+            .clone()
     }
 
     /// The slot a name resolves to for `owner`: the owner's own plugin, else

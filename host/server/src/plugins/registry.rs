@@ -44,17 +44,23 @@ impl<'a> Registry<'a> {
                 .ok_or_else(|| ApiError::Validation("The customerId field of the plugin must be specified.".into()))?,
         };
         if owner == BUILTIN_OWNER {
-            return Err(ApiError::Forbidden(format!("The customer id '{BUILTIN_OWNER}' is reserved for built-ins.")));
+            return Err(ApiError::Forbidden(format!(
+                "The customer id '{BUILTIN_OWNER}' is reserved for built-ins."
+            )));
         }
         if !caller.owns(Some(&owner)) {
             return Err(ApiError::forbidden_customer(&owner));
         }
         if upload.is_global && !caller.super_user {
-            return Err(ApiError::Forbidden("Only super users may upload global plugins.".into()));
+            return Err(ApiError::Forbidden(
+                "Only super users may upload global plugins.".into(),
+            ));
         }
         let id = PluginVersion::id_for(&owner, upload.kind, &upload.name, &upload.version);
         if self.host.store.get(ObjectKind::Plugin, &id).await?.is_some() {
-            return Err(ApiError::Conflict(format!("Plugin {id} already exists; upload a new version.")));
+            return Err(ApiError::Conflict(format!(
+                "Plugin {id} already exists; upload a new version."
+            )));
         }
         let compiled = self.compile(upload.kind, upload.wasm.clone()).await?;
         self.smoke_test(compiled).await?;
@@ -74,8 +80,15 @@ impl<'a> Registry<'a> {
         version.envelope.title = Some(upload.name.clone());
         let mut doc = to_document(&version)?;
         stamp_new(&mut doc, cid);
-        let mut stored = self.host.store.write(vec![Write::create(ObjectKind::Plugin, doc)]).await?;
-        let doc = stored.pop().flatten().ok_or_else(|| ApiError::Internal("upload stored nothing".into()))?;
+        let mut stored = self
+            .host
+            .store
+            .write(vec![Write::create(ObjectKind::Plugin, doc)])
+            .await?;
+        let doc = stored
+            .pop()
+            .flatten()
+            .ok_or_else(|| ApiError::Internal("upload stored nothing".into()))?;
         if upload.activate {
             self.activate(caller, &id).await?;
         }
@@ -94,8 +107,12 @@ impl<'a> Registry<'a> {
             history.retain(|v| *v != previous);
             history.push(previous);
         }
-        let activation = self.save_activation(&owner, kind, &name, &label, history, version.is_global).await?;
-        let slot = self.host.slot_or_insert(&owner, kind, &name, version.is_global.unwrap_or(false));
+        let activation = self
+            .save_activation(&owner, kind, &name, &label, history, version.is_global)
+            .await?;
+        let slot = self
+            .host
+            .slot_or_insert(&owner, kind, &name, version.is_global.unwrap_or(false));
         slot.activate(&label, compiled);
         tracing::info!(slot = slot_id, version = label, "plugin activated");
         Ok(activation)
@@ -111,18 +128,30 @@ impl<'a> Registry<'a> {
         }
         let mut history = activation.history.clone().unwrap_or_default();
         let Some(previous) = history.pop() else {
-            return Err(ApiError::Conflict(format!("Plugin {slot_id} has no earlier version to roll back to.")));
+            return Err(ApiError::Conflict(format!(
+                "Plugin {slot_id} has no earlier version to roll back to."
+            )));
         };
-        let kind = activation.plugin_kind.ok_or_else(|| ApiError::Internal("activation without kind".into()))?;
+        let kind = activation
+            .plugin_kind
+            .ok_or_else(|| ApiError::Internal("activation without kind".into()))?;
         let name = activation.name.clone().unwrap_or_default();
         let version_id = format!("{slot_id}@{previous}");
         let version: PluginVersion = match self.host.store.get(ObjectKind::Plugin, &version_id).await? {
             Some(doc) => from_document(doc)?,
-            None => return Err(ApiError::Conflict(format!("Version {version_id} was deleted; cannot roll back."))),
+            None => {
+                return Err(ApiError::Conflict(format!(
+                    "Version {version_id} was deleted; cannot roll back."
+                )));
+            }
         };
         let compiled = self.load(&version).await?;
-        let saved = self.save_activation(&owner, kind, &name, &previous, history, activation.is_global).await?;
-        let slot = self.host.slot_or_insert(&owner, kind, &name, activation.is_global.unwrap_or(false));
+        let saved = self
+            .save_activation(&owner, kind, &name, &previous, history, activation.is_global)
+            .await?;
+        let slot = self
+            .host
+            .slot_or_insert(&owner, kind, &name, activation.is_global.unwrap_or(false));
         slot.activate(&previous, compiled);
         tracing::info!(slot = slot_id, version = previous, "plugin rolled back");
         Ok(saved)
@@ -159,18 +188,26 @@ impl<'a> Registry<'a> {
         if !still_used && !sha.is_empty() {
             self.host.blobs.delete(&sha).await?;
         }
-        removed.swap_remove(0).ok_or_else(|| ApiError::NotFound(format!("Plugin {version_id} not found")))
+        removed
+            .swap_remove(0)
+            .ok_or_else(|| ApiError::NotFound(format!("Plugin {version_id} not found")))
     }
 
     /// Compile and activate every persisted active version (at start-up).
     pub async fn restore(&self) -> ApiResult<()> {
-        let activations = self.host.store.query(ObjectKind::PluginActivation, &Query::all(), None).await?;
+        let activations = self
+            .host
+            .store
+            .query(ObjectKind::PluginActivation, &Query::all(), None)
+            .await?;
         for doc in activations {
             let activation: PluginActivation = from_document(doc)?;
             let owner = activation.envelope.customer_id.clone().unwrap_or_default();
-            let (Some(kind), Some(name), Some(active)) =
-                (activation.plugin_kind, activation.name.clone(), activation.active_version.clone())
-            else {
+            let (Some(kind), Some(name), Some(active)) = (
+                activation.plugin_kind,
+                activation.name.clone(),
+                activation.active_version.clone(),
+            ) else {
                 continue;
             };
             if owner == BUILTIN_OWNER {
@@ -185,7 +222,9 @@ impl<'a> Registry<'a> {
             .await;
             match restored {
                 Ok(compiled) => {
-                    let slot = self.host.slot_or_insert(&owner, kind, &name, activation.is_global.unwrap_or(false));
+                    let slot = self
+                        .host
+                        .slot_or_insert(&owner, kind, &name, activation.is_global.unwrap_or(false));
                     slot.activate(&active, compiled);
                 }
                 Err(e) => tracing::error!(plugin = version_id, error = %e, "could not restore an active plugin"),
@@ -234,15 +273,26 @@ impl<'a> Registry<'a> {
         let now = now_millis();
         activation.envelope.updated_time = Some(now);
         activation.envelope.added_time = Some(now);
-        let mut stored =
-            self.host.store.write(vec![Write::put(ObjectKind::PluginActivation, to_document(&activation)?)]).await?;
-        stored.pop().flatten().ok_or_else(|| ApiError::Internal("activation stored nothing".into()))
+        let mut stored = self
+            .host
+            .store
+            .write(vec![Write::put(
+                ObjectKind::PluginActivation,
+                to_document(&activation)?,
+            )])
+            .await?;
+        stored
+            .pop()
+            .flatten()
+            .ok_or_else(|| ApiError::Internal("activation stored nothing".into()))
     }
 
     /// The compiled plugin of a stored version (from the runtime's cache,
     /// else from its blob).
     async fn load(&self, version: &PluginVersion) -> ApiResult<Arc<CompiledPlugin>> {
-        let kind = version.plugin_kind.ok_or_else(|| ApiError::Internal("plugin version without kind".into()))?;
+        let kind = version
+            .plugin_kind
+            .ok_or_else(|| ApiError::Internal("plugin version without kind".into()))?;
         let sha = version.sha256.clone().unwrap_or_default();
         if let Some(compiled) = self.host.runtime.cached(wasm_kind(kind), &sha) {
             return Ok(compiled);
@@ -273,7 +323,9 @@ impl<'a> Registry<'a> {
             .map_err(|e| ApiError::Internal(format!("smoke task failed: {e}")))?;
         match outcome {
             Ok(()) | Err(pop_wasm::PluginFailure::Refused(_)) => Ok(()),
-            Err(failure) => Err(ApiError::Validation(format!("The plugin failed its smoke call under the limits: {failure}"))),
+            Err(failure) => Err(ApiError::Validation(format!(
+                "The plugin failed its smoke call under the limits: {failure}"
+            ))),
         }
     }
 }

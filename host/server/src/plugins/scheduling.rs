@@ -66,7 +66,18 @@ impl PluginHost {
         for (version, failure) in &failures {
             self.failures.record(version, failure);
         }
-        let released = output.release.iter().filter_map(|&i| backlog.rows.get(i as usize).cloned()).collect();
-        Ok(Decision { released, decided_by, fallback, pending: backlog.rows.len(), output, backlog })
+        let released = output
+            .release
+            .iter()
+            .filter_map(|&i| backlog.rows.get(i as usize).cloned())
+            .collect();
+        Ok(Decision {
+            released,
+            decided_by,
+            fallback,
+            pending: backlog.rows.len(),
+            output,
+            backlog,
+        })
     }
 }

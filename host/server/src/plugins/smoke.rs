@@ -11,22 +11,41 @@ use pop_core::scheduling::ScheduleInput;
 pub fn call(runtime: &Runtime, plugin: &CompiledPlugin) -> Result<(), PluginFailure> {
     match plugin.kind() {
         PluginKind::Scheduler => {
-            let input =
-                ScheduleInput { now_ms: 0, free_slots: 0, customers: &[], pending: &[], running: &[], config: "{}", state: &[] };
+            let input = ScheduleInput {
+                now_ms: 0,
+                free_slots: 0,
+                customers: &[],
+                pending: &[],
+                running: &[],
+                config: "{}",
+                state: &[],
+            };
             runtime.schedule(plugin, &input).map(drop)
         }
         PluginKind::InsightMatcher => {
             let agenda = AgendaSummary {
                 customer_id: "smoke".into(),
                 params: Vec::new(),
-                operations: vec![OperationSummary { name: "smoke".into(), op_type: "sample".into(), params: Vec::new() }],
+                operations: vec![OperationSummary {
+                    name: "smoke".into(),
+                    op_type: "sample".into(),
+                    params: Vec::new(),
+                }],
             };
-            let candidate =
-                InsightSummary { id: "smoke".into(), title: "smoke".into(), owner: "smoke".into(), mappers: Vec::new() };
+            let candidate = InsightSummary {
+                id: "smoke".into(),
+                title: "smoke".into(),
+                owner: "smoke".into(),
+                mappers: Vec::new(),
+            };
             runtime.select_insight(plugin, &agenda, &[candidate]).map(drop)
         }
         PluginKind::VisibilityPolicy => {
-            let caller = Caller { user_id: "smoke".into(), accounts: vec!["smoke".into()], super_user: false };
+            let caller = Caller {
+                user_id: "smoke".into(),
+                accounts: vec!["smoke".into()],
+                super_user: false,
+            };
             let object = ObjectSummary {
                 kind: ObjectKind::Agenda,
                 id: "smoke".into(),

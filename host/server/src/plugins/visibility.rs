@@ -26,7 +26,11 @@ impl PluginHost {
         let customers = self.store.query(ObjectKind::Customer, &Query::all(), None).await?;
         let owners: HashSet<String> = customers
             .iter()
-            .filter(|c| c.get("visibilityPolicy").and_then(|v| v.as_str()).is_some_and(|v| !v.is_empty()))
+            .filter(|c| {
+                c.get("visibilityPolicy")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| !v.is_empty())
+            })
             .filter_map(|c| str_field(c, "id").map(String::from))
             .collect();
         self.policy_owners.store(Arc::new(owners));
@@ -36,7 +40,12 @@ impl PluginHost {
     /// Keep the documents `caller` may see. Documents of customers with a
     /// policy are decided by it (one call per customer per page); the rest
     /// by POP's rules.
-    pub async fn filter_visible(&self, caller: &Caller, kind: ObjectKind, docs: Vec<Document>) -> ApiResult<Vec<Document>> {
+    pub async fn filter_visible(
+        &self,
+        caller: &Caller,
+        kind: ObjectKind,
+        docs: Vec<Document>,
+    ) -> ApiResult<Vec<Document>> {
         if caller.is_global() || pop_wasm::convert::object_kind(kind).is_none() {
             return Ok(docs);
         }
@@ -56,11 +65,22 @@ impl PluginHost {
                 keep[i] = allowed;
             }
         }
-        Ok(docs.into_iter().zip(keep).filter_map(|(doc, k)| k.then_some(doc)).collect())
+        Ok(docs
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(doc, k)| k.then_some(doc))
+            .collect())
     }
 
-    async fn decide_page(&self, caller: &Caller, kind: ObjectKind, owner: &str, page: Vec<Document>) -> ApiResult<Vec<bool>> {
-        let native = move |caller: &Caller, page: &[Document]| page.iter().map(|d| can_read_document(caller, kind, d)).collect();
+    async fn decide_page(
+        &self,
+        caller: &Caller,
+        kind: ObjectKind,
+        owner: &str,
+        page: Vec<Document>,
+    ) -> ApiResult<Vec<bool>> {
+        let native =
+            move |caller: &Caller, page: &[Document]| page.iter().map(|d| can_read_document(caller, kind, d)).collect();
         let customer: Option<Customer> = match self.store.get(ObjectKind::Customer, owner).await? {
             Some(doc) => Some(from_document(doc)?),
             None => None,
