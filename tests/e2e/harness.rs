@@ -45,13 +45,20 @@ impl Workspace {
 }
 
 impl Server {
+    /// Start with the scheduler loop effectively idle (one round at start-up),
+    /// so tests can look at backlogs without the loop draining them.
     pub fn start(data_dir: &Path, tokens: &Path) -> Server {
+        Self::start_scheduling_every(data_dir, tokens, Duration::from_secs(3600))
+    }
+
+    pub fn start_scheduling_every(data_dir: &Path, tokens: &Path, interval: Duration) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--tokens")
             .arg(tokens)
             .env("RUST_LOG", "warn")
+            .env("POP_SCHEDULE_INTERVAL_MS", interval.as_millis().to_string())
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn pop serve");

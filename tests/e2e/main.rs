@@ -7,6 +7,7 @@ mod harness;
 mod errors;
 mod plugins;
 mod restart;
+mod scheduling;
 mod templates;
 mod tenancy;
 mod walkthrough;

@@ -17,7 +17,7 @@ async fn acme_queue_with_backlog(server: &Server) -> Vec<String> {
     setup_tenancy(server).await;
     let admin = server.client(ADMIN);
     let insight = json!({"id": "acme-q", "customerId": "acme", "title": "Acme queue", "resourcePoolId": "pool-1",
-        "queueSize": 5, "schedulingAlgorithm": "picker", "mappers": {"operationType": ["acme-work"]}});
+        "queueSize": 0, "schedulingAlgorithm": "picker", "mappers": {"operationType": ["acme-work"]}});
     admin.post("/pop/insight", insight).await.first();
     let alice = server.client(ALICE);
     let mut ids = Vec::new();

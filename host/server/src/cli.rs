@@ -35,6 +35,9 @@ pub struct ServeOptions {
     /// Without it a super-user token is generated into the data directory.
     #[arg(long, env = "POP_TOKENS")]
     pub tokens: Option<PathBuf>,
+    /// How often each insight's queue is topped up from its backlog, in milliseconds.
+    #[arg(long, env = "POP_SCHEDULE_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub schedule_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,6 +9,7 @@ mod cli;
 mod domain;
 mod error;
 mod plugins;
+mod scheduler;
 mod serve;
 
 use clap::Parser;

@@ -46,6 +46,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(blobs))
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
+    let scheduler = crate::scheduler::spawn(
+        store.clone(),
+        plugins.clone(),
+        std::time::Duration::from_millis(options.schedule_interval_ms),
+    );
     let state = AppState::new(store, auth, plugins);
     let listener = TcpListener::bind(&options.listen)
         .await
@@ -58,6 +63,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("pop stopped accepting requests; flushing the store");
+    scheduler.abort();
+    let _ = scheduler.await;
     drop(state);
     Ok(())
 }

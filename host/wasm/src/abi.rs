@@ -40,7 +40,11 @@ pub(crate) struct Pending(PendingRecord);
 
 impl From<&PendingAgenda> for Pending {
     fn from(p: &PendingAgenda) -> Self {
-        Pending(PendingRecord { customer: p.customer, priority: p.priority, added_ms: p.added_ms })
+        Pending(PendingRecord {
+            customer: p.customer,
+            priority: p.priority,
+            added_ms: p.added_ms,
+        })
     }
 }
 

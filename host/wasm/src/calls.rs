@@ -19,7 +19,11 @@ impl Runtime {
     /// decision is checked with [`check_decision`] (indices offered, none
     /// twice, at most `free_slots`) and the state against
     /// [`crate::Limits::max_state_bytes`].
-    pub fn schedule(&self, plugin: &CompiledPlugin, input: &ScheduleInput<'_>) -> Result<ScheduleOutput, PluginFailure> {
+    pub fn schedule(
+        &self,
+        plugin: &CompiledPlugin,
+        input: &ScheduleInput<'_>,
+    ) -> Result<ScheduleOutput, PluginFailure> {
         let Bound::Scheduler(pre, schedule) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::Scheduler, plugin));
         };

@@ -129,10 +129,12 @@ impl Runtime {
             PluginKind::Scheduler => {
                 let pre = scheduler::SchedulerPre::new(pre).map_err(wrong_world)?;
                 // Present: `SchedulerPre::new` has just type-checked it.
-                let (_, schedule) = component.get_export(None, "schedule").ok_or_else(|| PluginError::WrongWorld {
-                    expected: kind.world(),
-                    detail: "no export `schedule` found".into(),
-                })?;
+                let (_, schedule) = component
+                    .get_export(None, "schedule")
+                    .ok_or_else(|| PluginError::WrongWorld {
+                        expected: kind.world(),
+                        detail: "no export `schedule` found".into(),
+                    })?;
                 Bound::Scheduler(pre, schedule)
             }
             PluginKind::InsightMatcher => {

@@ -16,10 +16,11 @@ pub enum ObjectKind {
     InsightScheduleInfo,
     Plugin,
     PluginActivation,
+    QueuedAgenda,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 11] = [
+    pub const ALL: [ObjectKind; 12] = [
         ObjectKind::Agenda,
         ObjectKind::AgendaTemplate,
         ObjectKind::Customer,
@@ -31,6 +32,7 @@ impl ObjectKind {
         ObjectKind::InsightScheduleInfo,
         ObjectKind::Plugin,
         ObjectKind::PluginActivation,
+        ObjectKind::QueuedAgenda,
     ];
 
     /// Table name, as POP's DynamoDB tables are named (without prefix/stage).
@@ -47,6 +49,7 @@ impl ObjectKind {
             ObjectKind::InsightScheduleInfo => "InsightScheduling",
             ObjectKind::Plugin => "Plugin",
             ObjectKind::PluginActivation => "PluginActivation",
+            ObjectKind::QueuedAgenda => "QueuedAgenda",
         }
     }
 
@@ -66,6 +69,7 @@ impl ObjectKind {
             ObjectKind::InsightScheduleInfo => &[],
             ObjectKind::Plugin => &["customerId", "name"],
             ObjectKind::PluginActivation => &["customerId", "name"],
+            ObjectKind::QueuedAgenda => &["insightId", "agendaId", "customerId"],
         }
     }
 }

@@ -41,3 +41,28 @@ pub struct InsightScheduleInfo {
     pub last_scheduler: Option<String>,
 }
 data_object!(InsightScheduleInfo, ObjectKind::InsightScheduleInfo);
+
+/// An agenda the scheduler released into its insight's queue, waiting for a
+/// puller to claim it (`id` = the ReadyAgenda's id).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedAgenda {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insight_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agenda_id: Option<String>,
+    /// When it entered the backlog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<EpochMillis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// When the scheduler released it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_time: Option<EpochMillis>,
+    /// The scheduler version that released it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<String>,
+}
+data_object!(QueuedAgenda, ObjectKind::QueuedAgenda);

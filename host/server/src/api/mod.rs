@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/pop/plugin/{id}", plugins::member())
         .route("/pop/plugin/{id}/activate", plugins::activate_route())
         .route("/pop/plugin/{id}/rollback", plugins::rollback_route())
+        .route("/pop/queue", objects::queue_routes())
+        .route("/pop/queue/{id}", objects::queue_routes())
         .route("/pop/pluginactivation", plugins::activations())
         .route("/pop/pluginactivation/{id}", plugins::activations());
     for (path, kind) in OBJECT_RESOURCES {

@@ -23,6 +23,13 @@ pub fn routes(kind: ObjectKind) -> MethodRouter<AppState> {
         .delete(move |state, ctx, id, query| remove(kind, state, ctx, id, query))
 }
 
+/// The released agendas waiting in insight queues: readable, and removable
+/// by their owner (an operator taking work out of a queue).
+pub fn queue_routes() -> MethodRouter<AppState> {
+    let kind = ObjectKind::QueuedAgenda;
+    read_routes(kind).delete(move |state, ctx, id, query| remove(kind, state, ctx, id, query))
+}
+
 /// GET only, for kinds with their own writes (plugins).
 pub fn read_routes(kind: ObjectKind) -> MethodRouter<AppState> {
     get(move |state, ctx, id, query| list(kind, state, ctx, id, query))

@@ -84,7 +84,8 @@ pub fn normalized_document(kind: ObjectKind, value: Value) -> ApiResult<Document
         ObjectKind::ReadyAgenda
         | ObjectKind::InsightScheduleInfo
         | ObjectKind::Plugin
-        | ObjectKind::PluginActivation => Err(ApiError::NotFound(format!("{kind} objects are not served by the API"))),
+        | ObjectKind::PluginActivation
+        | ObjectKind::QueuedAgenda => Err(ApiError::NotFound(format!("{kind} objects are not served by the API"))),
     }
 }
 

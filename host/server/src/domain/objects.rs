@@ -321,10 +321,10 @@ pub async fn delete(
     let mut writes = vec![Write::delete(kind, id)];
     match kind {
         ObjectKind::Agenda => {
-            let ready = store
-                .query(ObjectKind::ReadyAgenda, &Query::by("agendaId", id), None)
-                .await?;
-            writes.extend(ids_of(&ready).map(|rid| Write::delete(ObjectKind::ReadyAgenda, rid)));
+            for waiting in [ObjectKind::ReadyAgenda, ObjectKind::QueuedAgenda] {
+                let rows = store.query(waiting, &Query::by("agendaId", id), None).await?;
+                writes.extend(ids_of(&rows).map(|rid| Write::delete(waiting, rid)));
+            }
         }
         ObjectKind::AgendaProgress => {
             let ops = progress::operation_progress_of(store, id).await?;

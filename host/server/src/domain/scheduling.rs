@@ -126,14 +126,14 @@ pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> 
     })
 }
 
-/// Persist the scheduler's new state (and who decided) for the next decision.
-pub async fn save_state(
-    store: &dyn Store,
+/// The write that persists the scheduler's new state (and who decided) for
+/// the next decision; part of the same atomic write as the release.
+pub fn state_write(
     backlog: &Backlog,
     insight: &Insight,
     output: &ScheduleOutput,
     decided_by: &str,
-) -> ApiResult<()> {
+) -> ApiResult<Write> {
     let mut info = InsightScheduleInfo {
         last_executed: Some(now_millis()),
         scheduler_state: Some(encode_state(&output.state)),
@@ -143,10 +143,7 @@ pub async fn save_state(
     info.envelope.id = Some(backlog.info_id.clone());
     info.envelope.customer_id = insight.envelope.customer_id.clone();
     let doc: Document = to_document(&info)?;
-    store
-        .write(vec![Write::put(ObjectKind::InsightScheduleInfo, doc)])
-        .await?;
-    Ok(())
+    Ok(Write::put(ObjectKind::InsightScheduleInfo, doc))
 }
 
 /// Scheduler state is opaque bytes; built-ins write UTF-8 JSON, which is

@@ -155,10 +155,9 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
     let requeue = !options.skip_execution && !agenda.params.as_ref().is_some_and(|p| p.contains_key(keys::DO_NOT_RUN));
     let mut requeued = false;
     if requeue {
-        let already_queued = store
-            .count(ObjectKind::ReadyAgenda, &Query::by("agendaId", agenda_id.clone()), None)
-            .await?
-            > 0;
+        let by_agenda = Query::by("agendaId", agenda_id.clone());
+        let already_queued = store.count(ObjectKind::ReadyAgenda, &by_agenda, None).await? > 0
+            || store.count(ObjectKind::QueuedAgenda, &by_agenda, None).await? > 0;
         let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
         match insight_id {
             Some(insight_id) if !already_queued => {

@@ -118,10 +118,6 @@ impl PluginHost {
         Registry::new(self)
     }
 
-    pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
-    }
-
     fn slot(&self, id: &str) -> Option<Arc<Slot>> {
         self.slots.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
