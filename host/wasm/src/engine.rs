@@ -49,6 +49,9 @@ fn base_config() -> Config {
         // loop back-edges; the ticker below advances it.
         .epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK);
+    if std::env::var("XX_NOCOW").is_ok() {
+        config.memory_init_cow(false);
+    }
     config
 }
 
@@ -69,6 +72,10 @@ fn pool(limits: &Limits) -> PoolingAllocationConfig {
         .max_tables_per_component(per_call(limits.tables))
         .max_memory_size(limits.memory_bytes)
         .table_elements(limits.table_elements);
+    if let Ok(v) = std::env::var("XX_KEEP") {
+        pool.linear_memory_keep_resident(v.parse().unwrap());
+        pool.table_keep_resident(v.parse().unwrap());
+    }
     pool
 }
 
