@@ -142,6 +142,16 @@ fn decide_10000(c: &mut Criterion) {
             w.as_secs_f64() / n.as_secs_f64()
         );
     }
+    // The same input to a plugin that does no work (it releases index 0):
+    // what instantiating and copying 10,000 agendas in costs by itself.
+    let transfer_only = runtime.compile(PluginKind::Scheduler, fixtures::FIRST_PENDING).unwrap();
+    let input = backlog.input(10, "{}", &[]);
+    group.bench_function("transfer-only/wasm", |b| {
+        b.iter(|| runtime.schedule(&transfer_only, black_box(&input)).unwrap())
+    });
+    percentiles("transfer-only/wasm", 1_000, || {
+        black_box(runtime.schedule(&transfer_only, &input).unwrap());
+    });
     group.finish();
 }
 
