@@ -35,6 +35,16 @@ impl Caller {
         Self::new(format!("customer:{customer_id}"), [customer_id.to_string()], false)
     }
 
+    /// The caller's only account (not `*`), for requests that leave the
+    /// customer open; `None` when there are several or none.
+    pub fn sole_account(&self) -> Option<&str> {
+        let mut accounts = self.accounts.iter().filter(|a| a.as_str() != "*");
+        match (accounts.next(), accounts.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    }
+
     /// A global caller sees every object.
     pub fn is_global(&self) -> bool {
         self.super_user || self.accounts.contains("*")

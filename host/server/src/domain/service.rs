@@ -58,18 +58,9 @@ pub async fn run(
         envelope.title = template.envelope.title.clone();
     }
     if envelope.customer_id.as_deref().is_none_or(str::is_empty) {
-        envelope.customer_id = sole_account(caller);
+        envelope.customer_id = caller.sole_account().map(String::from);
     }
     submit_agenda(store, plugins, caller, agenda, cid).await
-}
-
-/// The caller's only account, used when a template leaves the customer open.
-fn sole_account(caller: &Caller) -> Option<String> {
-    let mut accounts = caller.accounts.iter().filter(|a| a.as_str() != "*");
-    match (accounts.next(), accounts.next()) {
-        (Some(only), None) => Some(only.clone()),
-        _ => None,
-    }
 }
 
 /// What a rerun did.

@@ -40,7 +40,9 @@ impl<'a> Registry<'a> {
     pub async fn upload(&self, caller: &Caller, upload: Upload, cid: &str) -> ApiResult<Document> {
         let owner = match upload.customer_id.clone() {
             Some(owner) => owner,
-            None => sole_account(caller)
+            None => caller
+                .sole_account()
+                .map(String::from)
                 .ok_or_else(|| ApiError::Validation("The customerId field of the plugin must be specified.".into()))?,
         };
         if owner == BUILTIN_OWNER {
@@ -339,12 +341,4 @@ fn parts(version: &PluginVersion) -> ApiResult<(String, PluginKind, String, Stri
         version.name.clone().ok_or_else(missing)?,
         version.version.clone().ok_or_else(missing)?,
     ))
-}
-
-fn sole_account(caller: &Caller) -> Option<String> {
-    let mut accounts = caller.accounts.iter().filter(|a| a.as_str() != "*");
-    match (accounts.next(), accounts.next()) {
-        (Some(only), None) => Some(only.clone()),
-        _ => None,
-    }
 }
