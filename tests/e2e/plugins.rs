@@ -219,7 +219,7 @@ async fn hostile_plugins_are_contained() {
     let baseline = median_latency(&alice, "acme-q").await;
     let hostile: [(&str, &'static [u8], &str); 7] = [
         ("spin", fixtures::SPIN, "deadline"),
-        ("bomb", fixtures::MEMORY_BOMB, "memory"),
+        ("bomb", fixtures::MEMORY_BOMB, "out of memory"),
         ("deep", fixtures::STACK_OVERFLOW, "stack"),
         ("trap", fixtures::TRAP, "trap"),
         ("liar", fixtures::BAD_OUTPUT, "not offered"),

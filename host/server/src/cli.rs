@@ -38,6 +38,10 @@ pub struct ServeOptions {
     /// How often each insight's queue is topped up from its backlog, in milliseconds.
     #[arg(long, env = "POP_SCHEDULE_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub schedule_interval_ms: u64,
+    /// Wall-clock budget of one scheduler, insight-matcher or visibility plugin call, in
+    /// milliseconds; a call past it fails and the host falls back.
+    #[arg(long, env = "POP_PLUGIN_DEADLINE_MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub plugin_deadline_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use pop_store::{CacheOptions, CachedStore, DirBlobStore, SqliteOptions, SqliteStore, Store};
-use pop_wasm::{Runtime, RuntimeConfig};
+use pop_wasm::{Limits, Runtime, RuntimeConfig};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::app::AppState;
@@ -39,10 +40,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(store), CacheOptions::default()));
     let blobs = DirBlobStore::open(options.data_dir.join(BLOB_DIR))?;
     // Compiled plugins are kept next to the data so restarts skip Cranelift.
-    let runtime = Runtime::new(RuntimeConfig {
+    let limits = Limits {
+        deadline: Duration::from_millis(options.plugin_deadline_ms),
+        ..Limits::default()
+    };
+    let config = RuntimeConfig {
+        limits,
         cache_dir: Some(options.data_dir.join(WASM_CACHE_DIR)),
         ..Default::default()
-    })?;
+    };
+    let runtime = Runtime::new(config)?;
     let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(blobs))
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;

@@ -52,9 +52,6 @@ fn base_config() -> Config {
         // loop back-edges; the ticker below advances it.
         .epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK);
-    if std::env::var("XX_NOEPOCH").is_ok() {
-        config.epoch_interruption(false);
-    }
     config
 }
 

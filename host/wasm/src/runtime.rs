@@ -156,9 +156,7 @@ impl Runtime {
         store.limiter(|state| &mut state.limiter);
         // With epoch interruption on, a store without a deadline traps at
         // once; set it before instantiation, which may run guest code.
-        if std::env::var("XX_NOEPOCH").is_err() {
-            store.set_epoch_deadline(self.limits.ticks(deadline));
-        }
+        store.set_epoch_deadline(self.limits.ticks(deadline));
         store
     }
 }

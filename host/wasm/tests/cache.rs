@@ -10,14 +10,21 @@ use std::time::{Duration, Instant};
 
 use common::{Backlog, Rng};
 use pop_builtin_plugins::builtin;
-use pop_wasm::{Origin, PluginKind, Runtime, RuntimeConfig, WASMTIME_VERSION, sha256_hex};
+use pop_wasm::{Limits, Origin, PluginKind, Runtime, RuntimeConfig, WASMTIME_VERSION, sha256_hex};
 
+/// A runtime keeping compiled components in `dir`, with a deadline that a
+/// loaded CI machine cannot miss (these tests are about the cache).
 fn runtime_in(dir: &std::path::Path) -> Runtime {
-    Runtime::new(RuntimeConfig {
+    let limits = Limits {
+        deadline: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let config = RuntimeConfig {
+        limits,
         cache_dir: Some(dir.to_path_buf()),
         ..RuntimeConfig::default()
-    })
-    .expect("runtime")
+    };
+    Runtime::new(config).expect("runtime")
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {

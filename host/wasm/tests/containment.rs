@@ -8,9 +8,29 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Backlog, Rng, median_time, runtime, runtime_with, scheduler};
+use common::{Backlog, Rng, median_time, runtime_with, scheduler};
 use pop_builtin_plugins::{builtin, fixtures};
 use pop_wasm::{CompiledPlugin, Limits, PluginError, PluginFailure, PluginKind, Runtime, types};
+
+/// Deadlines are wall-clock time and CI shares two cores between test
+/// threads: 50 ms keeps a descheduled normal call from timing out while
+/// still catching the hostile ones quickly.
+const DEADLINE: Duration = Duration::from_millis(50);
+
+fn runtime() -> Runtime {
+    runtime_with(Limits {
+        deadline: DEADLINE,
+        ..Limits::default()
+    })
+}
+
+#[test]
+fn the_default_limits_are_the_documented_ones() {
+    let limits = Limits::default();
+    assert_eq!(limits.deadline, Duration::from_millis(20));
+    assert_eq!(limits.epoch_tick, Duration::from_millis(1));
+    assert_eq!(limits.memory_bytes, 64 << 20);
+}
 
 /// A normal plugin and a small backlog to call it with.
 struct Healthy {
@@ -117,26 +137,26 @@ fn a_spinning_plugin_does_not_hold_up_other_calls() {
 
 #[test]
 fn a_memory_bomb_runs_out_of_memory() {
-    // The bomb touches every page it allocates; with the default 20 ms
-    // deadline it can run out of time before it reaches 64 MiB (either way
+    // The bomb touches every page it allocates; with a deadline of a few
+    // tens of ms it can run out of time before it reaches 64 MiB (either way
     // it is stopped). A longer deadline shows the memory cap itself.
     let limits = Limits {
         deadline: Duration::from_secs(2),
         ..Limits::default()
     };
-    let runtime = runtime_with(limits);
-    let healthy = Healthy::new(&runtime);
+    let bomb_runtime = runtime_with(limits);
+    let healthy = Healthy::new(&bomb_runtime);
     for _ in 0..2 {
-        let (result, took) = call_fixture(&runtime, fixtures::MEMORY_BOMB);
+        let (result, took) = call_fixture(&bomb_runtime, fixtures::MEMORY_BOMB);
         assert_eq!(result, Err(PluginFailure::OutOfMemory), "after {took:?}");
         println!("memory bomb stopped after {took:?}");
     }
-    healthy.still_fine(&runtime, "memory bomb");
+    healthy.still_fine(&bomb_runtime, "memory bomb");
 
-    // Under the default limits it is stopped one way or the other.
-    let runtime = common::runtime();
+    // With a short deadline it is stopped one way or the other.
+    let runtime = runtime();
     let (result, took) = call_fixture(&runtime, fixtures::MEMORY_BOMB);
-    println!("memory bomb under default limits: {result:?} after {took:?}");
+    println!("memory bomb with a {DEADLINE:?} deadline: {result:?} after {took:?}");
     assert!(
         matches!(result, Err(PluginFailure::OutOfMemory | PluginFailure::Timeout)),
         "{result:?}"

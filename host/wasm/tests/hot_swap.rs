@@ -127,7 +127,11 @@ fn by(answer: &AnsweredBy) -> Option<&str> {
 
 #[test]
 fn failures_fall_back_to_the_last_good_version_then_to_the_builtin() {
-    let runtime = runtime();
+    // Long enough for a descheduled normal call, short enough for the spin.
+    let runtime = runtime_with(Limits {
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    });
     let backlog = Backlog::random(&mut Rng::new(11), 4, 30);
     let native = |config: &str| fifo(&backlog.input(2, config, &[])).unwrap();
     let call = |cell: &PluginCell, config: &str, seen: &Seen| {

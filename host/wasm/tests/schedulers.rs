@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Backlog, Rng, runtime_with};
+
 use pop_core::scheduling::{Algorithm, ScheduleInput};
 use pop_wasm::{CompiledPlugin, Limits, PluginFailure, Runtime};
 

@@ -29,6 +29,10 @@ impl PriorityConfig {
     }
 }
 
+/// Ranking of one pending agenda: effective priority, then older first,
+/// then earlier in the backlog (greater is better).
+type Rank = (i64, Reverse<u64>, Reverse<u32>);
+
 /// `Priority`: the highest effective priority first, where the effective
 /// priority is the agenda's priority plus one level per `agingMs` waited;
 /// ties go to the older agenda.
@@ -36,7 +40,7 @@ pub fn priority(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleErr
     let config = PriorityConfig::parse(input.config)?;
     let wanted = input.free_slots as usize;
     // Keep the best `wanted` in a min-heap: O(n log k) for a small k.
-    let mut best: BinaryHeap<Reverse<(i64, Reverse<u64>, Reverse<u32>)>> = BinaryHeap::with_capacity(wanted + 1);
+    let mut best: BinaryHeap<Reverse<Rank>> = BinaryHeap::with_capacity(wanted + 1);
     if wanted == 0 {
         return Ok(ScheduleOutput::default());
     }

@@ -9,8 +9,15 @@ use std::time::{Duration, Instant};
 use pop_core::scheduling::{PendingAgenda, ScheduleInput};
 use pop_wasm::{CompiledPlugin, Limits, PluginKind, Runtime, RuntimeConfig};
 
+/// A runtime with the default limits except a generous deadline: for tests
+/// about answers, not deadlines. The deadline is wall-clock time, and a
+/// debug build on a loaded two-core CI machine can be descheduled for
+/// longer than the 20 ms default (containment.rs tests deadlines).
 pub fn runtime() -> Runtime {
-    Runtime::new(RuntimeConfig::default()).expect("runtime")
+    runtime_with(Limits {
+        deadline: Duration::from_secs(2),
+        ..Limits::default()
+    })
 }
 
 pub fn runtime_with(limits: Limits) -> Runtime {
