@@ -213,6 +213,11 @@ impl Client {
         self.send(request).await
     }
 
+    pub async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> Reply {
+        self.send(self.http.post(format!("{}{path}", self.base)).multipart(form))
+            .await
+    }
+
     pub async fn put(&self, path: &str, body: Value) -> Reply {
         self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
             .await

@@ -414,3 +414,83 @@ async fn customer_policies_decide_visibility_and_insight_binding() {
     let plain = alice.post("/pop/agenda", two_step_agenda("acme", "p")).await.first();
     assert_eq!(plain["agendaInsight"]["insightId"], json!("insight-sample"));
 }
+
+/// The multipart form upload, and a super user's global plugin that every
+/// customer's insight can name.
+#[tokio::test]
+async fn multipart_upload_of_a_global_plugin() {
+    use pop_builtin_plugins::examples;
+    let workspace = Workspace::new();
+    let server = workspace.start();
+    setup_tenancy(&server).await;
+    let form = |global: bool| {
+        reqwest::multipart::Form::new()
+            .text("kind", "scheduler")
+            .text("name", "newest-first")
+            .text("version", "1.0.0")
+            .text("customerId", "ops")
+            .text("isGlobal", global.to_string())
+            .text("activate", "true")
+            .part(
+                "wasm",
+                reqwest::multipart::Part::bytes(examples::NEWEST_FIRST).file_name("newest.wasm"),
+            )
+    };
+    // Only super users publish global plugins.
+    let bob_form = form(true).text("customerId", "globex");
+    server
+        .client(BOB)
+        .post_multipart("/pop/plugin", bob_form)
+        .await
+        .expect_error(403, "super users");
+    let created = server
+        .client(ADMIN)
+        .post_multipart("/pop/plugin", form(true))
+        .await
+        .first();
+    assert_eq!(created["id"], json!("ops:scheduler:newest-first@1.0.0"));
+    assert_eq!(created["isGlobal"], json!(true));
+    assert_eq!(created["sizeBytes"], json!(examples::NEWEST_FIRST.len()));
+    // Everyone can read it; globex's own insight uses it by name.
+    assert_eq!(
+        server
+            .client(BOB)
+            .get("/pop/plugin/ops:scheduler:newest-first@1.0.0")
+            .await
+            .first()["id"],
+        created["id"]
+    );
+    let insight = json!({"id": "globex-q", "customerId": "globex", "title": "Globex queue", "resourcePoolId": "pool-1",
+        "schedulingAlgorithm": "newest-first", "mappers": {"operationType": ["globex-work"]}});
+    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    let bob = server.client(BOB);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let agenda =
+            json!({"customerId": "globex", "operations": [{"name": "w", "type": "globex-work", "payload": {"i": i}}]});
+        ids.push(
+            bob.post("/pop/agenda", agenda).await.first()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (by, released) = decision(&preview(&bob, "globex-q").await);
+    assert_eq!(by, "ops:scheduler:newest-first@1.0.0");
+    assert_eq!(released, ids[2], "newest first");
+    // A duplicate version is a conflict; a missing field is named.
+    server
+        .client(ADMIN)
+        .post_multipart("/pop/plugin", form(true))
+        .await
+        .expect_error(409, "already exists");
+    let incomplete = reqwest::multipart::Form::new()
+        .text("kind", "scheduler")
+        .part("wasm", reqwest::multipart::Part::bytes(examples::NEWEST_FIRST));
+    server
+        .client(ADMIN)
+        .post_multipart("/pop/plugin", incomplete)
+        .await
+        .expect_error(422, "name");
+}
