@@ -6,6 +6,7 @@ mod harness;
 
 mod errors;
 mod plugins;
+mod resourcepool;
 mod restart;
 mod scheduling;
 mod templates;

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pop_store::StoreError;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use crate::cid::Cid;
 
@@ -74,6 +74,7 @@ impl ApiError {
         ErrorWithCid {
             error: self,
             cid: cid.0.clone(),
+            fields: Map::new(),
         }
     }
 
@@ -91,6 +92,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { kind, id } => {
                 ApiError::NotFound(format!("Could not update object. No {kind} with id {id} exists."))
             }
+            StoreError::ConditionFailed { kind, id } => ApiError::Conflict(format!(
+                "{kind} {id} was changed concurrently; the request was not applied."
+            )),
             StoreError::InvalidDocument(msg) => ApiError::Validation(msg),
             StoreError::Backend(msg) => {
                 tracing::error!(error = %msg, "storage failure");
@@ -105,6 +109,16 @@ impl From<StoreError> for ApiError {
 pub struct ErrorWithCid {
     pub error: ApiError,
     pub cid: String,
+    /// What the request achieved despite the error (`createAgenda` answers
+    /// the agendas it did create beside the ones it could not).
+    pub fields: Map<String, Value>,
+}
+
+impl ErrorWithCid {
+    pub fn with_fields(mut self, fields: Map<String, Value>) -> Self {
+        self.fields = fields;
+        self
+    }
 }
 
 impl IntoResponse for ErrorWithCid {
@@ -115,16 +129,18 @@ impl IntoResponse for ErrorWithCid {
         } else {
             tracing::debug!(cid = %self.cid, status = status.as_u16(), error = %self.error, "request rejected");
         }
-        let body = json!({
-            "cid": self.cid,
-            "error": true,
-            "errorResponse": {
+        let mut body = self.fields;
+        body.insert("cid".into(), json!(self.cid));
+        body.insert("error".into(), json!(true));
+        body.insert(
+            "errorResponse".into(),
+            json!({
                 "title": self.error.title(),
                 "description": self.error.to_string(),
                 "responseCode": status.as_u16(),
                 "correlationId": self.cid,
-            }
-        });
+            }),
+        );
         (status, axum::Json(body)).into_response()
     }
 }

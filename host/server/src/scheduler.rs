@@ -1,9 +1,9 @@
 //! The scheduler loop: every interval, each insight's queue is topped up to
-//! its `queueSize` from the insight's backlog, by the insight's scheduler
-//! plugin. Releasing is one atomic write per insight: the backlog rows go,
-//! the queue entries come, and the scheduler's new state is saved, so a
-//! crash between decisions loses or duplicates nothing. Submission never
-//! waits on this loop.
+//! its `queueSize` waiting (unleased) entries from the insight's backlog, by
+//! the insight's scheduler plugin. Releasing is one atomic write per
+//! insight: the backlog rows go, the queue entries come, and the scheduler's
+//! new state is saved, so a crash between decisions loses or duplicates
+//! nothing. Submission never waits on this loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,8 @@ use pop_core::{Insight, ObjectKind, QueuedAgenda};
 use pop_store::{Query, Store, Write};
 
 use crate::domain::body::{from_document, to_document};
-use crate::domain::now_millis;
 use crate::domain::scheduling::state_write;
+use crate::domain::{now_millis, queue};
 use crate::error::ApiResult;
 use crate::plugins::PluginHost;
 
@@ -74,7 +74,10 @@ async fn top_up(store: &dyn Store, plugins: &PluginHost, insight: &Insight) -> A
         return Ok(None);
     }
     let by_insight = Query::by("insightId", insight_id.clone());
-    let queued = store.count(ObjectKind::QueuedAgenda, &by_insight, None).await?;
+    // Like SQS's visible messages: entries under a live lease are being run
+    // by a puller and do not take a slot; an expired one waits again.
+    let waiting = Some(queue::claimable(now_millis()));
+    let queued = store.count(ObjectKind::QueuedAgenda, &by_insight, waiting).await?;
     let free = size.saturating_sub(queued);
     if free == 0 || store.count(ObjectKind::ReadyAgenda, &by_insight, None).await? == 0 {
         return Ok(None);

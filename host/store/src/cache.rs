@@ -18,6 +18,10 @@
 //!   invalidation.
 //! * Other processes sharing the backend are not seen: `ttl` bounds how
 //!   stale an entry can be then.
+//! * Writes pass through unchanged, guards ([`crate::Expect`]) included: a
+//!   guard is checked by the inner store against the stored row, never
+//!   against a cached copy, so a compare-and-set that read a stale entry
+//!   fails and the caller re-reads (every write, failed or not, invalidates).
 
 use std::panic;
 use std::sync::Arc;

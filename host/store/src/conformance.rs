@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::{DocFilter, Document, ObjectKind, Query, Store, StoreError, Write, field_text};
+use crate::{DocFilter, Document, Expect, ObjectKind, Query, Store, StoreError, Write, field_text};
 
 /// Runs every case in turn.
 pub async fn run_all(store: Arc<dyn Store>) {
@@ -43,6 +43,10 @@ pub async fn run_all(store: Arc<dyn Store>) {
     case_count(store).await;
     case_concurrent_writes(store).await;
     case_concurrent_mixed_outcomes(store).await;
+    case_merge_expect(store).await;
+    case_delete_expect(store).await;
+    case_expect_batch_atomic(store).await;
+    case_concurrent_claims(store).await;
     case_every_kind(store).await;
 }
 
@@ -796,6 +800,235 @@ pub async fn case_concurrent_mixed_outcomes(store: &Arc<dyn Store>) {
     }
 }
 
+/// A guarded Merge applies only while every expected value holds: equal
+/// values, null for absent or null fields, numbers by value. Otherwise it
+/// fails with ConditionFailed and changes nothing; an absent id is NotFound.
+pub async fn case_merge_expect(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::QueuedAgenda;
+    let id = unique("merge-expect");
+    let original = object(json!({"id": id, "owner": "a", "version": 1, "gone": null}));
+    write_one(store, Write::create(kind, original.clone()), "create").await;
+
+    for (expect, what) in [
+        (Expect::field("owner", "b"), "a different string"),
+        (Expect::field("version", "1"), "the number as a string"),
+        (
+            Expect::field("owner", "a").and("version", 2),
+            "one of two fields differing",
+        ),
+        (Expect::field("owner", Value::Null), "null for a present field"),
+        (Expect::field("missing", ""), "a value for an absent field"),
+    ] {
+        let refused = store
+            .write(vec![Write::merge_if(kind, &id, expect, object(json!({"owner": "x"})))])
+            .await;
+        assert_condition_failed(refused, kind, &id, &format!("Merge expecting {what}"));
+        assert_eq!(
+            get(store, kind, &id).await,
+            Some(original.clone()),
+            "a refused guarded Merge ({what}) changed the document"
+        );
+    }
+
+    let expect = Expect::field("owner", "a")
+        .and("version", 1.0)
+        .and("gone", Value::Null)
+        .and("missing", Value::Null);
+    let merged = write_one(
+        store,
+        Write::merge_if(kind, &id, expect, object(json!({"owner": "b", "version": 2}))),
+        "Merge whose expectations hold",
+    )
+    .await;
+    let expected = object(json!({"id": id, "owner": "b", "version": 2, "gone": null}));
+    assert_eq!(
+        merged,
+        Some(expected.clone()),
+        "a guarded Merge must return the merged document"
+    );
+    assert_eq!(
+        get(store, kind, &id).await,
+        Some(expected),
+        "guarded Merge stored the wrong document"
+    );
+
+    let absent = unique("merge-expect-absent");
+    let result = store
+        .write(vec![Write::merge_if(
+            kind,
+            &absent,
+            Expect::field("owner", Value::Null),
+            object(json!({"owner": "x"})),
+        )])
+        .await;
+    assert_not_found(result, kind, &absent, "guarded Merge into an absent id");
+    assert_eq!(
+        get(store, kind, &absent).await,
+        None,
+        "a guarded Merge created a document"
+    );
+}
+
+/// A guarded Delete removes the row only while the expectations hold; on an
+/// absent id it is NotFound (unlike an unguarded Delete).
+pub async fn case_delete_expect(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::QueuedAgenda;
+    let id = unique("delete-expect");
+    let doc = object(json!({"id": id, "owner": "a"}));
+    write_one(store, Write::create(kind, doc.clone()), "create").await;
+    let refused = store
+        .write(vec![Write::delete_if(kind, &id, Expect::field("owner", "b"))])
+        .await;
+    assert_condition_failed(refused, kind, &id, "Delete expecting another owner");
+    assert_eq!(
+        get(store, kind, &id).await,
+        Some(doc.clone()),
+        "a refused Delete removed the row"
+    );
+
+    let removed = write_one(
+        store,
+        Write::delete_if(kind, &id, Expect::field("owner", "a")),
+        "Delete whose expectation holds",
+    )
+    .await;
+    assert_eq!(removed, Some(doc), "a guarded Delete must return the removed document");
+    assert_eq!(get(store, kind, &id).await, None, "a guarded Delete left the row");
+
+    let again = store
+        .write(vec![Write::delete_if(kind, &id, Expect::field("owner", "a"))])
+        .await;
+    assert_not_found(again, kind, &id, "guarded Delete of an absent id");
+}
+
+/// A batch with a failing guard applies none of its writes, whatever their
+/// order.
+pub async fn case_expect_batch_atomic(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::QueuedAgenda;
+    let first = unique("expect-atomic-first");
+    let second = unique("expect-atomic-second");
+    let fresh = unique("expect-atomic-fresh");
+    let docs = [
+        object(json!({"id": first, "owner": null})),
+        object(json!({"id": second, "owner": "taken"})),
+    ];
+    write(
+        store,
+        docs.iter().map(|d| Write::create(kind, d.clone())).collect(),
+        "setup",
+    )
+    .await;
+    let batch = vec![
+        Write::create(kind, object(json!({"id": fresh}))),
+        Write::merge_if(
+            kind,
+            &first,
+            Expect::field("owner", Value::Null),
+            object(json!({"owner": "me"})),
+        ),
+        Write::delete_if(kind, &first, Expect::field("owner", "me")),
+        Write::merge_if(
+            kind,
+            &second,
+            Expect::field("owner", Value::Null),
+            object(json!({"owner": "me"})),
+        ),
+    ];
+    assert_condition_failed(
+        store.write(batch).await,
+        kind,
+        &second,
+        "batch ending in a failing guard",
+    );
+    assert_eq!(
+        get(store, kind, &fresh).await,
+        None,
+        "failed guarded batch: its create applied"
+    );
+    assert_eq!(
+        get(store, kind, &first).await,
+        Some(docs[0].clone()),
+        "failed guarded batch: its merge and delete applied"
+    );
+    assert_eq!(get(store, kind, &second).await, Some(docs[1].clone()));
+}
+
+/// Claiming with compare-and-set: 20 tasks race for 50 entries, each
+/// repeatedly reading the unclaimed ones and claiming the first with a Merge
+/// guarded on "no owner yet". Every entry is claimed exactly once, and each
+/// claim the store acknowledged is the entry's final owner.
+pub async fn case_concurrent_claims(store: &Arc<dyn Store>) {
+    const TASKS: usize = 20;
+    const ENTRIES: usize = 50;
+    let kind = ObjectKind::QueuedAgenda;
+    let queue = unique("claims-queue");
+    let ids: Vec<String> = (0..ENTRIES).map(|_| unique("claim")).collect();
+    write(
+        store,
+        ids.iter()
+            .map(|id| Write::create(kind, object(json!({"id": id, "insightId": queue}))))
+            .collect(),
+        "seed the entries",
+    )
+    .await;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let store = Arc::clone(store);
+            let queue = queue.clone();
+            tokio::spawn(async move { claim_until_empty(&store, kind, &queue, &format!("task-{task}")).await })
+        })
+        .collect();
+    let mut claimed: Vec<(String, String)> = Vec::new();
+    for (task, handle) in tasks.into_iter().enumerate() {
+        let won = handle.await.expect("claiming task panicked");
+        claimed.extend(won.into_iter().map(|id| (id, format!("task-{task}"))));
+    }
+    let mut claimed_ids: Vec<&str> = claimed.iter().map(|(id, _)| id.as_str()).collect();
+    claimed_ids.sort_unstable();
+    let before = claimed_ids.len();
+    claimed_ids.dedup();
+    assert_eq!(before, claimed_ids.len(), "an entry was claimed twice");
+    assert_eq!(claimed_ids.len(), ENTRIES, "every entry must be claimed once");
+    for (id, owner) in &claimed {
+        let doc = get(store, kind, id).await.expect("a claimed entry vanished");
+        assert_eq!(
+            doc.get("owner"),
+            Some(&json!(owner)),
+            "{id}: the acknowledged claim was overwritten"
+        );
+    }
+}
+
+/// One claimer: claim the first unowned entry of `queue` until none is left;
+/// the ids it won.
+async fn claim_until_empty(store: &Arc<dyn Store>, kind: ObjectKind, queue: &str, owner: &str) -> Vec<String> {
+    let unowned: DocFilter = Arc::new(|doc: &Document| doc.get("owner").is_none_or(Value::is_null));
+    let mut won = Vec::new();
+    loop {
+        let free = query(
+            store,
+            kind,
+            &Query::by("insightId", queue).limit(1),
+            Some(unowned.clone()),
+        )
+        .await;
+        let Some(id) = free.first().and_then(|d| d.get("id")).and_then(Value::as_str) else {
+            return won;
+        };
+        let claim = Write::merge_if(
+            kind,
+            id,
+            Expect::field("owner", Value::Null),
+            object(json!({"owner": owner})),
+        );
+        match store.write(vec![claim]).await {
+            Ok(_) => won.push(id.to_owned()),
+            Err(StoreError::ConditionFailed { .. }) => {}
+            Err(e) => panic!("claim of {id} failed: {e}"),
+        }
+    }
+}
+
 /// Every table works, with its own id space and its indexed fields.
 pub async fn case_every_kind(store: &Arc<dyn Store>) {
     let id = unique("kind");
@@ -932,6 +1165,13 @@ fn assert_already_exists<T: std::fmt::Debug>(result: Result<T, StoreError>, kind
     match result {
         Err(StoreError::AlreadyExists { kind: k, id: i }) if k == kind && i == id => {}
         other => panic!("{what}: expected AlreadyExists {kind} {id}, got {other:?}"),
+    }
+}
+
+fn assert_condition_failed<T: std::fmt::Debug>(result: Result<T, StoreError>, kind: ObjectKind, id: &str, what: &str) {
+    match result {
+        Err(StoreError::ConditionFailed { kind: k, id: i }) if k == kind && i == id => {}
+        other => panic!("{what}: expected ConditionFailed {kind} {id}, got {other:?}"),
     }
 }
 

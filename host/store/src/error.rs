@@ -7,6 +7,10 @@ pub enum StoreError {
     AlreadyExists { kind: ObjectKind, id: String },
     #[error("{kind} {id} does not exist")]
     NotFound { kind: ObjectKind, id: String },
+    /// A guarded write found the row changed: it no longer holds the
+    /// [`crate::Expect`]ed field values (someone else wrote it first).
+    #[error("{kind} {id} does not hold the expected values")]
+    ConditionFailed { kind: ObjectKind, id: String },
     #[error("invalid document: {0}")]
     InvalidDocument(String),
     #[error("storage backend failed: {0}")]

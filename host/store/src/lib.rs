@@ -2,7 +2,8 @@
 //!
 //! * [`Store`]: data objects as JSON documents in one table per
 //!   [`ObjectKind`], with equality queries (`by<field>`), counts, sparse
-//!   updates and atomic, conditional multi-object writes.
+//!   updates and atomic, conditional multi-object writes (existence
+//!   conditions, and [`Expect`]ed field values for compare-and-set).
 //! * [`SqliteStore`]: the embedded default, one SQLite file in WAL mode.
 //! * [`CachedStore`]: a read-through cache in front of any `Store`, for the
 //!   rarely changing kinds read on every submission.
@@ -16,6 +17,7 @@ mod cache;
 pub mod conformance;
 mod document;
 mod error;
+mod expect;
 mod sqlite;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub use blob::{BlobStore, DirBlobStore, blob_conformance, sha256_hex};
 pub use cache::{CacheOptions, CachedStore};
 pub use document::{Document, field_text};
 pub use error::StoreError;
+pub use expect::Expect;
 pub use pop_core::ObjectKind;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -90,15 +93,23 @@ pub enum Write {
     /// Sparse update: each non-null field of `patch` replaces the stored one
     /// (a nested object is replaced whole, an existing field keeps its
     /// place); null fields are ignored. Fails with `NotFound` if the id is
-    /// absent, and with `InvalidDocument` if `patch` has a non-null `id`
+    /// absent, with `ConditionFailed` if the stored row does not hold
+    /// `expect`, and with `InvalidDocument` if `patch` has a non-null `id`
     /// other than `id`.
     Merge {
         kind: ObjectKind,
         id: String,
         patch: Document,
+        expect: Expect,
     },
-    /// Remove the row if present (absent is not an error).
-    Delete { kind: ObjectKind, id: String },
+    /// Remove the row. Unguarded (empty `expect`), an absent row is not an
+    /// error; guarded, it fails with `NotFound`, and a row that does not
+    /// hold `expect` with `ConditionFailed`.
+    Delete {
+        kind: ObjectKind,
+        id: String,
+        expect: Expect,
+    },
 }
 
 impl Write {
@@ -119,15 +130,32 @@ impl Write {
     }
 
     pub fn merge(kind: ObjectKind, id: impl Into<String>, patch: Document) -> Self {
+        Self::merge_if(kind, id, Expect::nothing(), patch)
+    }
+
+    /// A [`Write::Merge`] that applies only while the stored row holds
+    /// `expect` (compare-and-set).
+    pub fn merge_if(kind: ObjectKind, id: impl Into<String>, expect: Expect, patch: Document) -> Self {
         Write::Merge {
             kind,
             id: id.into(),
             patch,
+            expect,
         }
     }
 
     pub fn delete(kind: ObjectKind, id: impl Into<String>) -> Self {
-        Write::Delete { kind, id: id.into() }
+        Self::delete_if(kind, id, Expect::nothing())
+    }
+
+    /// A [`Write::Delete`] that applies only while the stored row holds
+    /// `expect`.
+    pub fn delete_if(kind: ObjectKind, id: impl Into<String>, expect: Expect) -> Self {
+        Write::Delete {
+            kind,
+            id: id.into(),
+            expect,
+        }
     }
 }
 

@@ -64,5 +64,17 @@ pub struct QueuedAgenda {
     /// The scheduler version that released it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub released_by: Option<String>,
+    /// The puller that holds the current (or last) lease; absent until the
+    /// entry is first claimed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_owner: Option<String>,
+    /// Until when the lease holds; past it the entry can be claimed again
+    /// (at-least-once delivery, where POP deleted on receive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_expires: Option<EpochMillis>,
+    /// How many times the entry was claimed; also the lease's version, so a
+    /// stale holder cannot touch a newer lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<i64>,
 }
 data_object!(QueuedAgenda, ObjectKind::QueuedAgenda);

@@ -1,8 +1,10 @@
 //! Request and response bodies of the service endpoints (spec §1.13).
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{AgendaProgress, ProcessingState};
+use super::{AgendaProgress, EpochMillis, Operation, ProcessingState};
+use crate::params::ParamsMap;
 
 /// Body of `POST /pop/agenda/service/run`. `payload` is a string holding JSON.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -37,4 +39,62 @@ pub struct ProgressSummary {
     pub processing_state: Option<ProcessingState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processing_percent: Option<f64>,
+}
+
+/// Body of `POST /pop/resourcepool/service/getAgenda`: claim up to `count`
+/// queued agendas of an insight, each leased for `leaseMs` to `puller`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetAgendaRequest {
+    pub insight_id: Option<String>,
+    pub count: Option<i64>,
+    pub lease_ms: Option<i64>,
+    pub puller: Option<String>,
+}
+
+/// One lease granted by `getAgenda`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub agenda_id: String,
+    pub queue_id: String,
+    pub lease_expires: EpochMillis,
+    pub deliveries: i64,
+}
+
+/// Body of `extendLease` and `ackAgenda`. `deliveries`, when given, pins
+/// the one delivery the caller holds (a re-claim by the same puller is then
+/// a conflict too); `leaseMs` is only read by `extendLease`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseRequest {
+    pub queue_id: Option<String>,
+    pub puller: Option<String>,
+    pub lease_ms: Option<i64>,
+    pub deliveries: Option<i64>,
+}
+
+/// Body of `POST /pop/resourcepool/service/createAgenda`. Each agenda is
+/// parsed on its own, so one malformed agenda is reported beside the others.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateAgendaRequest {
+    pub agendas: Option<Vec<Value>>,
+}
+
+/// Body of `POST /pop/resourcepool/service/updateAgendaProgress`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateAgendaProgressRequest {
+    pub agenda_progress: Option<AgendaProgress>,
+}
+
+/// Body of `POST /pop/resourcepool/service/updateAgenda`: operations to
+/// append (a generator's output) and params to merge.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateAgendaRequest {
+    pub agenda_id: Option<String>,
+    pub operations: Option<Vec<Operation>>,
+    pub params: Option<ParamsMap>,
 }

@@ -5,6 +5,7 @@ mod context;
 mod objects;
 mod plugins;
 mod reply;
+mod resourcepool;
 mod services;
 pub mod upload;
 
@@ -51,7 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/pop/queue", objects::queue_routes())
         .route("/pop/queue/{id}", objects::queue_routes())
         .route("/pop/pluginactivation", plugins::activations())
-        .route("/pop/pluginactivation/{id}", plugins::activations());
+        .route("/pop/pluginactivation/{id}", plugins::activations())
+        .merge(resourcepool::routes());
     for (path, kind) in OBJECT_RESOURCES {
         router = router
             .route(path, objects::routes(kind))

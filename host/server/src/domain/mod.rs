@@ -1,10 +1,13 @@
 //! What the API does, independent of HTTP: generic data-object CRUD with
-//! POP's per-kind rules, agenda submission, progress updates and the agenda
-//! services. Handlers in `api` only translate HTTP to these calls.
+//! POP's per-kind rules, agenda submission, progress updates, the agenda
+//! services, and the queue leases and resource-pool services of pullers and
+//! executors. Handlers in `api` only translate HTTP to these calls.
 
 pub mod body;
 pub mod objects;
 pub mod progress;
+pub mod queue;
+pub mod resourcepool;
 pub mod scheduling;
 pub mod service;
 pub mod submission;

@@ -29,13 +29,46 @@ pub async fn submit(
     submit_agenda(store, plugins, caller, agenda, cid).await
 }
 
+/// Which insights a submission may be bound to.
+#[derive(Debug, Clone, Copy)]
+pub enum InsightScope<'a> {
+    /// Those visible to the agenda's customer (spec §4.1).
+    Customer,
+    /// Of those, only the ones this caller owns strictly (global caller, or
+    /// `insight.customerId` among its accounts): `createAgenda` lets a
+    /// resource-pool component create agendas for customers, but only onto
+    /// its own insights (spec §3.9).
+    OwnedBy(&'a Caller),
+}
+
+impl InsightScope<'_> {
+    fn admits(self, insight: &Insight) -> bool {
+        match self {
+            InsightScope::Customer => true,
+            InsightScope::OwnedBy(owner) => owner.owns(insight.envelope.customer_id.as_deref()),
+        }
+    }
+}
+
 /// Submit a parsed agenda on behalf of `caller`.
 pub async fn submit_agenda(
     store: &dyn Store,
     plugins: &PluginHost,
     caller: &Caller,
+    agenda: Agenda,
+    cid: &str,
+) -> ApiResult<Document> {
+    submit_agenda_in(store, plugins, caller, agenda, cid, InsightScope::Customer).await
+}
+
+/// [`submit_agenda`], bound only to an insight `scope` admits.
+pub async fn submit_agenda_in(
+    store: &dyn Store,
+    plugins: &PluginHost,
+    caller: &Caller,
     mut agenda: Agenda,
     cid: &str,
+    scope: InsightScope<'_>,
 ) -> ApiResult<Document> {
     validate_agenda(&agenda).map_err(|e| ApiError::Validation(e.to_string()))?;
     let customer_id = agenda.envelope.customer_id.clone().unwrap_or_default();
@@ -44,7 +77,7 @@ pub async fn submit_agenda(
     if !caller.owns(Some(&customer_id)) {
         return Err(ApiError::forbidden_customer(&customer_id));
     }
-    let insight = choose_insight(store, plugins, &agenda, &customer_id).await?;
+    let insight = choose_insight(store, plugins, &agenda, &customer_id, scope).await?;
     let now = now_millis();
     let envelope = &mut agenda.envelope;
     envelope.id = Some(new_id());
@@ -153,12 +186,14 @@ pub fn ready_agenda(agenda: &Agenda, insight_id: &str, now: i64) -> ApiResult<Do
     Ok(doc)
 }
 
-/// The insight of spec §4.1 for `agenda`, seen as its customer.
+/// The insight of spec §4.1 for `agenda`, seen as its customer, among
+/// those `scope` admits.
 async fn choose_insight(
     store: &dyn Store,
     plugins: &PluginHost,
     agenda: &Agenda,
     customer_id: &str,
+    scope: InsightScope<'_>,
 ) -> ApiResult<Insight> {
     let customer = store
         .get(ObjectKind::Customer, customer_id)
@@ -175,7 +210,8 @@ async fn choose_insight(
     let candidates = store
         .query(ObjectKind::Insight, &Query::by("resourcePoolId", pool), None)
         .await?;
-    let candidates: Vec<Insight> = candidates.into_iter().map(from_document).collect::<ApiResult<_>>()?;
+    let mut candidates: Vec<Insight> = candidates.into_iter().map(from_document).collect::<ApiResult<_>>()?;
+    candidates.retain(|insight| scope.admits(insight));
     plugins
         .select_insight(&customer, agenda, candidates)
         .await?

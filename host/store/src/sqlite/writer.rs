@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::schema::table;
 use super::{SqliteOptions, db, parse_body};
-use crate::{Condition, Document, ObjectKind, Result, StoreError, Write};
+use crate::{Condition, Document, Expect, ObjectKind, Result, StoreError, Write};
 
 type Reply = oneshot::Sender<Result<Vec<Option<Document>>>>;
 
@@ -191,8 +191,13 @@ fn apply_batch(conn: &Connection, writes: Vec<Write>) -> Result<Vec<Option<Docum
 fn apply(conn: &Connection, write: Write) -> Result<Option<Document>> {
     match write {
         Write::Put { kind, doc, condition } => put(conn, kind, doc, condition).map(Some),
-        Write::Merge { kind, id, patch } => merge(conn, kind, &id, patch).map(Some),
-        Write::Delete { kind, id } => delete(conn, kind, &id),
+        Write::Merge {
+            kind,
+            id,
+            patch,
+            expect,
+        } => merge(conn, kind, &id, patch, &expect).map(Some),
+        Write::Delete { kind, id, expect } => delete(conn, kind, &id, &expect),
     }
 }
 
@@ -223,14 +228,9 @@ fn put(conn: &Connection, kind: ObjectKind, doc: Document, condition: Condition)
     }
 }
 
-fn merge(conn: &Connection, kind: ObjectKind, id: &str, patch: Document) -> Result<Document> {
-    if let Some(patch_id) = patch.get("id").filter(|v| !v.is_null())
-        && patch_id.as_str() != Some(id)
-    {
-        return Err(StoreError::InvalidDocument(format!(
-            "merge into {kind} {id} cannot change its id to {patch_id}"
-        )));
-    }
+/// The stored document, if any. Inside the writer's transaction, so a
+/// guard checked against it cannot be overtaken before the write.
+fn stored(conn: &Connection, kind: ObjectKind, id: &str) -> Result<Option<Document>> {
     let select = format!("SELECT body FROM {} WHERE id = ?1", table(kind));
     let body: Option<String> = conn
         .prepare_cached(&select)
@@ -238,11 +238,34 @@ fn merge(conn: &Connection, kind: ObjectKind, id: &str, patch: Document) -> Resu
         .query_row([id], |row| row.get(0))
         .optional()
         .map_err(db)?;
-    let body = body.ok_or_else(|| StoreError::NotFound {
+    body.map(|body| parse_body(kind, id, &body)).transpose()
+}
+
+/// `ConditionFailed` unless `doc` holds `expect`.
+fn check(kind: ObjectKind, id: &str, doc: &Document, expect: &Expect) -> Result<()> {
+    if expect.held_by(doc) {
+        Ok(())
+    } else {
+        Err(StoreError::ConditionFailed {
+            kind,
+            id: id.to_owned(),
+        })
+    }
+}
+
+fn merge(conn: &Connection, kind: ObjectKind, id: &str, patch: Document, expect: &Expect) -> Result<Document> {
+    if let Some(patch_id) = patch.get("id").filter(|v| !v.is_null())
+        && patch_id.as_str() != Some(id)
+    {
+        return Err(StoreError::InvalidDocument(format!(
+            "merge into {kind} {id} cannot change its id to {patch_id}"
+        )));
+    }
+    let mut doc = stored(conn, kind, id)?.ok_or_else(|| StoreError::NotFound {
         kind,
         id: id.to_owned(),
     })?;
-    let mut doc = parse_body(kind, id, &body)?;
+    check(kind, id, &doc, expect)?;
     overlay(&mut doc, patch);
     let update = format!("UPDATE {} SET body = ?2 WHERE id = ?1", table(kind));
     conn.prepare_cached(&update)
@@ -262,7 +285,14 @@ fn overlay(doc: &mut Document, patch: Document) {
     }
 }
 
-fn delete(conn: &Connection, kind: ObjectKind, id: &str) -> Result<Option<Document>> {
+fn delete(conn: &Connection, kind: ObjectKind, id: &str, expect: &Expect) -> Result<Option<Document>> {
+    if !expect.is_empty() {
+        let doc = stored(conn, kind, id)?.ok_or_else(|| StoreError::NotFound {
+            kind,
+            id: id.to_owned(),
+        })?;
+        check(kind, id, &doc, expect)?;
+    }
     let sql = format!("DELETE FROM {} WHERE id = ?1 RETURNING body", table(kind));
     let body: Option<String> = conn
         .prepare_cached(&sql)
