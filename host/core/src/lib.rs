@@ -5,6 +5,7 @@
 //! Invariant: this crate performs no I/O and has no async code, so it compiles
 //! to `wasm32-wasip2` and the built-in plugins reuse exactly these functions.
 
+pub mod execution;
 pub mod insight;
 pub mod model;
 pub mod params;

@@ -1,0 +1,28 @@
+//! POP's handler registry and local launchers.
+//!
+//! * [`Registry`] reads `registry.json` (operation type → Kubernetes pod, local process or WASM
+//!   component), applies the layering of spec §5.4 as a **deep** merge, and resolves an operation
+//!   type to a [`HandlerSpec`].
+//! * [`run_process`] launches a [`ProcessSpec`] under the handler launch contract (§5.2, local
+//!   variant documented in `handlers-registry/README.md`) and maps what it did into success or
+//!   failure.
+//! * [`report`] is the local stand-in for the pod annotations: the JSON-lines report file shared
+//!   by the launcher and handlers such as `pop-sample-handler`.
+//!
+//! Library only: nothing here is wired into the server yet.
+
+mod error;
+pub mod launch;
+mod merge;
+mod registry;
+pub mod report;
+pub mod sample;
+mod spec;
+
+pub use error::{LaunchError, RegistryError};
+pub use launch::{LaunchInput, LaunchOutput, Outcome, run_process};
+pub use merge::deep_merge;
+pub use registry::{DEFAULT_REGISTRY_JSON, Registry};
+pub use spec::{
+    ConfigMapSettings, HandlerSpec, KeyPath, NfsSettings, PodConfig, PodSpec, ProcessSpec, WasmSource, WasmSpec,
+};

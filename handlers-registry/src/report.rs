@@ -1,0 +1,149 @@
+//! The report file: the local stand-in for POP's pod annotations (§5.2).
+//!
+//! A handler appends one JSON object per line to the file named by `POP_REPORT_FILE`:
+//! `{"progress": <OperationProgress>}` for `pop.report.progress` and `{"result": <any JSON>}`
+//! for `pop.report.payload`. Appending lines instead of rewriting one document means the
+//! launcher can follow the file while the handler runs and never sees a half-written value.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use pop_core::OperationProgress;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The environment variable naming the report file.
+pub const REPORT_FILE_ENV: &str = "POP_REPORT_FILE";
+
+/// One line of the report file.
+// Unboxed: lines are handled one at a time, never collected in bulk.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReportLine {
+    Progress(OperationProgress),
+    Result(Value),
+}
+
+/// Handler side: appends report lines, flushed one by one so a crash loses nothing written.
+#[derive(Debug)]
+pub struct ReportWriter {
+    file: File,
+}
+
+impl ReportWriter {
+    /// The writer for `POP_REPORT_FILE`, or `None` when the variable is unset (then progress goes
+    /// to the log only, like POP's `launchType` local).
+    pub fn from_env() -> io::Result<Option<Self>> {
+        match std::env::var_os(REPORT_FILE_ENV) {
+            Some(path) if !path.is_empty() => Self::open(Path::new(&path)).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self { file })
+    }
+
+    pub fn write(&mut self, line: &ReportLine) -> io::Result<()> {
+        let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
+        text.push('\n');
+        // One write call per line: with O_APPEND the line lands whole even if the handler has
+        // several writers.
+        self.file.write_all(text.as_bytes())?;
+        self.file.flush()
+    }
+}
+
+/// Launcher side: reads the lines appended since the last call.
+#[derive(Debug)]
+pub struct ReportReader {
+    path: PathBuf,
+    offset: u64,
+    /// The bytes of a line the handler has not finished writing yet.
+    partial: Vec<u8>,
+}
+
+impl ReportReader {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            offset: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The complete lines appended since the last call, each parsed or with its parse error.
+    /// A missing file reads as empty: the handler may not have reported yet.
+    pub fn read_new(&mut self) -> io::Result<Vec<Result<ReportLine, String>>> {
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut fresh = Vec::new();
+        let read = file.read_to_end(&mut fresh)?;
+        self.offset += read as u64;
+        self.partial.extend_from_slice(&fresh);
+        let Some(last_newline) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        let complete: Vec<u8> = self.partial.drain(..=last_newline).collect();
+        Ok(complete
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| serde_json::from_slice(line).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(line))))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pop_core::ProcessingState;
+    use serde_json::json;
+
+    #[test]
+    fn reader_returns_whole_lines_only_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.jsonl");
+        let mut reader = ReportReader::new(&path);
+        assert!(reader.read_new().unwrap().is_empty(), "no file yet");
+
+        let mut writer = ReportWriter::open(&path).unwrap();
+        let progress = OperationProgress {
+            processing_state: Some(ProcessingState::Executing),
+            ..Default::default()
+        };
+        writer.write(&ReportLine::Progress(progress.clone())).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"result\": {\"a\"")
+            .unwrap();
+        assert_eq!(reader.read_new().unwrap(), [Ok(ReportLine::Progress(progress))]);
+
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b": 1}}\nnot json\n")
+            .unwrap();
+        let lines = reader.read_new().unwrap();
+        assert_eq!(lines[0], Ok(ReportLine::Result(json!({"a": 1}))));
+        assert!(lines[1].as_ref().unwrap_err().contains("not json"));
+        assert!(reader.read_new().unwrap().is_empty());
+    }
+
+    #[test]
+    fn line_format_is_one_keyed_object() {
+        let line = serde_json::to_string(&ReportLine::Result(json!({"x": 1}))).unwrap();
+        assert_eq!(line, r#"{"result":{"x":1}}"#);
+        let progress: ReportLine = serde_json::from_str(r#"{"progress":{"processingState":"COMPLETE"}}"#).unwrap();
+        assert!(matches!(progress, ReportLine::Progress(p) if p.processing_state == Some(ProcessingState::Complete)));
+    }
+}
