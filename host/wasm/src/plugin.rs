@@ -7,44 +7,8 @@ use wasmtime::component::{Component, ComponentExportIndex};
 use crate::bindings::v0_1::{handler, insight_matcher, scheduler, visibility_policy};
 use crate::state::CallState;
 
-/// The world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PluginKind {
-    Scheduler,
-    InsightMatcher,
-    VisibilityPolicy,
-    Handler,
-}
-
-impl PluginKind {
-    pub const ALL: [PluginKind; 4] = [
-        PluginKind::Scheduler,
-        PluginKind::InsightMatcher,
-        PluginKind::VisibilityPolicy,
-        PluginKind::Handler,
-    ];
-
-    /// The WIT world name (`world scheduler`, ...).
-    pub fn world(self) -> &'static str {
-        match self {
-            PluginKind::Scheduler => "scheduler",
-            PluginKind::InsightMatcher => "insight-matcher",
-            PluginKind::VisibilityPolicy => "visibility-policy",
-            PluginKind::Handler => "handler",
-        }
-    }
-
-    /// The kind a world name designates.
-    pub fn from_world(world: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.world() == world)
-    }
-}
-
-impl fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.world())
-    }
-}
+/// The world a plugin implements (one type for the model, the API and the runtime).
+pub use pop_core::PluginKind;
 
 /// Where a plugin's machine code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,8 @@ use serde::{Deserialize, Serialize};
 use super::{DiagnosticEvent, Envelope, ObjectKind, data_object};
 
 /// What a plugin decides, i.e. which world of `wit/plugin.wit` it exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Shared by the model, the API and the runtime (`pop-wasm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PluginKind {
     Scheduler,
@@ -20,8 +21,8 @@ impl PluginKind {
         PluginKind::Handler,
     ];
 
-    /// The WIT world name, also the kind's name in the API.
-    pub fn as_str(self) -> &'static str {
+    /// The WIT world name (`world scheduler`, ...), also the kind's name in the API.
+    pub fn world(self) -> &'static str {
         match self {
             PluginKind::Scheduler => "scheduler",
             PluginKind::InsightMatcher => "insight-matcher",
@@ -30,8 +31,15 @@ impl PluginKind {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    /// The kind a world name designates.
+    pub fn from_world(world: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.world() == world)
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.world())
     }
 }
 
@@ -66,7 +74,7 @@ data_object!(PluginVersion, ObjectKind::Plugin);
 
 impl PluginVersion {
     pub fn slot_id(owner: &str, kind: PluginKind, name: &str) -> String {
-        format!("{owner}:{}:{name}", kind.as_str())
+        format!("{owner}:{}:{name}", kind.world())
     }
 
     pub fn id_for(owner: &str, kind: PluginKind, name: &str, version: &str) -> String {

@@ -148,6 +148,19 @@ pub fn check_decision(input: &ScheduleInput<'_>, output: &ScheduleOutput) -> Res
     Ok(())
 }
 
+/// Read a scheduler's JSON state; empty bytes are the initial state.
+pub(crate) fn decode_json_state<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ScheduleError> {
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| ScheduleError::InvalidState(e.to_string()))
+}
+
+/// Write a scheduler's state as JSON (readable where the host stores it).
+pub(crate) fn encode_json_state<T: serde::Serialize>(state: &T) -> Vec<u8> {
+    serde_json::to_vec(state).unwrap_or_default()
+}
+
 /// Per-customer queues of pending indices, oldest first.
 pub(crate) fn queues_by_customer(input: &ScheduleInput<'_>) -> Vec<std::collections::VecDeque<u32>> {
     let mut queues = vec![std::collections::VecDeque::new(); input.customers.len()];

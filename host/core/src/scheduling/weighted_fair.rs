@@ -52,14 +52,11 @@ pub struct WeightedFairState {
 
 impl WeightedFairState {
     pub fn decode(bytes: &[u8]) -> Result<Self, ScheduleError> {
-        if bytes.is_empty() {
-            return Ok(Self::default());
-        }
-        serde_json::from_slice(bytes).map_err(|e| ScheduleError::InvalidState(e.to_string()))
+        super::decode_json_state(bytes)
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        super::encode_json_state(self)
     }
 }
 

@@ -54,7 +54,7 @@ impl UploadForm {
     /// Check every field and name the first one that is wrong.
     pub fn check(self) -> ApiResult<Upload> {
         let kind_text = self.kind.ok_or_else(|| missing("kind"))?;
-        let kind = PluginKind::parse(&kind_text).ok_or_else(|| {
+        let kind = PluginKind::from_world(&kind_text).ok_or_else(|| {
             ApiError::Validation(format!(
                 "kind '{kind_text}' is not one of scheduler, insight-matcher, visibility-policy, handler"
             ))

@@ -19,7 +19,7 @@ pub async fn register(host: &PluginHost) -> ApiResult<()> {
     let version = builtin_version();
     let registry = host.registry();
     for builtin in pop_builtin_plugins::BUILTINS {
-        let kind = PluginKind::parse(builtin.kind).ok_or_else(|| {
+        let kind = PluginKind::from_world(builtin.kind).ok_or_else(|| {
             ApiError::Internal(format!("built-in {} has unknown kind {}", builtin.name, builtin.kind))
         })?;
         let compiled = registry.compile(kind, builtin.wasm.to_vec()).await?;

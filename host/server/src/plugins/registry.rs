@@ -17,16 +17,6 @@ use crate::domain::now_millis;
 use crate::domain::objects::{get_visible, stamp_new};
 use crate::error::{ApiError, ApiResult};
 
-/// The runtime's name for a plugin kind.
-pub fn wasm_kind(kind: PluginKind) -> pop_wasm::PluginKind {
-    match kind {
-        PluginKind::Scheduler => pop_wasm::PluginKind::Scheduler,
-        PluginKind::InsightMatcher => pop_wasm::PluginKind::InsightMatcher,
-        PluginKind::VisibilityPolicy => pop_wasm::PluginKind::VisibilityPolicy,
-        PluginKind::Handler => pop_wasm::PluginKind::Handler,
-    }
-}
-
 pub struct Registry<'a> {
     host: &'a PluginHost,
 }
@@ -296,7 +286,7 @@ impl<'a> Registry<'a> {
             .plugin_kind
             .ok_or_else(|| ApiError::Internal("plugin version without kind".into()))?;
         let sha = version.sha256.clone().unwrap_or_default();
-        if let Some(compiled) = self.host.runtime.cached(wasm_kind(kind), &sha) {
+        if let Some(compiled) = self.host.runtime.cached(kind, &sha) {
             return Ok(compiled);
         }
         let wasm = self
@@ -310,7 +300,7 @@ impl<'a> Registry<'a> {
 
     pub(super) async fn compile(&self, kind: PluginKind, wasm: Vec<u8>) -> ApiResult<Arc<CompiledPlugin>> {
         let runtime = self.host.runtime.clone();
-        tokio::task::spawn_blocking(move || runtime.compile(wasm_kind(kind), &wasm))
+        tokio::task::spawn_blocking(move || runtime.compile(kind, &wasm))
             .await
             .map_err(|e| ApiError::Internal(format!("compile task failed: {e}")))?
             .map_err(|e| ApiError::Validation(format!("The plugin was refused: {e}")))
