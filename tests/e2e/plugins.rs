@@ -383,6 +383,16 @@ async fn customer_policies_decide_visibility_and_insight_binding() {
     );
     bob.get(&agenda_path).await.expect_error(404, "not found");
     assert_eq!(bob.get("/pop/agenda?bycount=true").await.body["count"], json!(0));
+    // A policy decides about its customer's data objects only: acme's
+    // plugin records stay acme's, for partners and everyone else.
+    for caller in [&partner, &bob] {
+        caller
+            .get("/pop/plugin/acme:visibility-policy:partners@1")
+            .await
+            .expect_error(404, "not found");
+        let listed = caller.get("/pop/plugin?byname=partners").await.all();
+        assert!(listed.is_empty(), "{listed:?}");
+    }
     // Dropping the policy takes the partner's view away again.
     alice
         .put("/pop/customer/acme", json!({"visibilityPolicy": ""}))

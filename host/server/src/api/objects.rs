@@ -45,7 +45,8 @@ async fn list(
     let result = async {
         let mut request = parse_list_request(id.map(|Path(id)| id), query.as_deref())?;
         let policy_owners = app.plugins.policy_owners();
-        if ctx.caller.is_global() || policy_owners.is_empty() {
+        let decided_by_policies = pop_wasm::convert::object_kind(kind).is_some();
+        if ctx.caller.is_global() || policy_owners.is_empty() || !decided_by_policies {
             return domain::list(app.store.as_ref(), &ctx.caller, kind, request).await;
         }
         // Some customers' policies decide: list, let them decide, then count.

@@ -46,8 +46,15 @@ impl PluginHost {
         kind: ObjectKind,
         docs: Vec<Document>,
     ) -> ApiResult<Vec<Document>> {
-        if caller.is_global() || pop_wasm::convert::object_kind(kind).is_none() {
+        if caller.is_global() {
             return Ok(docs);
+        }
+        if pop_wasm::convert::object_kind(kind).is_none() {
+            // Kinds no policy decides about (plugins, queues): POP's rules only.
+            return Ok(docs
+                .into_iter()
+                .filter(|d| can_read_document(caller, kind, d))
+                .collect());
         }
         let owners = self.policy_owners();
         let mut by_owner: BTreeMap<String, Vec<usize>> = BTreeMap::new();
