@@ -21,6 +21,17 @@ pub fn objects(docs: Vec<Document>, cid: &Cid) -> Response {
     Json(json!({"all": all, "count": count, "cid": cid.0, "error": false})).into_response()
 }
 
+/// `{all, agendas, count}`: POP's agenda lists under both names (run,
+/// getAgenda, createAgenda).
+pub fn agenda_fields(agendas: Vec<Document>) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("count".into(), json!(agendas.len()));
+    let agendas = Value::Array(agendas.into_iter().map(Value::Object).collect());
+    fields.insert("all".into(), agendas.clone());
+    fields.insert("agendas".into(), agendas);
+    fields
+}
+
 /// `{count, cid}` for `bycount=true`.
 pub fn count(count: u64, cid: &Cid) -> Response {
     Json(json!({"all": [], "count": count, "cid": cid.0, "error": false})).into_response()

@@ -32,20 +32,10 @@ fn documents(docs: Vec<pop_store::Document>) -> Value {
     Value::Array(docs.into_iter().map(Value::Object).collect())
 }
 
-/// `{all, agendas, count}`: POP's agenda lists under both names.
-fn agenda_fields(agendas: Vec<pop_store::Document>) -> Map<String, Value> {
-    let mut fields = Map::new();
-    fields.insert("count".into(), json!(agendas.len()));
-    let agendas = documents(agendas);
-    fields.insert("all".into(), agendas.clone());
-    fields.insert("agendas".into(), agendas);
-    fields
-}
-
 async fn get_agenda(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
     let result = async { resourcepool::get_agenda(app.store.as_ref(), &ctx.caller, body_object(body)?).await }.await;
     let delivery = result.map_err(|e| e.with_cid(&ctx.cid))?;
-    let mut fields = agenda_fields(delivery.agendas);
+    let mut fields = reply::agenda_fields(delivery.agendas);
     fields.insert("agendaProgresses".into(), documents(delivery.agenda_progresses));
     fields.insert("leases".into(), json!(delivery.leases));
     Ok(reply::service(fields, &ctx.cid))
@@ -79,7 +69,7 @@ async fn create_agenda(State(app): State<AppState>, ctx: RequestContext, body: R
     }
     .await;
     let creation = result.map_err(|e| e.with_cid(&ctx.cid))?;
-    let fields = agenda_fields(creation.agendas);
+    let fields = reply::agenda_fields(creation.agendas);
     match creation.refused {
         // POP answers the created agendas beside the error of the others.
         Some(refused) => Err(refused.with_cid(&ctx.cid).with_fields(fields)),

@@ -42,12 +42,8 @@ pub async fn run(State(app): State<AppState>, ctx: RequestContext, body: Result<
         .await
     }
     .await;
-    let agenda = Value::Object(result.map_err(|e| e.with_cid(&ctx.cid))?);
-    let mut fields = Map::new();
-    fields.insert("all".into(), json!([agenda]));
-    fields.insert("agendas".into(), json!([agenda]));
-    fields.insert("count".into(), json!(1));
-    Ok(reply::service(fields, &ctx.cid))
+    let agenda = result.map_err(|e| e.with_cid(&ctx.cid))?;
+    Ok(reply::service(reply::agenda_fields(vec![agenda]), &ctx.cid))
 }
 
 pub async fn rerun(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
