@@ -100,6 +100,38 @@ impl ReportReader {
     }
 }
 
+/// What a finished run left in its report file: the handler's COMPLETE `succeeded` progress
+/// (with `resultPayload` filled from the reported result) and the result. `None` when the file
+/// is missing, or the handler never reported success (it failed, or was cut off mid-run).
+/// This is how an executor resuming after a crash recognises an operation that already
+/// succeeded although the crash came before the success was recorded.
+pub fn settled(path: &Path) -> io::Result<Option<(OperationProgress, Value)>> {
+    let mut complete = None;
+    let mut result = None;
+    for line in ReportReader::new(path).read_new()?.into_iter().flatten() {
+        match line {
+            ReportLine::Progress(progress) if complete.is_none() => {
+                if progress.processing_state == Some(pop_core::ProcessingState::Complete) {
+                    complete = Some(progress);
+                }
+            }
+            ReportLine::Progress(_) => {}
+            ReportLine::Result(value) => result = Some(value),
+        }
+    }
+    let succeeded = complete.filter(|p| {
+        p.processing_state_message
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(pop_core::CompleteStateMessage::Succeeded.as_str()))
+    });
+    Ok(succeeded.map(|mut progress| {
+        let result = result.unwrap_or(Value::Null);
+        progress.percent_complete = Some(100.0);
+        progress.result_payload = (!result.is_null()).then(|| result.to_string());
+        (progress, result)
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +169,45 @@ mod tests {
         assert_eq!(lines[0], Ok(ReportLine::Result(json!({"a": 1}))));
         assert!(lines[1].as_ref().unwrap_err().contains("not json"));
         assert!(reader.read_new().unwrap().is_empty());
+    }
+
+    #[test]
+    fn settled_only_when_the_handler_reported_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.jsonl");
+        assert_eq!(settled(&path).unwrap(), None, "no file");
+        let mut writer = ReportWriter::open(&path).unwrap();
+        let state = |state, message: &str| OperationProgress {
+            processing_state: Some(state),
+            processing_state_message: Some(message.into()),
+            ..Default::default()
+        };
+        writer
+            .write(&ReportLine::Progress(state(ProcessingState::Executing, "working")))
+            .unwrap();
+        assert_eq!(settled(&path).unwrap(), None, "cut off mid-run");
+        writer.write(&ReportLine::Result(json!({"n": 1}))).unwrap();
+        writer
+            .write(&ReportLine::Progress(state(ProcessingState::Complete, "Succeeded")))
+            .unwrap();
+        let (progress, result) = settled(&path).unwrap().unwrap();
+        assert_eq!(result, json!({"n": 1}));
+        assert_eq!(progress.result_payload.as_deref(), Some(r#"{"n":1}"#));
+        assert_eq!(progress.percent_complete, Some(100.0));
+
+        let failed = dir.path().join("failed.jsonl");
+        let mut writer = ReportWriter::open(&failed).unwrap();
+        writer
+            .write(&ReportLine::Progress(state(ProcessingState::Complete, "failed")))
+            .unwrap();
+        writer
+            .write(&ReportLine::Progress(state(ProcessingState::Complete, "succeeded")))
+            .unwrap();
+        assert_eq!(
+            settled(&failed).unwrap(),
+            None,
+            "the first COMPLETE decides, as in the reporter"
+        );
     }
 
     #[test]

@@ -42,6 +42,53 @@ impl Workspace {
     pub fn start(&self) -> Server {
         Server::start(&self.dir.path().join("data"), &self.dir.path().join("tokens.json"))
     }
+
+    /// A server that runs agendas itself (see [`Options::running`]).
+    pub fn start_running(&self, options: &Options) -> Server {
+        Server::start_with(&self.data_dir(), &self.dir.path().join("tokens.json"), options)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+/// How a test server runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub schedule_interval: Duration,
+    /// Agendas per insight the server runs itself (0: none; external
+    /// pullers — the tests — claim them through getAgenda).
+    pub execution_limit: usize,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    /// The scheduler loop effectively idle (one round at start-up) and no
+    /// embedded execution, so tests can look at backlogs and queues.
+    fn default() -> Self {
+        Self {
+            schedule_interval: Duration::from_secs(3600),
+            execution_limit: 0,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// Scheduling every 20 ms and the embedded puller running agendas.
+    pub fn running() -> Self {
+        Self {
+            schedule_interval: Duration::from_millis(20),
+            execution_limit: 8,
+            env: vec![("POP_HEARTBEAT_MS".into(), "200".into())],
+        }
+    }
+
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
 }
 
 impl Server {
@@ -52,16 +99,29 @@ impl Server {
     }
 
     pub fn start_scheduling_every(data_dir: &Path, tokens: &Path, interval: Duration) -> Server {
+        let options = Options {
+            schedule_interval: interval,
+            ..Options::default()
+        };
+        Self::start_with(data_dir, tokens, &options)
+    }
+
+    pub fn start_with(data_dir: &Path, tokens: &Path, options: &Options) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--tokens")
             .arg(tokens)
             .env("RUST_LOG", "warn")
-            .env("POP_SCHEDULE_INTERVAL_MS", interval.as_millis().to_string())
+            .env(
+                "POP_SCHEDULE_INTERVAL_MS",
+                options.schedule_interval.as_millis().to_string(),
+            )
+            .env("POP_EXECUTION_LIMIT", options.execution_limit.to_string())
             // The 20 ms production deadline is wall-clock time: on a loaded
             // 2-core CI machine an honest call can wait that long for a core.
             .env("POP_PLUGIN_DEADLINE_MS", "1000")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn pop serve");
@@ -163,6 +223,7 @@ impl Reply {
     }
 }
 
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,

@@ -5,6 +5,7 @@
 mod harness;
 
 mod errors;
+mod execution;
 mod plugins;
 mod resourcepool;
 mod restart;

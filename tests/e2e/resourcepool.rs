@@ -537,8 +537,11 @@ async fn pool_components_create_agendas_for_customers() {
     assert_eq!(refused.body["agendas"], json!([]));
 }
 
+/// A rerun of an agenda that a puller holds neither duplicates it nor waits
+/// for the old run: the entry's lease is cleared (the old holder can no
+/// longer extend or acknowledge it) and the entry is claimable at once.
 #[tokio::test]
-async fn rerun_does_not_duplicate_a_leased_agenda() {
+async fn rerun_takes_a_leased_agenda_back_without_duplicating_it() {
     let workspace = Workspace::new();
     let server = start(&workspace).await;
     let ops = server.client(OPS);
@@ -561,7 +564,18 @@ async fn rerun_does_not_duplicate_a_leased_agenda() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let entries = alice.get(&format!("/pop/queue?byagendaId={}", ids[0])).await.all();
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0]["leaseOwner"], json!("puller-1"));
+    assert_eq!(entries[0]["leaseOwner"], json!(""), "no holder: {entries:?}");
+    let queue_id = entries[0]["id"].as_str().unwrap().to_string();
+    ops.post(EXTEND, json!({"queueId": queue_id, "puller": "puller-1"}))
+        .await
+        .expect_error(409, "not held by puller puller-1");
+    let again = ops
+        .post(
+            GET_AGENDA,
+            json!({"insightId": INSIGHT, "count": 5, "puller": "puller-2"}),
+        )
+        .await;
+    assert_eq!(agenda_ids(&again), ids, "the reset agenda is delivered again");
 }
 
 fn now_ms() -> i64 {

@@ -34,11 +34,15 @@ fn main() -> ExitCode {
         }
     }
     let operation = env("OPERATION_NAME").unwrap_or_default();
+    let run_log = RunLog::from_env(&env("AGENDA_ID").unwrap_or_default(), &operation);
+    run_log.append("started");
     let mut reporter = Reporter::new(&operation);
     let outcome = Inputs::read().and_then(|inputs| run(&inputs, &mut reporter));
     let (status, code, output) = match outcome {
         Ok(output) => {
             reporter.succeeded(&output);
+            // After the report: a line here means this run's success was reported.
+            run_log.append("succeeded");
             ("succeeded", ExitCode::SUCCESS, output)
         }
         Err(problem) => {
@@ -57,6 +61,36 @@ fn main() -> ExitCode {
     // Last line, always: the follower treats it as "the log is complete".
     println!("{END_OF_LOG}");
     code
+}
+
+/// `POP_SAMPLE_RUN_LOG`: a file that gets `<agendaId> <operation> started|succeeded` for each run,
+/// so a user (or a test) can count how often each operation really ran and succeeded.
+struct RunLog {
+    path: Option<String>,
+    prefix: String,
+}
+
+impl RunLog {
+    fn from_env(agenda_id: &str, operation: &str) -> Self {
+        Self {
+            path: std::env::var("POP_SAMPLE_RUN_LOG").ok().filter(|p| !p.is_empty()),
+            prefix: format!("{agenda_id} {operation}"),
+        }
+    }
+
+    fn append(&self, event: &str) {
+        use std::io::Write as _;
+        let Some(path) = &self.path else { return };
+        let line = format!("{} {event}\n", self.prefix);
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            println!("cannot append to POP_SAMPLE_RUN_LOG {path}: {e}");
+        }
+    }
 }
 
 /// The payload and prior progress, from the environment or the `-payloadFile` /

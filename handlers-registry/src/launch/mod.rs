@@ -29,6 +29,10 @@ pub struct LaunchInput {
     pub progress_id: Option<String>,
     /// `LOG_LEVEL`; `INFO` when absent (what POP's executor gives handler pods).
     pub log_level: Option<String>,
+    /// Where the handler reports (`POP_REPORT_FILE`). `None`: a temporary file, removed after
+    /// the run. An executor passes a durable path so that a handler which finished just before
+    /// a crash is adopted on resume ([`crate::report::settled`]) instead of run again.
+    pub report_file: Option<std::path::PathBuf>,
 }
 
 /// What a handler run came to.

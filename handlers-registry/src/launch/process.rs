@@ -38,11 +38,7 @@ pub async fn run_process(
     input: &LaunchInput,
     mut on_progress: impl FnMut(&OperationProgress),
 ) -> Result<LaunchOutput, LaunchError> {
-    let report_file = tempfile::Builder::new()
-        .prefix("pop-report-")
-        .suffix(".jsonl")
-        .tempfile()
-        .map_err(LaunchError::ReportFile)?;
+    let report_file = ReportFile::create(input.report_file.as_deref())?;
     let program = spec.resolved_program();
     let mut command = Command::new(&program);
     command.args(&spec.args).envs(&spec.env);
@@ -64,6 +60,7 @@ pub async fn run_process(
     // containers die with the pod; a local handler's children must as well).
     #[cfg(unix)]
     command.process_group(0);
+    die_with_launcher(&mut command);
 
     let mut observed = Observed {
         timeout_ms: spec.timeout_ms,
@@ -109,6 +106,66 @@ pub async fn run_process(
     observed.log_tail = follower.log.tail(DIAGNOSTIC_LOG_LINES);
     observed.completed_time = now_millis();
     Ok(observed.into_output())
+}
+
+/// The report file of one run: the caller's durable path (truncated: a report of an earlier,
+/// unfinished attempt must not count for this one), or a temporary file.
+enum ReportFile {
+    Durable(std::path::PathBuf),
+    Temporary(tempfile::NamedTempFile),
+}
+
+impl ReportFile {
+    fn create(durable: Option<&std::path::Path>) -> Result<Self, LaunchError> {
+        match durable {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(LaunchError::ReportFile)?;
+                }
+                std::fs::File::create(path).map_err(LaunchError::ReportFile)?;
+                Ok(Self::Durable(path.to_owned()))
+            }
+            None => tempfile::Builder::new()
+                .prefix("pop-report-")
+                .suffix(".jsonl")
+                .tempfile()
+                .map(Self::Temporary)
+                .map_err(LaunchError::ReportFile),
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Self::Durable(path) => path,
+            Self::Temporary(file) => file.path(),
+        }
+    }
+}
+
+/// On Linux the handler is killed when the launcher dies (even by SIGKILL): an orphaned handler
+/// would go on running an operation that the restarted server runs again. Its own process group
+/// keeps it out of the launcher's terminal signals, so this is the one link between them.
+fn die_with_launcher(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let launcher = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs in the forked child before exec and only calls the
+        // async-signal-safe prctl(2), getppid(2) and _exit(2).
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The launcher may have died between fork and prctl: then nobody would signal.
+                if libc::getppid() != launcher {
+                    libc::_exit(137);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// How following ended.

@@ -42,6 +42,24 @@ pub struct ServeOptions {
     /// milliseconds; a call past it fails and the host falls back.
     #[arg(long, env = "POP_PLUGIN_DEADLINE_MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub plugin_deadline_ms: u64,
+    /// Agendas of one insight this server runs at once, for insights that set no
+    /// `executionLimit` (0: run nothing here; external pullers use getAgenda).
+    #[arg(long, env = "POP_EXECUTION_LIMIT", default_value_t = 8)]
+    pub execution_limit: usize,
+    /// Operations of one agenda run at once.
+    #[arg(long, env = "POP_OPERATION_PARALLELISM", default_value_t = 50, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub operation_parallelism: usize,
+    /// Lease on a running agenda, in milliseconds; renewed while it runs. After a
+    /// crash of another server, its agendas are delivered again once it runs out.
+    #[arg(long, env = "POP_LEASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub lease_ms: u64,
+    /// How often a running agenda's progress and lease are refreshed, in milliseconds.
+    #[arg(long, env = "POP_HEARTBEAT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub heartbeat_ms: u64,
+    /// Handlers registry (operation type → process, wasm component or pod). Default:
+    /// `registry.json` in the data directory if present, else the built-in registry.
+    #[arg(long, env = "POP_REGISTRY")]
+    pub registry: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

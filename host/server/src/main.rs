@@ -9,6 +9,7 @@ mod cli;
 mod domain;
 mod error;
 mod plugins;
+mod runner;
 mod scheduler;
 mod serve;
 

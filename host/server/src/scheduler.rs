@@ -28,13 +28,29 @@ pub struct Released {
     pub decided_by: String,
 }
 
-/// Run [`tick`] every `interval` until the task is dropped.
-pub fn spawn(store: Arc<dyn Store>, plugins: Arc<PluginHost>, interval: Duration) -> tokio::task::JoinHandle<()> {
+/// Shortest pause between two rounds started by [`spawn`]'s `wake`: a burst
+/// of wake-ups costs one round, not one each.
+const MIN_WAKE_SPACING: Duration = Duration::from_millis(10);
+
+/// Run [`tick`] every `interval`, and early when `wake` is notified (the
+/// puller claimed entries, so queues have room), until the task is dropped.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    plugins: Arc<PluginHost>,
+    interval: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            timer.tick().await;
+            tokio::select! {
+                _ = timer.tick() => {}
+                () = wake.notified() => {
+                    tokio::time::sleep(MIN_WAKE_SPACING).await;
+                    timer.reset();
+                }
+            }
             if let Err(e) = tick(store.as_ref(), &plugins).await {
                 tracing::error!(error = %e, "scheduling round failed");
             }

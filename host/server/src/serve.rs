@@ -13,6 +13,8 @@ use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::cli::ServeOptions;
 use crate::plugins::PluginHost;
+use crate::runner::{Runner, RunnerConfig};
+use pop_handlers_registry::Registry;
 
 /// File name of the embedded store inside the data directory.
 pub const STORE_FILE: &str = "pop.db";
@@ -20,6 +22,12 @@ pub const STORE_FILE: &str = "pop.db";
 pub const BLOB_DIR: &str = "blobs";
 /// Directory of compiled plugin artifacts inside the data directory.
 pub const WASM_CACHE_DIR: &str = "wasm-cache";
+/// Directory of process handlers' report files inside the data directory.
+pub const RUNS_DIR: &str = "runs";
+/// The node id file inside the data directory.
+pub const NODE_ID_FILE: &str = "node-id";
+/// The handlers registry looked for inside the data directory.
+pub const REGISTRY_FILE: &str = "registry.json";
 
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)
@@ -53,11 +61,21 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(blobs))
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
+    let wake_scheduler = Arc::new(tokio::sync::Notify::new());
     let scheduler = crate::scheduler::spawn(
         store.clone(),
         plugins.clone(),
         std::time::Duration::from_millis(options.schedule_interval_ms),
+        wake_scheduler.clone(),
     );
+    let runner = Runner {
+        store: store.clone(),
+        plugins: plugins.clone(),
+        registry: Arc::new(load_registry(&options)?),
+        config: runner_config(&options)?,
+        wake_scheduler,
+    };
+    let puller = crate::runner::spawn(Arc::new(runner));
     let state = AppState::new(store, auth, plugins);
     let listener = TcpListener::bind(&options.listen)
         .await
@@ -70,10 +88,55 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("pop stopped accepting requests; flushing the store");
+    puller.abort();
+    let _ = puller.await;
     scheduler.abort();
     let _ = scheduler.await;
     drop(state);
     Ok(())
+}
+
+/// The handlers registry: `--registry`, else `registry.json` in the data
+/// directory, else the built-in one (`sample` runs with no setup).
+fn load_registry(options: &ServeOptions) -> anyhow::Result<Registry> {
+    let path = options
+        .registry
+        .clone()
+        .unwrap_or_else(|| options.data_dir.join(REGISTRY_FILE));
+    let registry = if options.registry.is_some() {
+        Registry::load(&path)?
+    } else {
+        Registry::load_or_builtin(&path)?
+    };
+    let types: Vec<&str> = registry.operation_types().collect();
+    tracing::info!(registry = %path.display(), types = ?types, "handlers registry loaded");
+    Ok(registry)
+}
+
+fn runner_config(options: &ServeOptions) -> anyhow::Result<RunnerConfig> {
+    Ok(RunnerConfig {
+        puller_id: format!("embedded@{}", node_id(&options.data_dir)?),
+        default_execution_limit: options.execution_limit,
+        operation_parallelism: options.operation_parallelism,
+        lease: Duration::from_millis(options.lease_ms),
+        heartbeat: Duration::from_millis(options.heartbeat_ms.min(options.lease_ms / 3).max(10)),
+        idle_poll: Duration::from_millis(100),
+        runs_dir: options.data_dir.join(RUNS_DIR),
+    })
+}
+
+/// This data directory's node id, created on first start: the name its
+/// puller holds leases under, the same after a restart.
+fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(id)
+        }
+    }
 }
 
 async fn shutdown_signal() {

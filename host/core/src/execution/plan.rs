@@ -150,9 +150,18 @@ impl ExecutionPlan {
     /// nothing once the plan has failed (fail fast, spec §5.3.2); detects the
     /// deadlock when nothing is or can become runnable.
     pub fn ready(&mut self) -> Vec<ReadyOperation> {
-        let candidates = std::mem::take(&mut self.candidates);
+        self.ready_up_to(usize::MAX)
+    }
+
+    /// [`Self::ready`], but at most `limit` operations: the rest stay
+    /// candidates for a later call, so a driver with a bounded pool only
+    /// marks running what it actually launches (a halt then leaves them
+    /// pending, never stuck as running).
+    pub fn ready_up_to(&mut self, limit: usize) -> Vec<ReadyOperation> {
+        let mut candidates = std::mem::take(&mut self.candidates).into_iter();
         let mut ready = Vec::new();
-        for idx in candidates {
+        while ready.len() < limit {
+            let Some(idx) = candidates.next() else { break };
             if self.halted {
                 break;
             }
@@ -164,6 +173,9 @@ impl ExecutionPlan {
                 Err(message) => self.fail_pending(idx, message),
             }
         }
+        // Not looked at this time: still candidates, in order.
+        let rest: Vec<usize> = candidates.collect();
+        self.candidates.splice(0..0, rest);
         if self.halted {
             // A failure in this batch: the others found ready stay pending.
             return Vec::new();

@@ -567,3 +567,44 @@ fn ten_thousand_operation_fan_out_is_fast() {
         assert_eq!(run.payloads["leaf9999"], json!("3-9999"));
     });
 }
+
+#[test]
+fn a_bounded_driver_only_marks_running_what_it_launches() {
+    let ops: Vec<Value> = (0..5)
+        .map(|i| json!({"name": format!("op{i}"), "type": "t", "payload": {}}))
+        .collect();
+    let mut plan = ExecutionPlan::new(&agenda(Value::Array(ops)), &[], "a").unwrap();
+    let first = plan.ready_up_to(2);
+    assert_eq!(first.len(), 2);
+    assert_eq!((plan.running_count(), plan.pending_count()), (2, 3));
+    assert!(!plan.is_halted(), "candidates left over are no deadlock");
+    // A failure halts the plan: the three never launched stay pending and
+    // the outcome is decided as soon as the running one finishes.
+    plan.fail(&first[0].name, event("boom")).unwrap();
+    assert!(plan.ready_up_to(2).is_empty());
+    assert_eq!(plan.outcome(), Outcome::Running);
+    plan.complete(&first[1].name, json!({})).unwrap();
+    assert!(matches!(plan.outcome(), Outcome::Failed { .. }));
+    assert_eq!(plan.pending_count(), 3);
+}
+
+#[test]
+fn bounded_readiness_keeps_agenda_order_across_calls() {
+    let ops: Vec<Value> = (0..5)
+        .map(|i| json!({"name": format!("op{i}"), "type": "t", "payload": {}}))
+        .collect();
+    let mut plan = ExecutionPlan::new(&agenda(Value::Array(ops)), &[], "a").unwrap();
+    let mut order = Vec::new();
+    loop {
+        let batch = plan.ready_up_to(2);
+        if batch.is_empty() {
+            break;
+        }
+        for ready in batch {
+            order.push(ready.name.clone());
+            plan.complete(&ready.name, json!({})).unwrap();
+        }
+    }
+    assert_eq!(order, ["op0", "op1", "op2", "op3", "op4"]);
+    assert_eq!(plan.outcome(), Outcome::Succeeded);
+}

@@ -56,6 +56,12 @@ pub struct Insight {
     /// Configuration handed to the scheduler (e.g. WeightedFair weights).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduler_config: Option<serde_json::Value>,
+    /// Most agendas of this insight the server's own puller runs at once
+    /// (POP's puller property `insight.execution.limit`). `0`: the server runs
+    /// none, external pullers serve the insight through `getAgenda`. Absent:
+    /// the server's default (`--execution-limit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mappers: Option<BTreeMap<String, Vec<String>>>,
     #[serde(alias = "global", skip_serializing_if = "Option::is_none")]

@@ -220,11 +220,20 @@ fn apply_create_rules(kind: ObjectKind, doc: &mut Document, customer_id: &str) -
         ObjectKind::Insight => {
             require_title(doc)?;
             default(doc, "isGlobal", json!(false));
-            default(doc, "queueSize", json!(0));
+            // 0 would leave the insight unscheduled; POP had no default. 10 keeps a
+            // puller busy without releasing far ahead of execution.
+            default(doc, "queueSize", json!(10));
             if let Some(size) = doc.get("queueSize").and_then(Value::as_i64)
                 && size < 0
             {
                 return Err(ApiError::Validation("The queueSize field must not be negative.".into()));
+            }
+            if let Some(limit) = doc.get("executionLimit").filter(|v| !v.is_null())
+                && limit.as_i64().is_none_or(|l| l < 0)
+            {
+                return Err(ApiError::Validation(
+                    "The executionLimit field must be a whole number, 0 or more.".into(),
+                ));
             }
         }
         ObjectKind::AgendaTemplate => {

@@ -212,6 +212,65 @@ pub async fn drop_orphan(store: &dyn Store, entry: &QueuedAgenda) -> ApiResult<(
     }
 }
 
+/// A write renewing `entry`'s lease until now + `lease_ms`, applied only if
+/// the lease is still as read. The embedded executor adds it to every batch
+/// it writes, so a holder that lost its lease (expired and re-claimed, or
+/// cleared by a rerun) cannot record anything more for the agenda.
+pub fn renewal(entry: &QueuedAgenda, lease_ms: i64) -> Write {
+    let now = now_millis();
+    let id = entry.envelope.id.clone().unwrap_or_default();
+    let lease = patch(json!({"leaseExpires": now.saturating_add(lease_ms), "updatedTime": now}));
+    Write::merge_if(KIND, id, as_read(entry), lease)
+}
+
+/// A write removing `entry` if its lease is still as read: the holder's
+/// acknowledgement, to batch with the agenda's final progress.
+pub fn removal(entry: &QueuedAgenda) -> Write {
+    Write::delete_if(KIND, entry.envelope.id.clone().unwrap_or_default(), as_read(entry))
+}
+
+/// Make `entry` claimable again at once: no holder (empty `leaseOwner`), a
+/// lease that ran out long ago; the old holder's next guarded write fails. Used by rerun and by a puller taking
+/// back what its previous incarnation held. `deliveries` is kept, so the
+/// old holder's guard can never match again.
+pub async fn unlease(store: &dyn Store, entry: &QueuedAgenda) -> ApiResult<()> {
+    if entry.lease_owner.as_deref().unwrap_or_default().is_empty() {
+        return Ok(());
+    }
+    let id = entry.envelope.id.clone().unwrap_or_default();
+    // A merge ignores nulls, so "no holder" is written as an empty owner and
+    // a lease that ran out at the epoch.
+    let cleared = patch(json!({"leaseOwner": "", "leaseExpires": 0, "updatedTime": now_millis()}));
+    match store
+        .write(vec![Write::merge_if(KIND, id, as_read(entry), cleared)])
+        .await
+    {
+        Ok(_) | Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The queue entries of one agenda (normally none or one).
+pub async fn entries_of_agenda(store: &dyn Store, agenda_id: &str) -> ApiResult<Vec<QueuedAgenda>> {
+    store
+        .query(KIND, &Query::by("agendaId", agenda_id), None)
+        .await?
+        .into_iter()
+        .map(from_document)
+        .collect()
+}
+
+/// Clear every lease `puller` holds: at start-up, what the previous process
+/// of the same puller held is not running any more. Returns how many.
+pub async fn release_held_by(store: &dyn Store, puller: &str) -> ApiResult<usize> {
+    let held = store.query(KIND, &Query::by("leaseOwner", puller), None).await?;
+    let count = held.len();
+    for doc in held {
+        unlease(store, &from_document(doc)?).await?;
+    }
+    Ok(count)
+}
+
 /// The entry as stored, for [`extend`] and [`acknowledge`].
 pub async fn load(store: &dyn Store, queue_id: &str) -> ApiResult<Option<QueuedAgenda>> {
     store.get(KIND, queue_id).await?.map(from_document).transpose()

@@ -16,10 +16,10 @@ use pop_store::{Document, Query, Store, Write};
 use serde_json::{Value, json};
 
 use super::body::{from_document, str_field, to_document, typed};
-use super::now_millis;
 use super::objects::{MAX_LIMIT, get_visible, visibility_filter};
 use super::progress::operation_progress_of;
 use super::submission::{ready_agenda, submit_agenda};
+use super::{now_millis, queue};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::PluginHost;
 
@@ -145,10 +145,11 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
     }
     let requeue = !options.skip_execution && !agenda.params.as_ref().is_some_and(|p| p.contains_key(keys::DO_NOT_RUN));
     let mut requeued = false;
+    let mut queued = Vec::new();
     if requeue {
         let by_agenda = Query::by("agendaId", agenda_id.clone());
-        let already_queued = store.count(ObjectKind::ReadyAgenda, &by_agenda, None).await? > 0
-            || store.count(ObjectKind::QueuedAgenda, &by_agenda, None).await? > 0;
+        queued = queue::entries_of_agenda(store, &agenda_id).await?;
+        let already_queued = store.count(ObjectKind::ReadyAgenda, &by_agenda, None).await? > 0 || !queued.is_empty();
         let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
         match insight_id {
             Some(insight_id) if !already_queued => {
@@ -163,6 +164,12 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
         }
     }
     store.write(writes).await?;
+    // An entry still queued may be leased to an executor running the old
+    // attempt: clearing the lease stops that executor (its next guarded
+    // write fails) and lets a puller run the reset agenda at once.
+    for entry in &queued {
+        queue::unlease(store, entry).await?;
+    }
     Ok(RerunOutcome {
         reset: plan.reset,
         deleted: plan.delete,

@@ -10,6 +10,7 @@
 
 mod builtins;
 mod failures;
+mod handlers;
 mod matching;
 mod registry;
 mod scheduling;

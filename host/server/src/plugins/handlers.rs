@@ -1,0 +1,59 @@
+//! Handler plugins: operations run in-process as components of the
+//! `handler` world, resolved by name like every other plugin.
+//!
+//! Unlike the decision worlds there is no fallback: a handler does the
+//! operation's work, so a failure fails the operation (a retry of the same
+//! work by another version could repeat its effects).
+
+use std::sync::Arc;
+
+use pop_core::PluginKind;
+use pop_wasm::{PluginFailure, types};
+
+use super::{BUILTIN_OWNER, PluginHost, Slot};
+
+/// Why a handler plugin produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("no active handler plugin named {0}")]
+    NotFound(String),
+    #[error("handler plugin {label} failed: {failure}")]
+    Failed { label: String, failure: PluginFailure },
+    #[error("handler task failed: {0}")]
+    Task(String),
+}
+
+impl PluginHost {
+    /// The handler slot `name` resolves to for `owner` (its own, then a
+    /// global one); `builtin` restricts the lookup to the built-ins.
+    pub fn handler(&self, owner: &str, name: &str, builtin: bool) -> Option<Arc<Slot>> {
+        let owner = if builtin { BUILTIN_OWNER } else { owner };
+        self.resolve(owner, PluginKind::Handler, name)
+    }
+
+    /// Run `payload` through the slot's active version on a blocking thread
+    /// (a handler may compute for up to its deadline). Progress reports
+    /// reach `on_progress` as they happen.
+    pub async fn run_handler(
+        &self,
+        slot: Arc<Slot>,
+        payload: String,
+        context: types::OperationContext,
+        mut on_progress: impl FnMut(f64, &str) + Send + 'static,
+    ) -> Result<String, HandlerError> {
+        let plugin = slot
+            .cell
+            .active()
+            .ok_or_else(|| HandlerError::NotFound(slot.name.clone()))?;
+        let runtime = self.runtime.clone();
+        let label = slot.label(&plugin);
+        let outcome =
+            tokio::task::spawn_blocking(move || runtime.run_handler(&plugin, &payload, &context, &mut on_progress))
+                .await
+                .map_err(|e| HandlerError::Task(e.to_string()))?;
+        outcome.map_err(|failure| {
+            self.failures.record(&label, &failure);
+            HandlerError::Failed { label, failure }
+        })
+    }
+}
