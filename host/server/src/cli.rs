@@ -21,6 +21,47 @@ pub enum Command {
     Serve(ServeOptions),
     /// Measure the server: agenda submissions per second over real HTTP.
     Bench(BenchOptions),
+    /// Submit an agenda from a JSON file (`-` for stdin).
+    Submit {
+        /// The agenda JSON.
+        file: PathBuf,
+        /// Follow its progress live until it completes (exit code 1 if it fails).
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        client: ClientOptions,
+    },
+    /// Show an agenda's progress (by agenda id or progress id).
+    Progress {
+        id: String,
+        /// Follow it live until it completes.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        client: ClientOptions,
+    },
+    /// List the most recent agendas with their state.
+    Ls {
+        /// How many agendas to show.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        count: usize,
+        #[command(flatten)]
+        client: ClientOptions,
+    },
+}
+
+/// How the client commands reach the server.
+#[derive(Debug, Clone, Args)]
+pub struct ClientOptions {
+    /// Base URL of the POP server.
+    #[arg(long, env = "POP_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Bearer token; default: the admin token in the data directory.
+    #[arg(long, env = "POP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data directory whose admin token to use when no token is given.
+    #[arg(long, env = "POP_DATA_DIR", default_value = "./pop-data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,6 +6,7 @@ mod auth;
 mod bench;
 mod cid;
 mod cli;
+mod client;
 mod domain;
 mod error;
 mod plugins;
@@ -23,10 +24,24 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
+    let succeeded = runtime.block_on(async {
         match cli.command {
-            cli::Command::Serve(options) => serve::serve(options).await,
-            cli::Command::Bench(options) => bench::run(options).await,
+            cli::Command::Serve(options) => serve::serve(options).await.map(|()| true),
+            cli::Command::Bench(options) => bench::run(options).await.map(|()| true),
+            cli::Command::Submit { file, watch, client } => {
+                client::submit(&client::ApiClient::new(&client)?, &file, watch).await
+            }
+            cli::Command::Progress { id, watch, client } => {
+                client::progress(&client::ApiClient::new(&client)?, &id, watch).await
+            }
+            cli::Command::Ls { count, client } => client::ls(&client::ApiClient::new(&client)?, count)
+                .await
+                .map(|()| true),
         }
-    })
+    })?;
+    // A watched agenda that failed makes the command fail, for scripts.
+    if !succeeded {
+        std::process::exit(1);
+    }
+    Ok(())
 }
