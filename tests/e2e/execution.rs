@@ -314,3 +314,63 @@ async fn round_robin_lets_a_small_customer_through_a_big_backlog() {
     assert!(first_b < 2, "B's first agenda in slot {}: {order:?}", first_b + 1);
     assert!(order.len() <= 20, "B's ten took {} slots: {order:?}", order.len());
 }
+
+/// A registry with `shout`, a tenant's wasm handler plugin run in-process.
+fn wasm_registry(workspace: &Workspace) {
+    let registry = json!({
+        "sample": {"processConfig": {"program": "pop-sample-handler"}},
+        "shout": {"wasmConfig": {"plugin": "uppercase"}}
+    });
+    std::fs::create_dir_all(workspace.data_dir()).unwrap();
+    std::fs::write(workspace.data_dir().join("registry.json"), registry.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn wasm_handlers_resident_handlers_and_generators_run_in_one_agenda() {
+    let workspace = Workspace::new();
+    wasm_registry(&workspace);
+    let server = workspace.start_running(&Options::running());
+    setup_tenancy(&server).await;
+    let admin = server.client(ADMIN);
+    let insight = json!({"id": "insight-mixed", "customerId": "ops", "title": "Mixed", "resourcePoolId": "pool-1",
+        "isGlobal": true, "mappers": {"operationType": ["shout", "updateAgenda"]}});
+    admin.post("/pop/insight", insight).await.first();
+    let alice = server.client(ALICE);
+    let uploaded = alice
+        .post_bytes(
+            "/pop/plugin?kind=handler&name=uppercase&version=1.0.0&customerId=acme&activate=true",
+            pop_builtin_plugins::examples::UPPERCASE,
+        )
+        .await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    let agenda = json!({"customerId": "acme", "title": "mixed", "operations": [
+        {"name": "greet", "type": "shout", "payload": {"greeting": "hello", "who": ["pop", "world"]}},
+        {"name": "note", "type": "logMessages", "payload": {"logMessages": ["greeted @<greet.out::/greeting>"]}},
+        {"name": "expand", "type": "updateAgenda",
+         "params": {"agenda.operation.generator": {"operationsJsonPointer": "/operations"}},
+         "payload": {"operations": [
+            {"name": "child-1", "type": "shout", "payload": {"text": "@<greet.out::/who/1>"}},
+            {"name": "child-2", "type": "shout", "params": {"dependsOn": "child-1"}, "payload": {"text": "again"}}]}}
+    ]});
+    let agenda = alice.post("/pop/agenda", agenda).await.first();
+    let agenda_id = agenda["id"].as_str().unwrap().to_string();
+    let progress_id = agenda["progressId"].as_str().unwrap().to_string();
+    let progress = wait_complete(&alice, &progress_id, Duration::from_secs(60)).await;
+    assert_eq!(progress["processingStateMessage"], json!("succeeded"), "{progress}");
+    assert_eq!(
+        result_of(&progress, "greet"),
+        json!({"greeting": "HELLO", "who": ["POP", "WORLD"]})
+    );
+    assert_eq!(operation(&progress, "note")["processingStateMessage"], json!("succeeded"));
+    // The generated operations ran after their generator, references and all.
+    assert_eq!(result_of(&progress, "child-1"), json!({"text": "WORLD"}));
+    assert_eq!(result_of(&progress, "child-2"), json!({"text": "AGAIN"}));
+    let child = |name: &str, field: &str| operation(&progress, name)[field].as_i64().unwrap();
+    assert!(child("child-2", "startedTime") >= child("child-1", "completedTime"));
+    assert_eq!(progress["percentComplete"], json!(100.0));
+    // And they are part of the agenda now, marked with their parent.
+    let stored = alice.get(&format!("/pop/agenda/{agenda_id}")).await.first();
+    let ops = stored["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 5, "{stored}");
+    assert_eq!(ops[3]["params"]["generatedOperationParent"], json!("expand"));
+}
