@@ -219,3 +219,43 @@ async fn plain_commands_follow_the_same_rules() {
         .unwrap();
     assert!(output.outcome.is_success(), "{:?}", output.outcome);
 }
+
+/// A handler whose launcher died keeps running in its own process group;
+/// `kill_orphans` finds it (and what it started) by its report file.
+#[cfg(target_os = "linux")]
+#[test]
+fn orphaned_handlers_are_found_by_their_report_file_and_killed() {
+    use std::os::unix::process::CommandExt as _;
+    use std::time::{Duration, Instant};
+
+    let runs = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let spawn = |dir: &std::path::Path| {
+        std::process::Command::new("sh")
+            .args(["-c", "sleep 60 & wait"])
+            .env("POP_REPORT_FILE", dir.join("a/op.jsonl"))
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let mut orphan = spawn(runs.path());
+    let mut bystander = spawn(elsewhere.path());
+    // Until the shell has exec'd, its environment is the test's own.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pop_handlers_registry::kill_orphans(runs.path()), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = orphan.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the orphan survived");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "other launchers' handlers are left alone"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}

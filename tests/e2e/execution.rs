@@ -361,7 +361,10 @@ async fn wasm_handlers_resident_handlers_and_generators_run_in_one_agenda() {
         result_of(&progress, "greet"),
         json!({"greeting": "HELLO", "who": ["POP", "WORLD"]})
     );
-    assert_eq!(operation(&progress, "note")["processingStateMessage"], json!("succeeded"));
+    assert_eq!(
+        operation(&progress, "note")["processingStateMessage"],
+        json!("succeeded")
+    );
     // The generated operations ran after their generator, references and all.
     assert_eq!(result_of(&progress, "child-1"), json!({"text": "WORLD"}));
     assert_eq!(result_of(&progress, "child-2"), json!({"text": "AGAIN"}));

@@ -3,6 +3,7 @@
 
 mod env;
 mod logs;
+mod orphans;
 mod process;
 mod verdict;
 
@@ -12,6 +13,7 @@ use thiserror::Error;
 
 pub use env::CONTRACT_VARS;
 pub use logs::{DIAGNOSTIC_LOG_LINES, KEPT_LOG_LINES};
+pub use orphans::kill_orphans;
 pub use process::run_process;
 
 /// What a handler is launched with (§5.2 / §5.3.6). Blank ids are not passed on, as in POP.

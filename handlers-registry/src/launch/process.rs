@@ -60,7 +60,6 @@ pub async fn run_process(
     // containers die with the pod; a local handler's children must as well).
     #[cfg(unix)]
     command.process_group(0);
-    die_with_launcher(&mut command);
 
     let mut observed = Observed {
         timeout_ms: spec.timeout_ms,
@@ -140,32 +139,6 @@ impl ReportFile {
             Self::Temporary(file) => file.path(),
         }
     }
-}
-
-/// On Linux the handler is killed when the launcher dies (even by SIGKILL): an orphaned handler
-/// would go on running an operation that the restarted server runs again. Its own process group
-/// keeps it out of the launcher's terminal signals, so this is the one link between them.
-fn die_with_launcher(command: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        let launcher = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs in the forked child before exec and only calls the
-        // async-signal-safe prctl(2), getppid(2) and _exit(2).
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The launcher may have died between fork and prctl: then nobody would signal.
-                if libc::getppid() != launcher {
-                    libc::_exit(137);
-                }
-                Ok(())
-            });
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = command;
 }
 
 /// How following ended.

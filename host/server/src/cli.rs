@@ -114,4 +114,10 @@ pub struct BenchOptions {
     /// Operations per submitted agenda (a chain with references).
     #[arg(long, default_value_t = 3)]
     pub operations: usize,
+    /// Pending agendas submitted to measure memory per pending agenda.
+    #[arg(long, default_value_t = 20_000)]
+    pub pending_agendas: usize,
+    /// Run one section only: submissions, execution or memory.
+    #[arg(long, value_parser = ["submissions", "execution", "memory"])]
+    pub only: Option<String>,
 }

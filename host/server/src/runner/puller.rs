@@ -69,6 +69,13 @@ impl Drop for Slot {
 pub fn spawn(runner: Arc<Runner>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let puller = runner.config.puller_id.clone();
+        // Handlers a crashed predecessor left running would race the new
+        // runs of their operations: gone before anything is handed out.
+        let runs_dir = runner.config.runs_dir.clone();
+        match tokio::task::spawn_blocking(move || pop_handlers_registry::kill_orphans(&runs_dir)).await {
+            Ok(0) | Err(_) => {}
+            Ok(killed) => tracing::info!(killed, "killed handlers left running by the previous run"),
+        }
         match queue::release_held_by(runner.store.as_ref(), &puller).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, puller, "took back the agendas of the previous run"),

@@ -1,86 +1,18 @@
-//! `pop bench`: agenda submissions per second through a real `pop serve`
-//! child process over loopback HTTP, on a fresh store in a temporary
-//! directory. Reads by id are measured in the same run for comparison.
+//! Agenda submissions per second and reads by id, through the real API.
+//! The agendas carry `doNotRun`, so only the submission path is measured.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
+use super::Bench;
 use crate::cli::BenchOptions;
 
-pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("pop-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let (mut child, base) = start_server(&dir).await?;
-    let token = std::fs::read_to_string(dir.join(crate::auth::ADMIN_TOKEN_FILE))?
-        .trim()
-        .to_string();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.concurrency)
-        .build()?;
-    let result = measure(&client, &base, &token, &options).await;
-    let _ = child.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn start_server(dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start pop serve")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await?? {
-            Some(line) => {
-                if let Some(address) = line.strip_prefix("pop listening on ") {
-                    return Ok((child, address.trim().to_string()));
-                }
-            }
-            None => break,
-        }
-    }
-    bail!("pop serve did not report its address")
-}
-
-async fn measure(client: &reqwest::Client, base: &str, token: &str, options: &BenchOptions) -> anyhow::Result<()> {
-    let setup = [
-        (
-            "/pop/resourcepool",
-            json!({"id": "bench-pool", "customerId": "bench", "title": "bench pool"}),
-        ),
-        (
-            "/pop/customer",
-            json!({"id": "bench", "customerId": "bench", "title": "Bench", "resourcePoolId": "bench-pool"}),
-        ),
-        (
-            "/pop/insight",
-            json!({"customerId": "bench", "title": "bench insight", "resourcePoolId": "bench-pool", "queueSize": 10,
-                   "schedulingAlgorithm": "FirstInFirstOut", "mappers": {"operationType": ["sample"]}}),
-        ),
-    ];
-    for (path, body) in setup {
-        let response = client
-            .post(format!("{base}{path}"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("setup {path} failed: {}", response.text().await?);
-        }
-    }
+pub async fn measure(bench: &Bench, options: &BenchOptions) -> anyhow::Result<()> {
+    let (client, base, token) = (&bench.http, bench.base.as_str(), bench.token.as_str());
     let agenda = bench_agenda(options.operations);
     // Warm up connections and the store's caches.
     let warmup = options.agendas.min(500).max(options.concurrency);

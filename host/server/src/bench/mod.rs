@@ -1,0 +1,214 @@
+//! `pop bench`: the server measured through its real API, as a child
+//! `pop serve` process on a fresh store in a temporary directory, client
+//! and server on the same machine. Sections:
+//!
+//! * [`submissions`]: agenda POSTs per second (and p50/p99), reads by id;
+//! * [`execution`]: per-operation orchestration overhead with the wasm and
+//!   the process handler, and a 10,000-operation agenda accepted and run;
+//! * [`memory`]: server memory per pending agenda.
+
+mod execution;
+mod memory;
+mod submissions;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::cli::BenchOptions;
+
+/// A running server to measure, and a client for it.
+pub struct Bench {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+    child: Child,
+    dir: PathBuf,
+}
+
+pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
+    let bench = Bench::start("main", &[]).await?;
+    bench.setup().await?;
+    let outcome = async {
+        if options.section("submissions") {
+            submissions::measure(&bench, &options).await?;
+        }
+        if options.section("execution") {
+            execution::measure(&bench).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    bench.stop().await;
+    outcome?;
+    if options.section("memory") {
+        memory::measure(&options).await?;
+    }
+    Ok(())
+}
+
+impl BenchOptions {
+    fn section(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == name)
+    }
+}
+
+impl Bench {
+    /// Start `pop serve` on a fresh data directory, with the bench registry
+    /// (`sample` as a process, `shout` as a wasm handler plugin).
+    pub async fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("pop-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let registry = json!({
+            "sample": {"processConfig": {"program": "pop-sample-handler"}},
+            "shout": {"wasmConfig": {"plugin": "uppercase"}}
+        });
+        std::fs::write(dir.join(crate::serve::REGISTRY_FILE), registry.to_string())?;
+        let (child, base) = start_server(&dir, env).await?;
+        let token = std::fs::read_to_string(dir.join(crate::auth::ADMIN_TOKEN_FILE))?
+            .trim()
+            .to_string();
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+        Ok(Self {
+            http,
+            base,
+            token,
+            child,
+            dir,
+        })
+    }
+
+    /// Pool, customer, the uppercase handler plugin, and two insights: one
+    /// that runs `sample`/`shout` operations here, one whose agendas stay
+    /// pending (no queue, no execution).
+    pub async fn setup(&self) -> anyhow::Result<()> {
+        self.post(
+            "/pop/resourcepool",
+            &json!({"id": "bench-pool", "customerId": "bench", "title": "bench pool"}),
+        )
+        .await?;
+        self.post(
+            "/pop/customer",
+            &json!({"id": "bench", "customerId": "bench", "title": "Bench", "resourcePoolId": "bench-pool"}),
+        )
+        .await?;
+        self.post(
+            "/pop/insight",
+            &json!({"id": "bench-run", "customerId": "bench", "title": "bench runs", "resourcePoolId": "bench-pool",
+                    "queueSize": 100, "executionLimit": 64, "schedulingAlgorithm": "FirstInFirstOut",
+                    "mappers": {"operationType": ["sample", "shout"]}}),
+        )
+        .await?;
+        self.post(
+            "/pop/insight",
+            &json!({"id": "bench-parked", "customerId": "bench", "title": "bench parked", "resourcePoolId": "bench-pool",
+                    "queueSize": 0, "executionLimit": 0, "mappers": {"operationType": ["parked"]}}),
+        )
+        .await?;
+        let response = self
+            .http
+            .post(format!(
+                "{}/pop/plugin?kind=handler&name=uppercase&version=1&customerId=bench&activate=true",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .body(pop_builtin_plugins::examples::UPPERCASE)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("uploading the handler plugin failed: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("POST {path} failed with {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("GET {path} failed with {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// The server's resident memory, from `/proc` (Linux).
+    pub fn server_rss_bytes(&self) -> anyhow::Result<u64> {
+        let pid = self.child.id().context("the server exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc status")?;
+        Ok(kib * 1024)
+    }
+
+    /// Bytes of the store files (database and WAL).
+    pub fn store_bytes(&self) -> u64 {
+        ["pop.db", "pop.db-wal"]
+            .iter()
+            .filter_map(|name| std::fs::metadata(self.dir.join(name)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn start_server(dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<(Child, String)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        // Release as soon as there is room: the benchmarks measure execution,
+        // not the scheduling interval.
+        .env("POP_SCHEDULE_INTERVAL_MS", "5")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start pop serve")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await?? {
+            Some(line) => {
+                if let Some(address) = line.strip_prefix("pop listening on ") {
+                    return Ok((child, address.trim().to_string()));
+                }
+            }
+            None => break,
+        }
+    }
+    bail!("pop serve did not report its address")
+}
