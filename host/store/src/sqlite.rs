@@ -9,7 +9,10 @@
 //!   survive power loss, and grouping keeps that affordable.
 //! * Reads run on a small pool of read-only connections through
 //!   `spawn_blocking`; WAL lets them proceed while the writer commits.
+//! * A background thread checkpoints the WAL (see [`checkpointer`]), so no
+//!   commit pays for it.
 
+mod checkpointer;
 mod plan;
 mod reader;
 mod schema;
@@ -22,6 +25,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{DocFilter, Document, ObjectKind, Query, Result, Store, StoreError, Write};
+use checkpointer::Checkpointer;
 use reader::ReadPool;
 use writer::Writer;
 
@@ -54,7 +58,9 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     // Field order matters for Drop: idle readers close before the writer
     // thread is joined, so the writer's connection is the last one and
-    // checkpoints the WAL when it closes.
+    // checkpoints the WAL when it closes. The checkpointer is only held
+    // (its thread runs on its own), and stops first.
+    _checkpointer: Checkpointer,
     reads: ReadPool,
     writer: Writer,
 }
@@ -65,9 +71,14 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_writer_connection(&path, &options)?;
         schema::ensure(&mut conn)?;
+        let checkpointer = Checkpointer::spawn(&path, &options)?;
         let reads = ReadPool::open(path, &options)?;
         let writer = Writer::spawn(conn, &options)?;
-        Ok(Self { reads, writer })
+        Ok(Self {
+            _checkpointer: checkpointer,
+            reads,
+            writer,
+        })
     }
 
     /// The `EXPLAIN QUERY PLAN` lines of the statement `query` runs, so that
@@ -127,6 +138,10 @@ fn open_writer_connection(path: &Path, options: &SqliteOptions) -> Result<Connec
     // FULL syncs the WAL on every commit: an acknowledged write survives
     // power loss, not just a crash of this process.
     conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+    // Checkpoints run in the background (see `checkpointer`); commits only
+    // checkpoint themselves past this backstop.
+    conn.pragma_update(None, "wal_autocheckpoint", checkpointer::BACKSTOP_PAGES)
+        .map_err(db)?;
     Ok(conn)
 }
 
