@@ -242,7 +242,9 @@ fn orphaned_handlers_are_found_by_their_report_file_and_killed() {
     let mut bystander = spawn(elsewhere.path());
     // Until the shell has exec'd, its environment is the test's own.
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(pop_handlers_registry::kill_orphans(runs.path()), 1);
+    // The shell and its `sleep` (which inherited the environment).
+    let killed = pop_handlers_registry::kill_orphans(runs.path());
+    assert!((1..=2).contains(&killed), "{killed}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = orphan.try_wait().unwrap() {

@@ -75,8 +75,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         config: runner_config(&options)?,
         wake_scheduler,
     };
+    let state = AppState::new(store.clone(), auth, plugins.clone(), runner.wake_scheduler.clone());
     let puller = crate::runner::spawn(Arc::new(runner));
-    let state = AppState::new(store, auth, plugins);
+
     let listener = TcpListener::bind(&options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;

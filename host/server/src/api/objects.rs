@@ -144,6 +144,9 @@ async fn remove(
 
 /// A customer write may name or drop a visibility policy.
 async fn refresh_after_write(app: &AppState, kind: ObjectKind) {
+    if kind == ObjectKind::Agenda {
+        app.backlog_grew.notify_one();
+    }
     if kind == ObjectKind::Customer
         && let Err(e) = app.plugins.refresh_policy_owners().await
     {

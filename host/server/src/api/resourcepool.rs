@@ -69,6 +69,7 @@ async fn create_agenda(State(app): State<AppState>, ctx: RequestContext, body: R
     }
     .await;
     let creation = result.map_err(|e| e.with_cid(&ctx.cid))?;
+    app.backlog_grew.notify_one();
     let fields = reply::agenda_fields(creation.agendas);
     match creation.refused {
         // POP answers the created agendas beside the error of the others.

@@ -43,12 +43,14 @@ pub async fn run(State(app): State<AppState>, ctx: RequestContext, body: Result<
     }
     .await;
     let agenda = result.map_err(|e| e.with_cid(&ctx.cid))?;
+    app.backlog_grew.notify_one();
     Ok(reply::service(reply::agenda_fields(vec![agenda]), &ctx.cid))
 }
 
 pub async fn rerun(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
     let result = async { service::rerun(app.store.as_ref(), &ctx.caller, body_object(body)?).await }.await;
     let outcome = result.map_err(|e| e.with_cid(&ctx.cid))?;
+    app.backlog_grew.notify_one();
     let mut fields = Map::new();
     fields.insert("resetOperations".into(), json!(outcome.reset));
     fields.insert("deletedOperations".into(), json!(outcome.deleted));
