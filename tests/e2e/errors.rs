@@ -42,6 +42,15 @@ async fn authentication_and_malformed_requests() {
         )
         .await
         .expect_error(422, "queueSize");
+    for limit in [json!(-1), json!("many"), json!(1.5)] {
+        alice
+            .post(
+                "/pop/insight",
+                json!({"customerId": "acme", "title": "t", "executionLimit": limit}),
+            )
+            .await
+            .expect_error(422, "executionLimit");
+    }
     alice
         .post("/pop/customer", json!({"customerId": "acme"}))
         .await
