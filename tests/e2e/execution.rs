@@ -377,3 +377,25 @@ async fn wasm_handlers_resident_handlers_and_generators_run_in_one_agenda() {
     assert_eq!(ops.len(), 5, "{stored}");
     assert_eq!(ops[3]["params"]["generatedOperationParent"], json!("expand"));
 }
+
+#[tokio::test]
+async fn an_unknown_operation_type_fails_the_agenda_with_pops_message() {
+    let workspace = Workspace::new();
+    let server = workspace.start_running(&Options::running());
+    setup_tenancy(&server).await;
+    let insight = json!({"id": "insight-mystery", "customerId": "ops", "title": "Mystery", "resourcePoolId": "pool-1",
+        "isGlobal": true, "mappers": {"operationType": ["mystery"]}});
+    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    let alice = server.client(ALICE);
+    let agenda = json!({"customerId": "acme", "title": "mystery", "operations": [
+        {"name": "what", "type": "mystery", "payload": {}},
+        {"name": "after", "type": "sample", "payload": {"x": "@<what.out>"}}]});
+    let agenda = alice.post("/pop/agenda", agenda).await.first();
+    let progress = wait_complete(&alice, agenda["progressId"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(progress["processingStateMessage"], json!("failed"), "{progress}");
+    assert_eq!(
+        progress["diagnosticEvents"][0]["message"],
+        json!("Unknown operation type found: mystery on operation: what")
+    );
+    assert_eq!(operation(&progress, "after")["processingState"], json!("WAITING"));
+}
