@@ -58,7 +58,9 @@ fn base_config() -> Config {
 /// Pool sizes derived from the limits. Each memory slot reserves address
 /// space (4 GiB + guard, so bounds checks stay free), not RAM.
 fn pool(limits: &Limits) -> PoolingAllocationConfig {
-    let calls = limits.concurrent_calls.max(1);
+    // Warm instances keep their slots while idle: room for them on top.
+    let warm = u32::try_from(limits.warm_instances).unwrap_or(u32::MAX);
+    let calls = limits.concurrent_calls.max(1).saturating_add(warm);
     let per_call = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(calls)
