@@ -8,7 +8,7 @@ use std::time::Duration;
 use pop_core::scheduling::{ScheduleInput, ScheduleOutput, check_decision};
 use wasmtime::Store;
 
-use crate::abi::{Pending, ScheduleInputRef};
+use crate::abi::ScheduleInputRef;
 use crate::bindings::v0_1::types;
 use crate::error::{PluginFailure, classify};
 use crate::plugin::{Bound, CompiledPlugin, PluginKind};
@@ -30,8 +30,7 @@ impl Runtime {
         let Bound::Scheduler(pre, schedule) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::Scheduler, plugin));
         };
-        let pending: Vec<Pending> = input.pending.iter().map(Pending::from).collect();
-        let wit = ScheduleInputRef::new(input, &pending);
+        let wit = ScheduleInputRef::new(input);
         let mut lease = self.lease(plugin, on, |store| pre.instance_pre().instantiate(store))?;
         let answer = lease.call(|instance, store| {
             let schedule = instance
