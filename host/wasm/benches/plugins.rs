@@ -136,27 +136,22 @@ fn decide_10000(c: &mut Criterion) {
     println!();
     for (label, name, config, native) in cases {
         let plugin = compile(&runtime, name);
-        // EXPERIMENT: an alternative build of the same scheduler.
-        let alt = std::env::var("POP_ALT_WASM").ok().map(|dir| {
-            let file = format!("{dir}/pop_scheduler_{}.wasm", label.replace('-', "_"));
-            runtime.compile(PluginKind::Scheduler, &std::fs::read(file).unwrap()).unwrap()
-        });
-        if let Some(alt) = &alt {
-            let state = native(&backlog.input(10, config, &[])).unwrap().state;
-            let input = backlog.input(10, config, &state);
-            group.bench_function(format!("{label}/wasm-alt"), |b| {
-                b.iter(|| runtime.schedule(alt, InstanceFor::Tenant("bench"), black_box(&input)).unwrap())
-            });
-        }
         // Steady state: the state a previous decision left.
         let state = native(&backlog.input(10, config, &[])).unwrap().state;
         let input = backlog.input(10, config, &state);
-        assert_eq!(runtime.schedule(&plugin, InstanceFor::Tenant("bench"), &input).unwrap(), native(&input).unwrap());
+        assert_eq!(
+            runtime.schedule(&plugin, InstanceFor::Tenant("bench"), &input).unwrap(),
+            native(&input).unwrap()
+        );
         group.bench_function(format!("{label}/native"), |b| {
             b.iter(|| native(black_box(&input)).unwrap())
         });
         group.bench_function(format!("{label}/wasm"), |b| {
-            b.iter(|| runtime.schedule(&plugin, InstanceFor::Tenant("bench"), black_box(&input)).unwrap())
+            b.iter(|| {
+                runtime
+                    .schedule(&plugin, InstanceFor::Tenant("bench"), black_box(&input))
+                    .unwrap()
+            })
         });
         let n = percentiles(&format!("{label}/native"), 1_000, || {
             black_box(native(&input).unwrap());
@@ -174,10 +169,18 @@ fn decide_10000(c: &mut Criterion) {
     let transfer_only = runtime.compile(PluginKind::Scheduler, fixtures::FIRST_PENDING).unwrap();
     let input = backlog.input(10, "{}", &[]);
     group.bench_function("transfer-only/wasm", |b| {
-        b.iter(|| runtime.schedule(&transfer_only, InstanceFor::Tenant("bench"), black_box(&input)).unwrap())
+        b.iter(|| {
+            runtime
+                .schedule(&transfer_only, InstanceFor::Tenant("bench"), black_box(&input))
+                .unwrap()
+        })
     });
     percentiles("transfer-only/wasm", 1_000, || {
-        black_box(runtime.schedule(&transfer_only, InstanceFor::Tenant("bench"), &input).unwrap());
+        black_box(
+            runtime
+                .schedule(&transfer_only, InstanceFor::Tenant("bench"), &input)
+                .unwrap(),
+        );
     });
     group.finish();
 }
@@ -191,10 +194,18 @@ fn overhead(c: &mut Criterion) {
     for name in ["FirstInFirstOut", "RoundRobin"] {
         let plugin = compile(&runtime, name);
         group.bench_function(format!("call-0-pending/{name}"), |b| {
-            b.iter(|| runtime.schedule(&plugin, InstanceFor::Tenant("bench"), black_box(&input)).unwrap())
+            b.iter(|| {
+                runtime
+                    .schedule(&plugin, InstanceFor::Tenant("bench"), black_box(&input))
+                    .unwrap()
+            })
         });
         group.bench_function(format!("call-0-pending-fresh/{name}"), |b| {
-            b.iter(|| runtime.schedule(&plugin, InstanceFor::Fresh, black_box(&input)).unwrap())
+            b.iter(|| {
+                runtime
+                    .schedule(&plugin, InstanceFor::Fresh, black_box(&input))
+                    .unwrap()
+            })
         });
         group.bench_function(format!("instantiate-only/{name}"), |b| {
             b.iter(|| runtime.probe(&plugin).unwrap())
@@ -304,17 +315,27 @@ fn visibility_1000(c: &mut Criterion) {
             .collect()
     };
     assert_eq!(
-        runtime.decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects).unwrap(),
+        runtime
+            .decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects)
+            .unwrap(),
         native()
     );
     let mut group = c.benchmark_group("visibility-1000");
     group.bench_function("native", |b| b.iter(|| black_box(native())));
     group.bench_function("wasm", |b| {
-        b.iter(|| runtime.decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects).unwrap())
+        b.iter(|| {
+            runtime
+                .decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects)
+                .unwrap()
+        })
     });
     println!();
     percentiles("visibility-1000/wasm", 1_000, || {
-        black_box(runtime.decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects).unwrap());
+        black_box(
+            runtime
+                .decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects)
+                .unwrap(),
+        );
     });
     group.finish();
 }

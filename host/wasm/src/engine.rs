@@ -52,9 +52,6 @@ fn base_config() -> Config {
         // loop back-edges; the ticker below advances it.
         .epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK);
-    if std::env::var_os("POP_WASM_PERFMAP").is_some() {
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
     config
 }
 

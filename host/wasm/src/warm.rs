@@ -148,7 +148,9 @@ impl WarmPool {
     fn take<P: Warm>(&self, plugin: u64, tenant: &str) -> Option<(Store<CallState>, P, u32)> {
         let entry = {
             let mut entries = self.lock();
-            let at = entries.iter().position(|e| e.plugin == plugin && &*e.tenant == tenant)?;
+            let at = entries
+                .iter()
+                .position(|e| e.plugin == plugin && &*e.tenant == tenant)?;
             entries.swap_remove(at)
         };
         let Entry {

@@ -54,7 +54,11 @@ impl Healthy {
 
     fn call(&self, runtime: &Runtime) -> Result<(), PluginFailure> {
         runtime
-            .schedule(&self.plugin, InstanceFor::Tenant("acme"), &self.backlog.input(5, "{}", &[]))
+            .schedule(
+                &self.plugin,
+                InstanceFor::Tenant("acme"),
+                &self.backlog.input(5, "{}", &[]),
+            )
             .map(|out| assert_eq!(out.release.len(), 5))
     }
 
@@ -78,7 +82,9 @@ fn call_fixture(runtime: &Runtime, wasm: &[u8]) -> (Result<(), PluginFailure>, D
     let plugin = scheduler(runtime, wasm);
     let backlog = Backlog::random(&mut Rng::new(2), 3, 10);
     let start = Instant::now();
-    let result = runtime.schedule(&plugin, InstanceFor::Tenant("acme"), &backlog.input(3, "{}", &[])).map(drop);
+    let result = runtime
+        .schedule(&plugin, InstanceFor::Tenant("acme"), &backlog.input(3, "{}", &[]))
+        .map(drop);
     (result, start.elapsed())
 }
 

@@ -147,7 +147,10 @@ fn the_memory_cap_holds_on_a_reused_instance() {
     for expected in 1..=3 {
         assert_eq!(count(&runtime, &plugin, acme(), "{}"), Ok(expected));
     }
-    assert_eq!(count(&runtime, &plugin, acme(), "bomb"), Err(PluginFailure::OutOfMemory));
+    assert_eq!(
+        count(&runtime, &plugin, acme(), "bomb"),
+        Err(PluginFailure::OutOfMemory)
+    );
     assert_eq!(count(&runtime, &plugin, acme(), "{}"), Ok(1));
 }
 

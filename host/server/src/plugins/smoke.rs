@@ -39,7 +39,9 @@ pub fn call(runtime: &Runtime, plugin: &CompiledPlugin) -> Result<(), PluginFail
                 owner: "smoke".into(),
                 mappers: Vec::new(),
             };
-            runtime.select_insight(plugin, InstanceFor::Fresh, &agenda, &[candidate]).map(drop)
+            runtime
+                .select_insight(plugin, InstanceFor::Fresh, &agenda, &[candidate])
+                .map(drop)
         }
         PluginKind::VisibilityPolicy => {
             let caller = Caller {
@@ -54,7 +56,9 @@ pub fn call(runtime: &Runtime, plugin: &CompiledPlugin) -> Result<(), PluginFail
                 is_global: false,
                 allowed_customer_ids: Vec::new(),
             };
-            runtime.decide_visibility(plugin, InstanceFor::Fresh, &caller, &[object]).map(drop)
+            runtime
+                .decide_visibility(plugin, InstanceFor::Fresh, &caller, &[object])
+                .map(drop)
         }
         PluginKind::Handler => {
             let context = OperationContext {

@@ -105,7 +105,9 @@ impl PluginHost {
             let wit_caller = pop_wasm::types::Caller::from(&caller);
             let mut failures = Vec::new();
             let answer = slot.cell.call(
-                |plugin| runtime.decide_visibility(plugin, InstanceFor::Tenant(&owner), &wit_caller, &summaries),
+                |plugin| {
+                    runtime.decide_visibility(plugin, pop_wasm::InstanceFor::Tenant(&owner), &wit_caller, &summaries)
+                },
                 || native(&caller, &page),
                 &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
             );
