@@ -149,7 +149,8 @@ pub mod fixtures {
     pub const TRAP_WHEN_BUSY: &[u8] = component!("pop_fixture_trap_when_busy");
     /// Counts its calls in a static and returns the count as its state (decimal), releasing
     /// nothing: the count goes up only while the host reuses the instance. Config `"trap"`,
-    /// `"spin"` or `"bomb"` makes it trap, loop forever or exhaust memory after counting.
+    /// `"spin"` or `"bomb"` makes it trap, loop forever or exhaust memory after counting;
+    /// `"grow"` makes it use 24 MiB for a moment and answer normally.
     pub const CALL_COUNTER: &[u8] = component!("pop_fixture_call_counter");
 
     /// Every fixture, named as its directory, with the world it exports.

@@ -19,7 +19,8 @@
 //!   already holds counts against them.
 //! * An instance retires after [`MAX_USES`] calls, so nothing a guest
 //!   leaks slowly (heap fragmentation, WASI resource handles in the host's
-//!   table) grows without bound.
+//!   table) grows without bound; one whose memory grew past
+//!   [`MAX_IDLE_MEMORY`] is not kept at all.
 //! * The pool is bounded ([`crate::Limits::warm_instances`]); the least
 //!   recently used instance is dropped to make room. A new version of a
 //!   plugin is a new [`CompiledPlugin`] with its own id, so a swap never
@@ -41,6 +42,12 @@ use crate::state::CallState;
 
 /// Calls one warm instance serves before it is replaced by a fresh one.
 pub(crate) const MAX_USES: u32 = 1_000;
+
+/// Largest linear memory an idle warm instance may keep. A 10,000-agenda
+/// decision needs about 2 MiB; an instance that grew past this (up to the
+/// per-call cap) is dropped after its call instead of holding that memory
+/// while idle.
+pub(crate) const MAX_IDLE_MEMORY: usize = 16 << 20;
 
 /// Which instance a call runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,10 +281,12 @@ impl<'p, P: Warm> Lease<'p, P> {
 
     /// The call succeeded and its answer passed the contract checks: keep
     /// the instance for the next call of the same key (unless it was a
-    /// fresh-only call or has served its [`MAX_USES`]).
+    /// fresh-only call, has served its [`MAX_USES`] or holds more than
+    /// [`MAX_IDLE_MEMORY`]).
     pub(crate) fn keep(self) {
         if let Some((plugin, tenant)) = self.key
             && self.uses < MAX_USES
+            && self.store.data().limiter.largest_memory <= MAX_IDLE_MEMORY
         {
             self.pool
                 .put(plugin, tenant, self.store, self.instance.wrap(), self.uses);

@@ -155,6 +155,19 @@ fn the_memory_cap_holds_on_a_reused_instance() {
 }
 
 #[test]
+fn an_instance_that_grew_big_is_not_kept_idle() {
+    let runtime = runtime();
+    let plugin = counter(&runtime);
+    assert_eq!(count(&runtime, &plugin, acme(), "{}"), Ok(1));
+    assert_eq!(count(&runtime, &plugin, acme(), "{}"), Ok(2));
+    // 24 MiB is within the 64 MiB cap, so the call answers, but more than
+    // an idle instance may hold.
+    assert_eq!(count(&runtime, &plugin, acme(), "grow"), Ok(3));
+    assert_eq!(runtime.warm_instances(), 0);
+    assert_eq!(count(&runtime, &plugin, acme(), "{}"), Ok(1));
+}
+
+#[test]
 fn the_pool_is_bounded_and_drops_the_least_recently_used() {
     let runtime = runtime_with(Limits {
         deadline: Duration::from_secs(2),
