@@ -36,6 +36,7 @@ const COMPONENTS: &[&str] = &[
     "pop_fixture_first_pending",
     "pop_fixture_last_pending",
     "pop_fixture_trap_when_busy",
+    "pop_fixture_call_counter",
 ];
 
 /// Inputs of the guest build, relative to the repository root.

@@ -147,6 +147,11 @@ pub mod fixtures {
     /// Passes the host's smoke call (empty backlog) and panics as soon as work is pending: for
     /// the fallback taken at decision time and the failure report to the owner.
     pub const TRAP_WHEN_BUSY: &[u8] = component!("pop_fixture_trap_when_busy");
+    /// Counts its calls in a static and returns the count as its state (decimal), releasing
+    /// nothing: the count goes up only while the host reuses the instance. Config `"trap"`,
+    /// `"spin"` or `"bomb"` makes it trap, loop forever or exhaust memory after counting;
+    /// `"grow"` makes it use 24 MiB for a moment and answer normally.
+    pub const CALL_COUNTER: &[u8] = component!("pop_fixture_call_counter");
 
     /// Every fixture, named as its directory, with the world it exports.
     pub const ALL: &[Builtin] = &[
@@ -199,6 +204,11 @@ pub mod fixtures {
             name: "trap-when-busy",
             kind: SCHEDULER,
             wasm: TRAP_WHEN_BUSY,
+        },
+        Builtin {
+            name: "call-counter",
+            kind: SCHEDULER,
+            wasm: CALL_COUNTER,
         },
     ];
 }

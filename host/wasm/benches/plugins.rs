@@ -4,7 +4,8 @@
 //! * `decide-10000`: round-robin and weighted-fair over 10,000 pending
 //!   agendas from 100 customers, 10 free slots (goal: wasm ≤ 1.5 × native,
 //!   p99 ≤ 1 ms; percentiles of 1,000 single calls are printed too);
-//! * `overhead`: a scheduler call with nothing pending (goal ≤ 10 µs), and
+//! * `overhead`: a scheduler call with nothing pending on the tenant's warm
+//!   instance (goal ≤ 10 µs), the same on a fresh instance, and
 //!   instantiation alone;
 //! * `hot-swap`: upload to active, i.e. compile + activate, cold (goal ≤
 //!   100 ms), from the in-memory cache and from `cache_dir` (goal ≤ 5 ms);
@@ -20,7 +21,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use pop_builtin_plugins::{builtin, fixtures};
 use pop_core::scheduling::{PendingAgenda, ScheduleInput, ScheduleOutput, round_robin, weighted_fair};
 use pop_core::visibility::{Caller, Ownership, ReadRule, can_read};
-use pop_wasm::{CompiledPlugin, PluginCell, PluginKind, Runtime, RuntimeConfig, types};
+use pop_wasm::{CompiledPlugin, InstanceFor, Limits, PluginCell, PluginKind, Runtime, RuntimeConfig, types};
 
 /// 10,000 agendas from 100 customers, oldest first, a few priorities.
 struct Backlog {
@@ -62,6 +63,20 @@ impl Backlog {
             state,
         }
     }
+}
+
+/// The default runtime except a generous deadline: the machine the benchmarks
+/// run on is shared, and a call descheduled past the 20 ms default would
+/// abort the run instead of showing up in the percentiles.
+fn bench_runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        limits: Limits {
+            deadline: Duration::from_secs(1),
+            ..Limits::default()
+        },
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
 }
 
 fn compile(runtime: &Runtime, name: &str) -> Arc<CompiledPlugin> {
@@ -108,7 +123,7 @@ fn percentiles(label: &str, runs: usize, mut f: impl FnMut()) -> Duration {
 }
 
 fn decide_10000(c: &mut Criterion) {
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let runtime = bench_runtime();
     let backlog = Backlog::new(100, 10_000);
     let weights = r#"{"weights":{"customer-000":4,"customer-001":2,"customer-002":0.5},"defaultWeight":1}"#;
     type Native = fn(&ScheduleInput<'_>) -> Result<ScheduleOutput, pop_core::scheduling::ScheduleError>;
@@ -124,18 +139,25 @@ fn decide_10000(c: &mut Criterion) {
         // Steady state: the state a previous decision left.
         let state = native(&backlog.input(10, config, &[])).unwrap().state;
         let input = backlog.input(10, config, &state);
-        assert_eq!(runtime.schedule(&plugin, &input).unwrap(), native(&input).unwrap());
+        assert_eq!(
+            runtime.schedule(&plugin, InstanceFor::Tenant("bench"), &input).unwrap(),
+            native(&input).unwrap()
+        );
         group.bench_function(format!("{label}/native"), |b| {
             b.iter(|| native(black_box(&input)).unwrap())
         });
         group.bench_function(format!("{label}/wasm"), |b| {
-            b.iter(|| runtime.schedule(&plugin, black_box(&input)).unwrap())
+            b.iter(|| {
+                runtime
+                    .schedule(&plugin, InstanceFor::Tenant("bench"), black_box(&input))
+                    .unwrap()
+            })
         });
         let n = percentiles(&format!("{label}/native"), 1_000, || {
             black_box(native(&input).unwrap());
         });
         let w = percentiles(&format!("{label}/wasm"), 1_000, || {
-            black_box(runtime.schedule(&plugin, &input).unwrap());
+            black_box(runtime.schedule(&plugin, InstanceFor::Tenant("bench"), &input).unwrap());
         });
         println!(
             "{label:<28} wasm / native at p50: {:.2}",
@@ -147,16 +169,24 @@ fn decide_10000(c: &mut Criterion) {
     let transfer_only = runtime.compile(PluginKind::Scheduler, fixtures::FIRST_PENDING).unwrap();
     let input = backlog.input(10, "{}", &[]);
     group.bench_function("transfer-only/wasm", |b| {
-        b.iter(|| runtime.schedule(&transfer_only, black_box(&input)).unwrap())
+        b.iter(|| {
+            runtime
+                .schedule(&transfer_only, InstanceFor::Tenant("bench"), black_box(&input))
+                .unwrap()
+        })
     });
     percentiles("transfer-only/wasm", 1_000, || {
-        black_box(runtime.schedule(&transfer_only, &input).unwrap());
+        black_box(
+            runtime
+                .schedule(&transfer_only, InstanceFor::Tenant("bench"), &input)
+                .unwrap(),
+        );
     });
     group.finish();
 }
 
 fn overhead(c: &mut Criterion) {
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let runtime = bench_runtime();
     println!("\nallocator: {:?}", runtime.allocator());
     let mut group = c.benchmark_group("overhead");
     let empty = Backlog::new(3, 0);
@@ -164,20 +194,31 @@ fn overhead(c: &mut Criterion) {
     for name in ["FirstInFirstOut", "RoundRobin"] {
         let plugin = compile(&runtime, name);
         group.bench_function(format!("call-0-pending/{name}"), |b| {
-            b.iter(|| runtime.schedule(&plugin, black_box(&input)).unwrap())
+            b.iter(|| {
+                runtime
+                    .schedule(&plugin, InstanceFor::Tenant("bench"), black_box(&input))
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("call-0-pending-fresh/{name}"), |b| {
+            b.iter(|| {
+                runtime
+                    .schedule(&plugin, InstanceFor::Fresh, black_box(&input))
+                    .unwrap()
+            })
         });
         group.bench_function(format!("instantiate-only/{name}"), |b| {
             b.iter(|| runtime.probe(&plugin).unwrap())
         });
         percentiles(&format!("call-0-pending/{name}"), 1_000, || {
-            black_box(runtime.schedule(&plugin, &input).unwrap());
+            black_box(runtime.schedule(&plugin, InstanceFor::Tenant("bench"), &input).unwrap());
         });
     }
     group.finish();
 }
 
 fn hot_swap(c: &mut Criterion) {
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let runtime = bench_runtime();
     let wasm = builtin("WeightedFair").unwrap().wasm;
     let cell = PluginCell::new();
     let mut group = c.benchmark_group("hot-swap");
@@ -233,7 +274,7 @@ fn hot_swap(c: &mut Criterion) {
 }
 
 fn visibility_1000(c: &mut Criterion) {
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let runtime = bench_runtime();
     let policy = compile(&runtime, "pop-visibility");
     let caller = Caller::new("user", ["acme".to_string(), "globex".to_string()], false);
     let owners = ["acme", "globex", "initech", "umbrella", "hooli"];
@@ -274,17 +315,27 @@ fn visibility_1000(c: &mut Criterion) {
             .collect()
     };
     assert_eq!(
-        runtime.decide_visibility(&policy, &wit_caller, &objects).unwrap(),
+        runtime
+            .decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects)
+            .unwrap(),
         native()
     );
     let mut group = c.benchmark_group("visibility-1000");
     group.bench_function("native", |b| b.iter(|| black_box(native())));
     group.bench_function("wasm", |b| {
-        b.iter(|| runtime.decide_visibility(&policy, &wit_caller, &objects).unwrap())
+        b.iter(|| {
+            runtime
+                .decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects)
+                .unwrap()
+        })
     });
     println!();
     percentiles("visibility-1000/wasm", 1_000, || {
-        black_box(runtime.decide_visibility(&policy, &wit_caller, &objects).unwrap());
+        black_box(
+            runtime
+                .decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &objects)
+                .unwrap(),
+        );
     });
     group.finish();
 }

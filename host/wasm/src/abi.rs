@@ -4,8 +4,10 @@
 //! wasmtime looks the guest memory up again for every field: for 10,000
 //! agendas that is most of a decision's cost. Here the record keeps
 //! wasmtime's derived type checking and single-value lowering, and only the
-//! list store is replaced by one pass over one borrowed memory slice. The
-//! input record borrows the host's data instead of cloning it.
+//! list store is replaced by one copy of the backlog's bytes: on a
+//! little-endian host `PendingAgenda` (`repr(C)`) already has the canonical
+//! ABI layout. The input record borrows the host's data instead of cloning
+//! it, the backlog included.
 //!
 //! This overrides `Lower::linear_store_list_to_memory`, a hidden item of
 //! wasmtime's lowering traits; it is stable within the pinned wasmtime
@@ -21,6 +23,7 @@ use wasmtime::component::{ComponentType, Lower};
 /// type-checks field names and types against the component.
 #[derive(ComponentType, Lower, Clone, Copy)]
 #[component(record)]
+#[repr(C)]
 pub(crate) struct PendingRecord {
     #[component(name = "customer")]
     customer: u32,
@@ -34,18 +37,34 @@ pub(crate) struct PendingRecord {
 const PENDING_SIZE: usize = 16;
 const _: () = assert!(PendingRecord::SIZE32 == PENDING_SIZE);
 
-/// `pending-agenda` with a list store that is a plain copy loop.
+/// `pending-agenda` with a list store that is one copy.
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub(crate) struct Pending(PendingRecord);
 
-impl From<&PendingAgenda> for Pending {
-    fn from(p: &PendingAgenda) -> Self {
-        Pending(PendingRecord {
-            customer: p.customer,
-            priority: p.priority,
-            added_ms: p.added_ms,
-        })
-    }
+// `Pending`, `PendingRecord` and `PendingAgenda` are the same bytes: a
+// backlog can be viewed as `[Pending]` without converting it.
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Pending>() == size_of::<PendingAgenda>());
+    assert!(align_of::<Pending>() == align_of::<PendingAgenda>());
+    assert!(size_of::<PendingAgenda>() == PENDING_SIZE);
+    assert!(offset_of!(PendingRecord, customer) == offset_of!(PendingAgenda, customer));
+    assert!(offset_of!(PendingRecord, priority) == offset_of!(PendingAgenda, priority));
+    assert!(offset_of!(PendingRecord, added_ms) == offset_of!(PendingAgenda, added_ms));
+    // Canonical ABI offsets (see PENDING_SIZE), with no padding anywhere.
+    assert!(offset_of!(PendingAgenda, customer) == 0);
+    assert!(offset_of!(PendingAgenda, priority) == 4);
+    assert!(offset_of!(PendingAgenda, added_ms) == 8);
+};
+
+/// The host's backlog as `pending-agenda` records, without a copy.
+pub(crate) fn as_pending(backlog: &[PendingAgenda]) -> &[Pending] {
+    // SAFETY: `Pending` is `repr(transparent)` over `PendingRecord`, a
+    // `repr(C)` struct with the same field types, offsets, size and
+    // alignment as `PendingAgenda` (asserted above), so every
+    // `PendingAgenda` is a valid `Pending`.
+    unsafe { std::slice::from_raw_parts(backlog.as_ptr().cast::<Pending>(), backlog.len()) }
 }
 
 // SAFETY: every item delegates to the derived implementation of the same
@@ -89,10 +108,17 @@ unsafe impl Lower for Pending {
         // wasmtime has allocated and bounds-checked `items.len() * SIZE32`
         // bytes at `offset`; slicing re-checks and cannot write elsewhere.
         let dst = &mut cx.as_slice_mut()[offset..][..items.len() * PENDING_SIZE];
-        for (slot, Pending(item)) in dst.chunks_exact_mut(PENDING_SIZE).zip(items) {
-            slot[0..4].copy_from_slice(&item.customer.to_le_bytes());
-            slot[4..8].copy_from_slice(&item.priority.to_le_bytes());
-            slot[8..16].copy_from_slice(&item.added_ms.to_le_bytes());
+        if cfg!(target_endian = "little") {
+            // SAFETY: `Pending` is 16 bytes of plain integers without
+            // padding (asserted above): all its bytes are initialized.
+            let src = unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items)) };
+            dst.copy_from_slice(src);
+        } else {
+            for (slot, Pending(item)) in dst.chunks_exact_mut(PENDING_SIZE).zip(items) {
+                slot[0..4].copy_from_slice(&item.customer.to_le_bytes());
+                slot[4..8].copy_from_slice(&item.priority.to_le_bytes());
+                slot[8..16].copy_from_slice(&item.added_ms.to_le_bytes());
+            }
         }
         Ok(())
     }
@@ -119,13 +145,12 @@ pub(crate) struct ScheduleInputRef<'a> {
 }
 
 impl<'a> ScheduleInputRef<'a> {
-    /// `pending` holds the converted backlog of `input`.
-    pub(crate) fn new(input: &ScheduleInput<'a>, pending: &'a [Pending]) -> Self {
+    pub(crate) fn new(input: &ScheduleInput<'a>) -> Self {
         ScheduleInputRef {
             now_ms: input.now_ms,
             free_slots: input.free_slots,
             customers: input.customers,
-            pending,
+            pending: as_pending(input.pending),
             running: input.running,
             config: input.config,
             state: input.state,

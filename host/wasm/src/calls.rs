@@ -1,18 +1,20 @@
-//! The four calls, one per world. Each runs on a fresh store under the
-//! deadline and memory cap, and checks the answer against the contract
-//! before the host uses it.
+//! The four calls, one per world. Each runs under the deadline and memory
+//! cap, on a fresh instance or a warm one of the same tenant (see
+//! [`crate::warm`]), and checks the answer against the contract before the
+//! host uses it; only an instance whose answer passed is kept warm.
 
 use std::time::Duration;
 
 use pop_core::scheduling::{ScheduleInput, ScheduleOutput, check_decision};
 use wasmtime::Store;
 
-use crate::abi::{Pending, ScheduleInputRef};
+use crate::abi::ScheduleInputRef;
 use crate::bindings::v0_1::types;
 use crate::error::{PluginFailure, classify};
 use crate::plugin::{Bound, CompiledPlugin, PluginKind};
 use crate::runtime::Runtime;
 use crate::state::CallState;
+use crate::warm::{InstanceFor, Lease, Warm};
 
 impl Runtime {
     /// Ask a scheduler plugin which pending agendas to release. The
@@ -22,27 +24,22 @@ impl Runtime {
     pub fn schedule(
         &self,
         plugin: &CompiledPlugin,
+        on: InstanceFor<'_>,
         input: &ScheduleInput<'_>,
     ) -> Result<ScheduleOutput, PluginFailure> {
         let Bound::Scheduler(pre, schedule) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::Scheduler, plugin));
         };
-        let pending: Vec<Pending> = input.pending.iter().map(Pending::from).collect();
-        let wit = ScheduleInputRef::new(input, &pending);
-        let answer = self.invoke(
-            pre.engine(),
-            self.state(),
-            self.limits.deadline,
-            |store| pre.instance_pre().instantiate(store),
-            |instance, store| {
-                let schedule = instance
-                    .get_typed_func::<(ScheduleInputRef<'_>,), (Result<types::ScheduleOutput, String>,)>(
-                        &mut *store,
-                        schedule,
-                    )?;
-                Ok(schedule.call(&mut *store, (wit,))?.0)
-            },
-        )?;
+        let wit = ScheduleInputRef::new(input);
+        let mut lease = self.lease(plugin, on, |store| pre.instance_pre().instantiate(store))?;
+        let answer = lease.call(|instance, store| {
+            let schedule = instance
+                .get_typed_func::<(ScheduleInputRef<'_>,), (Result<types::ScheduleOutput, String>,)>(
+                    &mut *store,
+                    schedule,
+                )?;
+            Ok(schedule.call(&mut *store, (wit,))?.0)
+        })?;
         let types::ScheduleOutput { release, state } = answer.map_err(PluginFailure::Refused)?;
         let output = ScheduleOutput { release, state };
         if output.state.len() > self.limits.max_state_bytes {
@@ -53,6 +50,7 @@ impl Runtime {
             )));
         }
         check_decision(input, &output).map_err(PluginFailure::BadOutput)?;
+        lease.keep();
         Ok(output)
     }
 
@@ -61,26 +59,26 @@ impl Runtime {
     pub fn select_insight(
         &self,
         plugin: &CompiledPlugin,
+        on: InstanceFor<'_>,
         agenda: &types::AgendaSummary,
         candidates: &[types::InsightSummary],
     ) -> Result<Option<u32>, PluginFailure> {
         let Bound::InsightMatcher(pre) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::InsightMatcher, plugin));
         };
-        let answer = self.invoke(
-            pre.engine(),
-            self.state(),
-            self.limits.deadline,
-            |store| pre.instantiate(store),
-            |plugin, store| plugin.call_select(store, agenda, candidates),
-        )?;
-        match answer.map_err(PluginFailure::Refused)? {
-            Some(index) if index as usize >= candidates.len() => Err(PluginFailure::BadOutput(format!(
+        let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+        let answer = lease.call(|plugin, store| plugin.call_select(store, agenda, candidates))?;
+        let choice = answer.map_err(PluginFailure::Refused)?;
+        if let Some(index) = choice
+            && index as usize >= candidates.len()
+        {
+            return Err(PluginFailure::BadOutput(format!(
                 "chose candidate #{index} but only {} were offered",
                 candidates.len()
-            ))),
-            choice => Ok(choice),
+            )));
         }
+        lease.keep();
+        Ok(choice)
     }
 
     /// Ask a visibility policy which of `objects` `caller` may see: one
@@ -88,19 +86,15 @@ impl Runtime {
     pub fn decide_visibility(
         &self,
         plugin: &CompiledPlugin,
+        on: InstanceFor<'_>,
         caller: &types::Caller,
         objects: &[types::ObjectSummary],
     ) -> Result<Vec<bool>, PluginFailure> {
         let Bound::VisibilityPolicy(pre) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::VisibilityPolicy, plugin));
         };
-        let answer = self.invoke(
-            pre.engine(),
-            self.state(),
-            self.limits.deadline,
-            |store| pre.instantiate(store),
-            |plugin, store| plugin.call_decide(store, caller, objects),
-        )?;
+        let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+        let answer = lease.call(|plugin, store| plugin.call_decide(store, caller, objects))?;
         let decisions = answer.map_err(PluginFailure::Refused)?;
         if decisions.len() != objects.len() {
             return Err(PluginFailure::BadOutput(format!(
@@ -109,6 +103,7 @@ impl Runtime {
                 objects.len()
             )));
         }
+        lease.keep();
         Ok(decisions)
     }
 
@@ -164,6 +159,36 @@ impl Runtime {
         CallState::new(&self.limits)
     }
 
+    /// The store and instance for one call of `plugin` with the decision
+    /// deadline: the tenant's warm instance when there is one, else a fresh
+    /// one from `instantiate`.
+    fn lease<'a, P: Warm>(
+        &'a self,
+        plugin: &CompiledPlugin,
+        on: InstanceFor<'a>,
+        instantiate: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<P>,
+    ) -> Result<Lease<'a, P>, PluginFailure> {
+        self.check_engine(plugin.component.engine())?;
+        let deadline = self.limits.deadline;
+        Lease::acquire(&self.warm, plugin.id, on, self.limits.ticks(deadline), || {
+            let mut store = self.store(self.state(), deadline);
+            let instance = instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true))?;
+            Ok((store, instance))
+        })
+    }
+
+    /// Code compiled by another engine cannot run in this one's stores
+    /// (wasmtime would panic): a plugin must come from this runtime.
+    fn check_engine(&self, compiled_by: &wasmtime::Engine) -> Result<(), PluginFailure> {
+        if wasmtime::Engine::same(compiled_by, &self.engine) {
+            Ok(())
+        } else {
+            Err(PluginFailure::Instantiate(
+                "the plugin was compiled by another runtime".into(),
+            ))
+        }
+    }
+
     /// Instantiate and call on a fresh store, classifying any failure. The
     /// store (and with it the instance, its memory and `state`) is dropped
     /// before this returns.
@@ -175,13 +200,7 @@ impl Runtime {
         instantiate: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<P>,
         call: impl FnOnce(&P, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
-        // Code compiled by another engine cannot run in this one's stores
-        // (wasmtime would panic): a plugin must come from this runtime.
-        if !wasmtime::Engine::same(compiled_by, &self.engine) {
-            return Err(PluginFailure::Instantiate(
-                "the plugin was compiled by another runtime".into(),
-            ));
-        }
+        self.check_engine(compiled_by)?;
         let mut store = self.store(state, deadline);
         let instance = instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true))?;
         call(&instance, &mut store).map_err(|e| classify(&e, store.data().limiter.denied, false))

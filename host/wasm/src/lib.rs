@@ -3,9 +3,10 @@
 //! Tenants upload components implementing one world of `wit/plugin.wit`
 //! (`scheduler`, `insight-matcher`, `visibility-policy`, `handler`). This
 //! crate compiles them once ([`Runtime::compile`], cached in memory by
-//! content hash and on disk as native artifacts), runs every call on a
-//! fresh store under a deadline and a memory cap ([`Limits`]), checks the
-//! answers against the contract, and swaps versions live with fallback
+//! content hash and on disk as native artifacts), runs every call under a
+//! deadline and a memory cap ([`Limits`]) on a fresh instance or on a warm
+//! one kept for the same tenant ([`InstanceFor`]), checks the answers
+//! against the contract, and swaps versions live with fallback
 //! ([`PluginCell`]).
 //!
 //! Invariant: nothing a plugin does (loop, allocate, recurse, trap, return
@@ -27,6 +28,7 @@ mod linker;
 mod plugin;
 mod runtime;
 mod state;
+mod warm;
 
 pub use cache::{WASMTIME_VERSION, sha256_hex};
 pub use cell::{Answer, AnsweredBy, PluginCell};
@@ -35,6 +37,7 @@ pub use error::{PluginError, PluginFailure};
 pub use limits::{Limits, RuntimeConfig};
 pub use plugin::{CompiledPlugin, Origin, PluginKind};
 pub use runtime::Runtime;
+pub use warm::InstanceFor;
 
 /// The contract's records, as the host builds and reads them (the types of
 /// the newest contract version this host serves).

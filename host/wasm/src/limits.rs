@@ -5,8 +5,10 @@ use std::time::Duration;
 
 /// Resource limits applied to every plugin call.
 ///
-/// A call gets a fresh store, so every limit is per call: a plugin cannot
-/// accumulate memory, tables or instances across calls.
+/// Limits hold per call whether the call runs on a fresh instance or on a
+/// warm one of the same tenant: the deadline is re-armed for each call, and
+/// the memory and table caps are absolute sizes, so what a warm instance
+/// kept from earlier calls counts against them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock budget of a scheduler, insight-matcher or visibility call,
@@ -34,6 +36,11 @@ pub struct Limits {
     pub concurrent_calls: u32,
     /// Largest scheduler state a decision may hand back for persisting.
     pub max_state_bytes: usize,
+    /// Idle instances kept warm between calls, engine-wide, one per
+    /// (plugin version, tenant); the least recently used goes first. 0
+    /// instantiates afresh for every call. They hold pool slots on top of
+    /// [`Limits::concurrent_calls`].
+    pub warm_instances: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +56,7 @@ impl Default for Limits {
             memories: 8,
             concurrent_calls: 256,
             max_state_bytes: 1 << 20,
+            warm_instances: 64,
         }
     }
 }

@@ -34,6 +34,9 @@ pub(crate) enum Bound {
 /// A compiled plugin of one kind. Cheap to share (`Arc`); calls never
 /// mutate it, so any number of threads can run it at once.
 pub struct CompiledPlugin {
+    /// Unique in the process: the plugin half of a warm instance's key, so
+    /// a recompiled or new version never runs on another's instance.
+    pub(crate) id: u64,
     pub(crate) sha256: String,
     pub(crate) kind: PluginKind,
     pub(crate) origin: Origin,

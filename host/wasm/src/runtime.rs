@@ -16,6 +16,7 @@ use crate::limits::{Limits, RuntimeConfig};
 use crate::linker::Linkers;
 use crate::plugin::{Bound, CompiledPlugin, Origin, PluginKind};
 use crate::state::CallState;
+use crate::warm::{WarmPool, next_plugin_id};
 
 const DEFAULT_CACHE_CAPACITY: u64 = 512;
 
@@ -29,6 +30,8 @@ pub struct Runtime {
     /// Compiled plugins by (wasm sha256, kind). Only successes are kept.
     compiled: moka::sync::Cache<(String, PluginKind), Arc<CompiledPlugin>>,
     disk: Option<DiskCache>,
+    /// Idle instances kept per (plugin, tenant) between calls.
+    pub(crate) warm: WarmPool,
     // Last: stops the ticker thread when the runtime goes away.
     _ticker: EpochTicker,
 }
@@ -53,6 +56,7 @@ impl Runtime {
             engine,
             allocator,
             linkers,
+            warm: WarmPool::new(limits.warm_instances),
             limits,
             compiled: moka::sync::Cache::new(capacity),
             disk,
@@ -71,6 +75,12 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// How many idle warm instances are kept right now (at most
+    /// [`Limits::warm_instances`]).
+    pub fn warm_instances(&self) -> usize {
+        self.warm.len()
     }
 
     /// Compile `wasm` as a plugin of `kind`, or return the cached result.
@@ -109,6 +119,7 @@ impl Runtime {
         };
         let bound = self.bind(kind, &component)?;
         Ok(Arc::new(CompiledPlugin {
+            id: next_plugin_id(),
             sha256,
             kind,
             origin,
@@ -149,8 +160,9 @@ impl Runtime {
 
     /// A fresh store for one call: limiter installed and the deadline armed.
     ///
-    /// Fresh because a trapped instance can never be entered again and
-    /// because nothing may leak from one call (or tenant) to the next.
+    /// Fresh for a call on a fresh instance, and for the first call of a
+    /// warm one: a trapped instance is never entered again and nothing
+    /// leaks from one tenant to another (see [`crate::warm`]).
     pub(crate) fn store(&self, state: CallState, deadline: Duration) -> Store<CallState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);

@@ -17,6 +17,12 @@ use crate::limits::Limits;
 /// host store megabytes per report.
 const MAX_PROGRESS_MESSAGE: usize = 1024;
 
+/// WASI resources (streams, pollables) a store may hold at once. A plugin
+/// without files or sockets needs a handful; the cap keeps a guest that
+/// leaks handles (wasmtime's default allows a million) from growing host
+/// memory, across the calls of a warm instance too.
+const MAX_RESOURCES: usize = 4096;
+
 /// The data of one call's store. Dropped with the store when the call ends.
 pub(crate) struct CallState {
     wasi: WasiCtx,
@@ -39,9 +45,11 @@ impl CallState {
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: Limiter::new(limits),
             progress: None,
         }
@@ -106,6 +114,9 @@ unsafe impl Send for ProgressSink {}
 pub(crate) struct Limiter {
     limits: StoreLimits,
     pub(crate) denied: bool,
+    /// The largest linear memory granted so far, in bytes: how much a warm
+    /// instance would keep resident while idle.
+    pub(crate) largest_memory: usize,
 }
 
 impl Limiter {
@@ -117,7 +128,11 @@ impl Limiter {
             .tables(limits.tables)
             .memories(limits.memories)
             .build();
-        Self { limits, denied: false }
+        Self {
+            limits,
+            denied: false,
+            largest_memory: 0,
+        }
     }
 }
 
@@ -125,6 +140,9 @@ impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         self.denied |= !allowed;
+        if allowed {
+            self.largest_memory = self.largest_memory.max(desired);
+        }
         Ok(allowed)
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Backlog, Rng};
 use pop_builtin_plugins::builtin;
-use pop_wasm::{Limits, Origin, PluginKind, Runtime, RuntimeConfig, WASMTIME_VERSION, sha256_hex};
+use pop_wasm::{InstanceFor, Limits, Origin, PluginKind, Runtime, RuntimeConfig, WASMTIME_VERSION, sha256_hex};
 
 /// A runtime keeping compiled components in `dir`, with a deadline that a
 /// loaded CI machine cannot miss (these tests are about the cache).
@@ -85,7 +85,7 @@ fn a_new_runtime_loads_compiled_components_from_the_cache_dir() {
     let backlog = Backlog::random(&mut Rng::new(8), 6, 60);
     let input = backlog.input(4, "{}", &[]);
     assert_eq!(
-        runtime.schedule(&loaded, &input).unwrap(),
+        runtime.schedule(&loaded, InstanceFor::Tenant("acme"), &input).unwrap(),
         pop_core::scheduling::round_robin(&input).unwrap()
     );
 }

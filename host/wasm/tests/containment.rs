@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Backlog, Rng, median_time, runtime_with, scheduler};
 use pop_builtin_plugins::{builtin, fixtures};
-use pop_wasm::{CompiledPlugin, Limits, PluginError, PluginFailure, PluginKind, Runtime, types};
+use pop_wasm::{CompiledPlugin, InstanceFor, Limits, PluginError, PluginFailure, PluginKind, Runtime, types};
 
 /// Deadlines are wall-clock time and CI shares two cores between test
 /// threads: 50 ms keeps a descheduled normal call from timing out while
@@ -54,7 +54,11 @@ impl Healthy {
 
     fn call(&self, runtime: &Runtime) -> Result<(), PluginFailure> {
         runtime
-            .schedule(&self.plugin, &self.backlog.input(5, "{}", &[]))
+            .schedule(
+                &self.plugin,
+                InstanceFor::Tenant("acme"),
+                &self.backlog.input(5, "{}", &[]),
+            )
             .map(|out| assert_eq!(out.release.len(), 5))
     }
 
@@ -78,7 +82,9 @@ fn call_fixture(runtime: &Runtime, wasm: &[u8]) -> (Result<(), PluginFailure>, D
     let plugin = scheduler(runtime, wasm);
     let backlog = Backlog::random(&mut Rng::new(2), 3, 10);
     let start = Instant::now();
-    let result = runtime.schedule(&plugin, &backlog.input(3, "{}", &[])).map(drop);
+    let result = runtime
+        .schedule(&plugin, InstanceFor::Tenant("acme"), &backlog.input(3, "{}", &[]))
+        .map(drop);
     (result, start.elapsed())
 }
 
@@ -115,7 +121,7 @@ fn a_spinning_plugin_does_not_hold_up_other_calls() {
             let backlog = Backlog::random(&mut Rng::new(4), 2, 4);
             for _ in 0..10 {
                 assert_eq!(
-                    runtime.schedule(&spin, &backlog.input(1, "{}", &[])),
+                    runtime.schedule(&spin, InstanceFor::Tenant("acme"), &backlog.input(1, "{}", &[])),
                     Err(PluginFailure::Timeout)
                 );
             }
@@ -274,7 +280,7 @@ fn calling_a_plugin_through_the_wrong_entry_point_fails_cleanly() {
         super_user: false,
     };
     assert_eq!(
-        runtime.decide_visibility(&round_robin, &caller, &[]),
+        runtime.decide_visibility(&round_robin, InstanceFor::Tenant("acme"), &caller, &[]),
         Err(PluginFailure::WrongKind {
             expected: PluginKind::VisibilityPolicy,
             actual: PluginKind::Scheduler
@@ -285,7 +291,7 @@ fn calling_a_plugin_through_the_wrong_entry_point_fails_cleanly() {
     let other = common::runtime();
     let backlog = Backlog::random(&mut Rng::new(5), 2, 3);
     assert!(matches!(
-        other.schedule(&round_robin, &backlog.input(1, "{}", &[])),
+        other.schedule(&round_robin, InstanceFor::Tenant("acme"), &backlog.input(1, "{}", &[])),
         Err(PluginFailure::Instantiate(_))
     ));
 }

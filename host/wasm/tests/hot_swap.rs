@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Backlog, Rng, runtime, runtime_with, scheduler};
 use pop_builtin_plugins::{builtin, fixtures};
 use pop_core::scheduling::{ScheduleOutput, fifo};
-use pop_wasm::{AnsweredBy, CompiledPlugin, Limits, PluginCell, PluginFailure, Runtime};
+use pop_wasm::{AnsweredBy, CompiledPlugin, InstanceFor, Limits, PluginCell, PluginFailure, Runtime};
 
 const FIRST: &[u8] = b"first-pending";
 const LAST: &[u8] = b"last-pending";
@@ -52,7 +52,7 @@ fn swapping_under_load_loses_no_call_and_takes_effect_at_once() {
                     let swapped = swaps.load(Ordering::SeqCst);
                     let input = backlog.input(1, "{}", &[]);
                     let answer = cell.call(
-                        |plugin| runtime.schedule(plugin, &input),
+                        |plugin| runtime.schedule(plugin, InstanceFor::Tenant("acme"), &input),
                         ScheduleOutput::default,
                         &mut |plugin, failure| {
                             eprintln!("{plugin:?} failed: {failure}");
@@ -137,7 +137,7 @@ fn failures_fall_back_to_the_last_good_version_then_to_the_builtin() {
     let call = |cell: &PluginCell, config: &str, seen: &Seen| {
         let input = backlog.input(2, config, &[]);
         cell.call(
-            |plugin| runtime.schedule(plugin, &input),
+            |plugin| runtime.schedule(plugin, InstanceFor::Tenant("acme"), &input),
             || native(config),
             &mut sink(seen),
         )
@@ -226,7 +226,7 @@ fn a_swap_does_not_disturb_calls_in_flight() {
         |plugin| {
             // The swap lands while this version is running.
             cell.activate(scheduler(&runtime, fixtures::LAST_PENDING));
-            runtime.schedule(plugin, &input)
+            runtime.schedule(plugin, InstanceFor::Tenant("acme"), &input)
         },
         ScheduleOutput::default,
         &mut |_, failure| panic!("{failure}"),
@@ -234,7 +234,7 @@ fn a_swap_does_not_disturb_calls_in_flight() {
     assert_eq!(answer.value.state, FIRST);
     assert_eq!(by(&answer.by), Some(first.sha256()));
     let next = cell.call(
-        |plugin| runtime.schedule(plugin, &input),
+        |plugin| runtime.schedule(plugin, InstanceFor::Tenant("acme"), &input),
         ScheduleOutput::default,
         &mut |_, f| panic!("{f}"),
     );

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{Backlog, Rng, runtime_with};
 
 use pop_core::scheduling::{Algorithm, ScheduleInput};
-use pop_wasm::{CompiledPlugin, Limits, PluginFailure, Runtime};
+use pop_wasm::{CompiledPlugin, InstanceFor, Limits, PluginFailure, Runtime};
 
 /// These tests are about equal answers, not deadlines: a debug build on a
 /// loaded two-core CI machine may take longer than 20 ms for 10,000
@@ -37,7 +37,7 @@ fn configs(algorithm: Algorithm) -> &'static [&'static str] {
 /// Returns the state both produced, for the next decision.
 fn agree(runtime: &Runtime, plugin: &CompiledPlugin, algorithm: Algorithm, input: &ScheduleInput<'_>) -> Vec<u8> {
     let native = algorithm.schedule(input);
-    let wasm = runtime.schedule(plugin, input);
+    let wasm = runtime.schedule(plugin, InstanceFor::Tenant("acme"), input);
     match (native, wasm) {
         (Ok(native), Ok(wasm)) => {
             assert_eq!(

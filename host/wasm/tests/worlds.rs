@@ -8,7 +8,7 @@ use pop_builtin_plugins::examples;
 use pop_core::visibility::{Caller, Ownership, ReadRule, can_read};
 use pop_core::{Agenda, Insight, ObjectKind};
 use pop_wasm::convert::{agenda_summary, insight_summary, object_summary};
-use pop_wasm::{PluginFailure, PluginKind, types};
+use pop_wasm::{InstanceFor, PluginFailure, PluginKind, types};
 use serde_json::{Value, json};
 
 fn agenda(value: Value) -> Agenda {
@@ -45,7 +45,12 @@ fn the_builtin_insight_mapper_selects_like_pop_core() {
         let native = pop_core::insight::select_insight(&agenda, "acme", &candidates)
             .map(|chosen| candidates.iter().position(|c| std::ptr::eq(c, chosen)).unwrap() as u32);
         let wasm = runtime
-            .select_insight(&mapper, &agenda_summary(&agenda, "acme"), &summaries)
+            .select_insight(
+                &mapper,
+                InstanceFor::Tenant("acme"),
+                &agenda_summary(&agenda, "acme"),
+                &summaries,
+            )
             .unwrap();
         assert_eq!(wasm, native, "{agenda_json}");
     }
@@ -61,11 +66,17 @@ fn the_example_matcher_picks_by_title() {
         .collect();
     let wants = |queue: &str| agenda_summary(&agenda(json!({"params": {"queue": queue}})), "acme");
     assert_eq!(
-        runtime.select_insight(&by_title, &wants("gpu"), &candidates),
+        runtime.select_insight(&by_title, InstanceFor::Tenant("acme"), &wants("gpu"), &candidates),
         Ok(Some(1))
     );
-    assert_eq!(runtime.select_insight(&by_title, &wants("tpu"), &candidates), Ok(None));
-    assert_eq!(runtime.select_insight(&by_title, &wants("cpu"), &[]), Ok(None));
+    assert_eq!(
+        runtime.select_insight(&by_title, InstanceFor::Tenant("acme"), &wants("tpu"), &candidates),
+        Ok(None)
+    );
+    assert_eq!(
+        runtime.select_insight(&by_title, InstanceFor::Tenant("acme"), &wants("cpu"), &[]),
+        Ok(None)
+    );
 }
 
 #[test]
@@ -102,7 +113,12 @@ fn the_builtin_visibility_policy_decides_like_pop_core() {
             .map(|(kind, doc)| can_read(&caller, ReadRule::for_kind(*kind), Ownership::of(doc)))
             .collect();
         let wasm = runtime
-            .decide_visibility(&policy, &types::Caller::from(&caller), &objects)
+            .decide_visibility(
+                &policy,
+                InstanceFor::Tenant("acme"),
+                &types::Caller::from(&caller),
+                &objects,
+            )
             .unwrap();
         assert_eq!(wasm, native, "{caller:?}");
     }

@@ -55,6 +55,9 @@ extern crate self as pop_plugin_sdk;
 pub mod bindings;
 pub mod handler;
 pub mod insight_matcher;
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod mem;
 pub mod scheduler;
 pub mod visibility;
 

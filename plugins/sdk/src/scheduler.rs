@@ -5,7 +5,9 @@
 //! algorithms take, so `pop_core::scheduling::round_robin(input)` is a complete scheduler body.
 //!
 //! The host checks every decision (indices in range, no duplicates, at most `free_slots`) and
-//! persists `state` for the next call; a scheduler keeps nothing between calls in memory.
+//! persists `state` for the next call. The host may run several calls of the same tenant on one
+//! instance (statics survive between them) or start a fresh one at any time, so a scheduler
+//! keeps what it needs in `state`, never in memory.
 
 use std::marker::PhantomData;
 

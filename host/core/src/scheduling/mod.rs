@@ -162,14 +162,67 @@ pub(crate) fn encode_json_state<T: serde::Serialize>(state: &T) -> Vec<u8> {
 }
 
 /// Per-customer queues of pending indices, oldest first.
-pub(crate) fn queues_by_customer(input: &ScheduleInput<'_>) -> Vec<std::collections::VecDeque<u32>> {
-    let mut queues = vec![std::collections::VecDeque::new(); input.customers.len()];
-    for (index, agenda) in input.pending.iter().enumerate() {
-        if let Some(queue) = queues.get_mut(agenda.customer as usize) {
-            queue.push_back(index as u32);
+///
+/// All queues share one array, grouped by customer (a counting sort of the
+/// backlog): building them is two passes over the backlog and four
+/// allocations, where a queue per customer grew and copied itself a few
+/// times per customer.
+pub(crate) struct Queues {
+    /// Pending indices grouped by customer, each group oldest first.
+    order: Vec<u32>,
+    /// Per customer: where its next index is in `order`.
+    next: Vec<u32>,
+    /// Per customer: where its group ends in `order`.
+    end: Vec<u32>,
+}
+
+impl Queues {
+    /// The backlog of `input` by customer. Agendas of a customer index
+    /// outside `input.customers` are in no queue.
+    pub(crate) fn new(input: &ScheduleInput<'_>) -> Self {
+        let customers = input.customers.len();
+        let mut end = vec![0u32; customers];
+        for agenda in input.pending {
+            if let Some(count) = end.get_mut(agenda.customer as usize) {
+                *count += 1;
+            }
         }
+        let mut next = Vec::with_capacity(customers);
+        let mut total = 0u32;
+        for count in &mut end {
+            next.push(total);
+            total += *count;
+            *count = total;
+        }
+        let mut order = vec![0u32; total as usize];
+        let mut fill = next.clone();
+        for (index, agenda) in input.pending.iter().enumerate() {
+            if let Some(at) = fill.get_mut(agenda.customer as usize) {
+                order[*at as usize] = index as u32;
+                *at += 1;
+            }
+        }
+        Self { order, next, end }
     }
-    queues
+
+    /// How many customers (queues) there are.
+    pub(crate) fn len(&self) -> usize {
+        self.next.len()
+    }
+
+    pub(crate) fn is_empty(&self, customer: usize) -> bool {
+        self.next[customer] == self.end[customer]
+    }
+
+    /// Take the oldest pending index of `customer`.
+    pub(crate) fn pop_front(&mut self, customer: usize) -> Option<u32> {
+        let at = self.next[customer];
+        if at == self.end[customer] {
+            return None;
+        }
+        self.next[customer] = at + 1;
+        Some(self.order[at as usize])
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +282,25 @@ mod tests {
         let two = input(&c, &p, &running, 2, "{}", &[]);
         assert!(check_decision(&two, &out(vec![1, 1])).unwrap_err().contains("twice"));
         assert!(check_decision(&two, &out(vec![7])).unwrap_err().contains("not offered"));
+    }
+
+    #[test]
+    fn queues_keep_each_customers_backlog_in_order() {
+        let c = customers(&["a", "b", "c"]);
+        // Customer 7 does not exist: its agenda is in no queue.
+        let p = pending(&[(1, 0, 1), (0, 0, 2), (1, 0, 3), (7, 0, 4), (1, 0, 5)]);
+        let running = [0, 0, 0];
+        let mut queues = Queues::new(&input(&c, &p, &running, 1, "{}", &[]));
+        assert_eq!(queues.len(), 3);
+        assert!(queues.is_empty(2));
+        assert_eq!(queues.pop_front(1), Some(0));
+        assert_eq!(queues.pop_front(1), Some(2));
+        assert_eq!(queues.pop_front(0), Some(1));
+        assert!(queues.is_empty(0));
+        assert_eq!(queues.pop_front(0), None);
+        assert_eq!(queues.pop_front(1), Some(4));
+        assert_eq!(queues.pop_front(1), None);
+        assert_eq!(queues.pop_front(2), None);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ScheduleError, ScheduleInput, ScheduleOutput, queues_by_customer};
+use super::{Queues, ScheduleError, ScheduleInput, ScheduleOutput};
 
 /// Round-robin state: the customers that have not had their turn in the
 /// current cycle (POP's `InsightScheduleInfo.pendingCustomerIds`).
@@ -37,9 +37,19 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
             state: state.encode(),
         });
     }
-    let index_of = |id: &String| input.customers.iter().position(|c| c == id);
     let everyone: Vec<usize> = (0..input.customers.len()).collect();
-    let mut cycle: Vec<usize> = state.pending_customer_ids.iter().filter_map(index_of).collect();
+    let mut cycle: Vec<usize> = if state.pending_customer_ids.is_empty() {
+        Vec::new()
+    } else {
+        // The cycle can name every customer: one index instead of a linear
+        // search per name, which was quadratic in the number of customers.
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(input.customers.len());
+        for (i, id) in input.customers.iter().enumerate() {
+            index.entry(id.as_str()).or_insert(i);
+        }
+        let index_of = |id: &String| index.get(id.as_str()).copied();
+        state.pending_customer_ids.iter().filter_map(index_of).collect()
+    };
     let full_set = cycle.is_empty();
     if full_set {
         cycle = everyone.clone();
@@ -47,7 +57,7 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
     if cycle.is_empty() {
         return Ok(ScheduleOutput::default());
     }
-    let mut queues = queues_by_customer(input);
+    let mut queues = Queues::new(input);
     let mut release = Vec::with_capacity(requested);
 
     let mut served_first: BTreeSet<usize> = BTreeSet::new();
@@ -55,7 +65,7 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
         if release.len() == requested {
             break;
         }
-        if let Some(index) = queues[customer].pop_front() {
+        if let Some(index) = queues.pop_front(customer) {
             release.push(index);
             served_first.insert(customer);
         }
@@ -71,7 +81,7 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
                 if release.len() == requested {
                     break 'rounds;
                 }
-                if let Some(index) = queues[customer].pop_front() {
+                if let Some(index) = queues.pop_front(customer) {
                     release.push(index);
                     served.insert(customer);
                     added = true;

@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ScheduleError, ScheduleInput, ScheduleOutput, queues_by_customer};
+use super::{Queues, ScheduleError, ScheduleInput, ScheduleOutput};
 
 /// Configuration of `WeightedFair`: customer id → weight.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -73,39 +73,44 @@ fn ticks(v: f64) -> u64 {
 pub fn weighted_fair(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleError> {
     let config = WeightedFairConfig::parse(input.config)?;
     let mut state = WeightedFairState::decode(input.state)?;
-    let mut queues = queues_by_customer(input);
-    let with_work: Vec<usize> = (0..queues.len()).filter(|&c| !queues[c].is_empty()).collect();
-    let floor = with_work
+    let mut queues = Queues::new(input);
+    let with_work: Vec<usize> = (0..queues.len()).filter(|&c| !queues.is_empty(c)).collect();
+    // Each customer's id is looked up once in the state and once in the
+    // weights; string-keyed map searches were most of a decision.
+    let previous: Vec<Option<f64>> = with_work
         .iter()
-        .filter_map(|&c| state.virtual_time.get(&input.customers[c]).copied())
-        .fold(f64::INFINITY, f64::min);
+        .map(|&c| state.virtual_time.get(&input.customers[c]).copied())
+        .collect();
+    let floor = previous.iter().flatten().copied().fold(f64::INFINITY, f64::min);
     let floor = if floor.is_finite() { floor } else { 0.0 };
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(with_work.len());
     let mut time: Vec<f64> = vec![0.0; queues.len()];
-    for &c in &with_work {
-        let id = &input.customers[c];
-        let running = f64::from(input.running.get(c).copied().unwrap_or(0)) / config.weight(id);
-        time[c] = state
-            .virtual_time
-            .get(id)
-            .copied()
-            .unwrap_or(floor)
-            .max(floor)
-            .max(running);
+    let mut weight: Vec<f64> = vec![config.default_weight; queues.len()];
+    for (&c, previous) in with_work.iter().zip(&previous) {
+        weight[c] = config.weight(&input.customers[c]);
+        let running = f64::from(input.running.get(c).copied().unwrap_or(0)) / weight[c];
+        time[c] = previous.unwrap_or(floor).max(floor).max(running);
         heap.push(Reverse((ticks(time[c]), c)));
     }
     let mut release = Vec::with_capacity(input.free_slots as usize);
     while release.len() < input.free_slots as usize {
         let Some(Reverse((_, c))) = heap.pop() else { break };
-        let Some(index) = queues[c].pop_front() else { continue };
+        let Some(index) = queues.pop_front(c) else { continue };
         release.push(index);
-        time[c] += 1.0 / config.weight(&input.customers[c]);
-        if !queues[c].is_empty() {
+        time[c] += 1.0 / weight[c];
+        if !queues.is_empty(c) {
             heap.push(Reverse((ticks(time[c]), c)));
         }
     }
-    for &c in &with_work {
-        state.virtual_time.insert(input.customers[c].clone(), time[c]);
+    for (&c, previous) in with_work.iter().zip(&previous) {
+        let id = &input.customers[c];
+        // Known ids are updated in place: no key to clone and drop.
+        match previous.and_then(|_| state.virtual_time.get_mut(id)) {
+            Some(slot) => *slot = time[c],
+            None => {
+                state.virtual_time.insert(id.clone(), time[c]);
+            }
+        }
     }
     // Forget customers that have neither work nor a lead to remember.
     let min_active = with_work.iter().map(|&c| time[c]).fold(f64::INFINITY, f64::min);

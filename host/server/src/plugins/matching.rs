@@ -4,6 +4,7 @@
 
 use pop_core::insight::{insight_visible_to_customer, select_insight};
 use pop_core::{Agenda, Customer, Insight, PluginKind};
+use pop_wasm::InstanceFor;
 use pop_wasm::convert::{agenda_summary, insight_summary};
 
 use super::PluginHost;
@@ -39,7 +40,7 @@ impl PluginHost {
             };
             let mut failures = Vec::new();
             let answer = slot.cell.call(
-                |plugin| runtime.select_insight(plugin, &summary, &offered),
+                |plugin| runtime.select_insight(plugin, InstanceFor::Tenant(&customer_id), &summary, &offered),
                 native,
                 &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
             );

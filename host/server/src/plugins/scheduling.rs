@@ -4,6 +4,8 @@
 use pop_core::scheduling::{Algorithm, ScheduleOutput, fifo};
 use pop_core::{Insight, PluginKind, ReadyAgenda};
 
+use pop_wasm::InstanceFor;
+
 use super::PluginHost;
 use crate::domain::now_millis;
 use crate::domain::scheduling::{Backlog, gather};
@@ -50,7 +52,8 @@ impl PluginHost {
             let (output, decided_by, fallback) = match &slot {
                 Some(slot) => {
                     let answer = slot.cell.call(
-                        |plugin| runtime.schedule(plugin, &input),
+                        // Warm instances are per tenant: the insight's owner.
+                        |plugin| runtime.schedule(plugin, InstanceFor::Tenant(&owner), &input),
                         native_decision,
                         &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
                     );

@@ -1,10 +1,11 @@
 //! The smoke call every upload must pass: one call of the plugin's world
-//! with a small, harmless input, under the normal limits.
+//! with a small, harmless input, under the normal limits, on a fresh
+//! instance that is not kept.
 
 use pop_wasm::types::{
     AgendaSummary, Caller, InsightSummary, ObjectKind, ObjectSummary, OperationContext, OperationSummary,
 };
-use pop_wasm::{CompiledPlugin, PluginFailure, PluginKind, Runtime};
+use pop_wasm::{CompiledPlugin, InstanceFor, PluginFailure, PluginKind, Runtime};
 
 use pop_core::scheduling::ScheduleInput;
 
@@ -20,7 +21,7 @@ pub fn call(runtime: &Runtime, plugin: &CompiledPlugin) -> Result<(), PluginFail
                 config: "{}",
                 state: &[],
             };
-            runtime.schedule(plugin, &input).map(drop)
+            runtime.schedule(plugin, InstanceFor::Fresh, &input).map(drop)
         }
         PluginKind::InsightMatcher => {
             let agenda = AgendaSummary {
@@ -38,7 +39,9 @@ pub fn call(runtime: &Runtime, plugin: &CompiledPlugin) -> Result<(), PluginFail
                 owner: "smoke".into(),
                 mappers: Vec::new(),
             };
-            runtime.select_insight(plugin, &agenda, &[candidate]).map(drop)
+            runtime
+                .select_insight(plugin, InstanceFor::Fresh, &agenda, &[candidate])
+                .map(drop)
         }
         PluginKind::VisibilityPolicy => {
             let caller = Caller {
@@ -53,7 +56,9 @@ pub fn call(runtime: &Runtime, plugin: &CompiledPlugin) -> Result<(), PluginFail
                 is_global: false,
                 allowed_customer_ids: Vec::new(),
             };
-            runtime.decide_visibility(plugin, &caller, &[object]).map(drop)
+            runtime
+                .decide_visibility(plugin, InstanceFor::Fresh, &caller, &[object])
+                .map(drop)
         }
         PluginKind::Handler => {
             let context = OperationContext {

@@ -98,12 +98,16 @@ impl PluginHost {
         };
         let runtime = self.runtime.clone();
         let caller = caller.clone();
+        // Warm instances are per tenant: the policy's owner.
+        let owner = owner.to_string();
         let (decisions, failures) = tokio::task::spawn_blocking(move || {
             let summaries: Vec<_> = page.iter().filter_map(|d| object_summary(kind, d)).collect();
             let wit_caller = pop_wasm::types::Caller::from(&caller);
             let mut failures = Vec::new();
             let answer = slot.cell.call(
-                |plugin| runtime.decide_visibility(plugin, &wit_caller, &summaries),
+                |plugin| {
+                    runtime.decide_visibility(plugin, pop_wasm::InstanceFor::Tenant(&owner), &wit_caller, &summaries)
+                },
                 || native(&caller, &page),
                 &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
             );

@@ -1,0 +1,295 @@
+//! Warm instances: a plugin's instance kept between calls of one tenant.
+//!
+//! A fresh store and instance per call cost more than the empty decision
+//! itself (instantiation, then page faults as the guest's heap is touched
+//! again). So after a call that succeeded, its store goes back to a small
+//! pool, keyed by the compiled plugin *and* the tenant the call was made
+//! for, and the next call with the same key runs on it.
+//!
+//! What keeps this as safe as a fresh instance:
+//!
+//! * Guest globals and heap survive between calls, so a warm instance is
+//!   only ever reused for the same tenant: a global plugin (the built-ins)
+//!   has one warm instance per tenant, never a shared one.
+//! * Any failure (trap, deadline, out of memory, refusal, an answer that
+//!   breaks the contract) drops the instance: only a [`Lease`] that the
+//!   caller explicitly [`Lease::keep`]s after checking the answer returns.
+//! * Each call re-arms the deadline and clears the limiter's "denied" flag;
+//!   the limiter's caps are absolute sizes, so the memory an instance
+//!   already holds counts against them.
+//! * An instance retires after [`MAX_USES`] calls, so nothing a guest
+//!   leaks slowly (heap fragmentation, WASI resource handles in the host's
+//!   table) grows without bound; one whose memory grew past
+//!   [`MAX_IDLE_MEMORY`] is not kept at all.
+//! * The pool is bounded ([`crate::Limits::warm_instances`]); the least
+//!   recently used instance is dropped to make room. A new version of a
+//!   plugin is a new [`CompiledPlugin`] with its own id, so a swap never
+//!   runs the old version's instance, which ages out.
+//!
+//! Two concurrent calls with the same key do not wait for each other: one
+//! takes the warm instance, the other instantiates a fresh one; when both
+//! come back, only one is kept.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use wasmtime::Store;
+use wasmtime::component::Instance;
+
+use crate::bindings::v0_1::{insight_matcher, visibility_policy};
+use crate::error::{PluginFailure, classify};
+use crate::state::CallState;
+
+/// Calls one warm instance serves before it is replaced by a fresh one.
+pub(crate) const MAX_USES: u32 = 1_000;
+
+/// Largest linear memory an idle warm instance may keep. A 10,000-agenda
+/// decision needs about 2 MiB; an instance that grew past this (up to the
+/// per-call cap) is dropped after its call instead of holding that memory
+/// while idle.
+pub(crate) const MAX_IDLE_MEMORY: usize = 16 << 20;
+
+/// Which instance a call runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceFor<'a> {
+    /// A fresh instance, dropped after the call: for one-off calls such as
+    /// the smoke test of an upload.
+    Fresh,
+    /// A warm instance kept for this tenant (the owner of the insight,
+    /// customer or policy the call decides for). Calls for other tenants
+    /// never see it.
+    Tenant(&'a str),
+}
+
+/// The instance handles a warm store can hold, one per world that reuses
+/// instances (handlers always run fresh).
+pub(crate) enum Handle {
+    Scheduler(Instance),
+    InsightMatcher(insight_matcher::InsightMatcher),
+    VisibilityPolicy(visibility_policy::VisibilityPolicy),
+}
+
+/// A world's instance handle, convertible to and from [`Handle`].
+pub(crate) trait Warm: Sized {
+    fn wrap(self) -> Handle;
+    fn unwrap(handle: Handle) -> Option<Self>;
+}
+
+impl Warm for Instance {
+    fn wrap(self) -> Handle {
+        Handle::Scheduler(self)
+    }
+    fn unwrap(handle: Handle) -> Option<Self> {
+        match handle {
+            Handle::Scheduler(instance) => Some(instance),
+            _ => None,
+        }
+    }
+}
+
+impl Warm for insight_matcher::InsightMatcher {
+    fn wrap(self) -> Handle {
+        Handle::InsightMatcher(self)
+    }
+    fn unwrap(handle: Handle) -> Option<Self> {
+        match handle {
+            Handle::InsightMatcher(instance) => Some(instance),
+            _ => None,
+        }
+    }
+}
+
+impl Warm for visibility_policy::VisibilityPolicy {
+    fn wrap(self) -> Handle {
+        Handle::VisibilityPolicy(self)
+    }
+    fn unwrap(handle: Handle) -> Option<Self> {
+        match handle {
+            Handle::VisibilityPolicy(instance) => Some(instance),
+            _ => None,
+        }
+    }
+}
+
+/// A unique id for every compiled plugin of the process: the plugin half of
+/// a warm key (a recompiled plugin is a different one).
+pub(crate) fn next_plugin_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An idle warm instance.
+struct Entry {
+    plugin: u64,
+    tenant: Box<str>,
+    /// When it was last returned, in [`WarmPool::clock`] ticks (for LRU).
+    returned: u64,
+    store: Store<CallState>,
+    handle: Handle,
+    uses: u32,
+}
+
+/// The idle warm instances of a runtime, at most `capacity` of them.
+pub(crate) struct WarmPool {
+    capacity: usize,
+    entries: Mutex<Vec<Entry>>,
+    clock: AtomicU64,
+}
+
+impl WarmPool {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(Vec::with_capacity(capacity)),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
+        // An entry is pushed or removed whole; a panic elsewhere while the
+        // lock was held cannot leave a half-made one.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Take the idle instance of this key, if there is one.
+    fn take<P: Warm>(&self, plugin: u64, tenant: &str) -> Option<(Store<CallState>, P, u32)> {
+        let entry = {
+            let mut entries = self.lock();
+            let at = entries
+                .iter()
+                .position(|e| e.plugin == plugin && &*e.tenant == tenant)?;
+            entries.swap_remove(at)
+        };
+        let Entry {
+            store, handle, uses, ..
+        } = entry;
+        // A key is only ever filled by the same world's calls; a mismatch
+        // would be a bug, and a fresh instance is the safe answer to it.
+        P::unwrap(handle).map(|instance| (store, instance, uses))
+    }
+
+    /// Return an instance after a successful call.
+    fn put(&self, plugin: u64, tenant: &str, store: Store<CallState>, handle: Handle, uses: u32) {
+        if self.capacity == 0 {
+            return;
+        }
+        let entry = Entry {
+            plugin,
+            tenant: tenant.into(),
+            returned: self.clock.fetch_add(1, Ordering::Relaxed),
+            store,
+            handle,
+            uses,
+        };
+        // Stores are dropped after the lock is released: giving an
+        // instance's memory back to the allocator is not free.
+        let dropped = {
+            let mut entries = self.lock();
+            if entries.iter().any(|e| e.plugin == plugin && &*e.tenant == tenant) {
+                // A concurrent call of the same key came back first.
+                Some(entry)
+            } else {
+                let evicted = if entries.len() >= self.capacity {
+                    let oldest = entries
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, e)| e.returned)
+                        .map(|(at, _)| at);
+                    oldest.map(|at| entries.swap_remove(at))
+                } else {
+                    None
+                };
+                entries.push(entry);
+                evicted
+            }
+        };
+        drop(dropped);
+    }
+
+    /// How many idle instances are kept (for tests and metrics).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// One call's store and instance, warm or fresh. Dropped (with the
+/// instance) unless [`Lease::keep`] is called after a successful call.
+pub(crate) struct Lease<'p, P: Warm> {
+    pool: &'p WarmPool,
+    /// `(plugin id, tenant)` when the instance may be kept.
+    key: Option<(u64, &'p str)>,
+    store: Store<CallState>,
+    instance: P,
+    uses: u32,
+}
+
+impl<'p, P: Warm> Lease<'p, P> {
+    /// The warm instance of `(plugin, on)`, re-armed with `deadline_ticks`,
+    /// or a fresh one from `fresh` (which creates the store and
+    /// instantiates; its failure is the call's failure).
+    pub(crate) fn acquire(
+        pool: &'p WarmPool,
+        plugin: u64,
+        on: InstanceFor<'p>,
+        deadline_ticks: u64,
+        fresh: impl FnOnce() -> Result<(Store<CallState>, P), PluginFailure>,
+    ) -> Result<Self, PluginFailure> {
+        let key = match on {
+            InstanceFor::Fresh => None,
+            InstanceFor::Tenant(tenant) => Some((plugin, tenant)),
+        };
+        if let Some((plugin, tenant)) = key
+            && let Some((mut store, instance, uses)) = pool.take::<P>(plugin, tenant)
+        {
+            // Per-call limits: a new deadline from now, and a clean record
+            // of denied growth (the caps themselves are absolute sizes).
+            store.data_mut().limiter.denied = false;
+            store.set_epoch_deadline(deadline_ticks);
+            return Ok(Self {
+                pool,
+                key,
+                store,
+                instance,
+                uses,
+            });
+        }
+        let (store, instance) = fresh()?;
+        Ok(Self {
+            pool,
+            key,
+            store,
+            instance,
+            uses: 0,
+        })
+    }
+
+    /// Call the guest, classifying any failure. After a failure the lease
+    /// can no longer be kept (the instance may be mid-way through anything).
+    pub(crate) fn call<R>(
+        &mut self,
+        call: impl FnOnce(&P, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFailure> {
+        self.uses = self.uses.saturating_add(1);
+        match call(&self.instance, &mut self.store) {
+            Ok(answer) => Ok(answer),
+            Err(error) => {
+                self.key = None;
+                Err(classify(&error, self.store.data().limiter.denied, false))
+            }
+        }
+    }
+
+    /// The call succeeded and its answer passed the contract checks: keep
+    /// the instance for the next call of the same key (unless it was a
+    /// fresh-only call, has served its [`MAX_USES`] or holds more than
+    /// [`MAX_IDLE_MEMORY`]).
+    pub(crate) fn keep(self) {
+        if let Some((plugin, tenant)) = self.key
+            && self.uses < MAX_USES
+            && self.store.data().limiter.largest_memory <= MAX_IDLE_MEMORY
+        {
+            self.pool
+                .put(plugin, tenant, self.store, self.instance.wrap(), self.uses);
+        }
+    }
+}
