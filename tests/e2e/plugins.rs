@@ -192,6 +192,13 @@ async fn builtin_schedulers_run_from_their_wasm_builds() {
             "{name}"
         );
     }
+    // No queue: the agenda stays in the backlog for the preview to see (a
+    // submission wakes the scheduler loop, which would release it).
+    server
+        .client(ADMIN)
+        .put("/pop/insight/insight-sample", json!({"queueSize": 0}))
+        .await
+        .first();
     let agenda = alice.post("/pop/agenda", two_step_agenda("acme", "l")).await.first();
     let decided = preview(&server.client(ADMIN), "insight-sample").await;
     let (by, released) = decision(&decided);
@@ -471,7 +478,7 @@ async fn multipart_upload_of_a_global_plugin() {
         created["id"]
     );
     let insight = json!({"id": "globex-q", "customerId": "globex", "title": "Globex queue", "resourcePoolId": "pool-1",
-        "schedulingAlgorithm": "newest-first", "mappers": {"operationType": ["globex-work"]}});
+        "schedulingAlgorithm": "newest-first", "queueSize": 0, "mappers": {"operationType": ["globex-work"]}});
     server.client(ADMIN).post("/pop/insight", insight).await.first();
     let bob = server.client(BOB);
     let mut ids = Vec::new();
