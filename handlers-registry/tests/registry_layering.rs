@@ -111,5 +111,5 @@ fn the_shipped_registry_file_is_the_builtin_one() {
     let loaded = Registry::load(std::path::Path::new(path)).unwrap();
     assert_eq!(loaded, Registry::builtin());
     let types: Vec<_> = loaded.operation_types().collect();
-    assert_eq!(types, ["executor", "sample", "samplePod"]);
+    assert_eq!(types, ["executor", "sample", "samplePod", "sampleWasm"]);
 }

@@ -399,3 +399,29 @@ async fn an_unknown_operation_type_fails_the_agenda_with_pops_message() {
     );
     assert_eq!(operation(&progress, "after")["processingState"], json!("WAITING"));
 }
+
+/// The built-in registry's `sampleWasm`: the sample handler compiled to a
+/// component and shipped inside `pop`, run in-process with no setup.
+#[tokio::test]
+async fn the_wasm_sample_handler_runs_with_no_setup() {
+    let workspace = Workspace::new();
+    let server = workspace.start_running(&Options::running());
+    setup_tenancy(&server).await;
+    let insight = json!({"id": "insight-wasm", "customerId": "ops", "title": "In-process", "resourcePoolId": "pool-1",
+        "isGlobal": true, "mappers": {"operationType": ["sampleWasm"]}});
+    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    let alice = server.client(ALICE);
+    let agenda = json!({"customerId": "acme", "title": "wasm sample", "operations": [
+        {"name": "nap", "type": "sampleWasm", "payload": {
+            "actions": [{"action": "log", "paramsMap": {"logMessage": "rested", "sleepMilliseconds": 200}}],
+            "resultPayload": {"rested": true, "minutes": 0.5}}},
+        {"name": "after", "type": "sampleWasm", "payload": {"resultPayload": {"was": "@<nap.out::/rested>"}}}]});
+    let agenda = alice.post("/pop/agenda", agenda).await.first();
+    let progress = wait_complete(&alice, agenda["progressId"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(progress["processingStateMessage"], json!("succeeded"), "{progress}");
+    assert_eq!(result_of(&progress, "nap"), json!({"rested": true, "minutes": 0.5}));
+    assert_eq!(result_of(&progress, "after"), json!({"was": true}));
+    let nap = operation(&progress, "nap");
+    let took = nap["completedTime"].as_i64().unwrap() - nap["startedTime"].as_i64().unwrap();
+    assert!(took >= 200, "the sleep really waited: {took} ms");
+}

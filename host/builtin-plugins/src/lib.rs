@@ -67,6 +67,11 @@ pub const BUILTINS: &[Builtin] = &[
         kind: VISIBILITY_POLICY,
         wasm: component!("pop_visibility"),
     },
+    Builtin {
+        name: "sample",
+        kind: HANDLER,
+        wasm: component!("pop_sample_handler_wasm"),
+    },
 ];
 
 /// The built-in plugin named `name` (exact).
@@ -299,7 +304,8 @@ mod tests {
             for import in &imports {
                 let allowed = import.starts_with("wasi:")
                     || import == "pop:plugin/types@0.1.0"
-                    || (plugin.kind == HANDLER && import == "pop:plugin/progress@0.1.0");
+                    || (plugin.kind == HANDLER
+                        && ["pop:plugin/progress@0.1.0", "pop:plugin/timer@0.1.0"].contains(&import.as_str()));
                 assert!(allowed, "{} ({}) imports {import}", plugin.name, plugin.kind);
             }
         }
@@ -307,6 +313,9 @@ mod tests {
             let (imports, _) = top_level_imports_and_exports(handler);
             assert!(imports.contains("pop:plugin/progress@0.1.0"), "{imports:?}");
         }
+        let sample = builtin("sample").map(|b| b.wasm).unwrap_or_default();
+        let (imports, _) = top_level_imports_and_exports(sample);
+        assert!(imports.contains("pop:plugin/timer@0.1.0"), "{imports:?}");
     }
 
     #[test]

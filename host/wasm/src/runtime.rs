@@ -164,6 +164,8 @@ impl Runtime {
     /// warm one: a trapped instance is never entered again and nothing
     /// leaks from one tenant to another (see [`crate::warm`]).
     pub(crate) fn store(&self, state: CallState, deadline: Duration) -> Store<CallState> {
+        let mut state = state;
+        state.deadline_at = Some(std::time::Instant::now() + deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // With epoch interruption on, a store without a deadline traps at

@@ -10,7 +10,7 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::v0_1::{progress, types};
+use crate::bindings::v0_1::{progress, timer, types};
 use crate::limits::Limits;
 
 /// Longest progress message passed on to the host; a plugin cannot make the
@@ -29,6 +29,9 @@ pub(crate) struct CallState {
     table: ResourceTable,
     pub(crate) limiter: Limiter,
     progress: Option<ProgressSink>,
+    /// When the current call's deadline passes: `timer.sleep` never sleeps
+    /// beyond it (the epoch check after the sleep then ends the call).
+    pub(crate) deadline_at: Option<std::time::Instant>,
 }
 
 impl CallState {
@@ -52,6 +55,7 @@ impl CallState {
             table,
             limiter: Limiter::new(limits),
             progress: None,
+            deadline_at: None,
         }
     }
 
@@ -93,6 +97,24 @@ impl progress::Host for CallState {
         // SAFETY: set_progress's contract: the callback outlives this store.
         let callback = unsafe { sink.0.as_mut() };
         callback(percent.clamp(0.0, 100.0), &message[..end]);
+    }
+}
+
+impl timer::Host for CallState {
+    fn sleep(&mut self, milliseconds: u64) -> wasmtime::Result<()> {
+        let wanted = Duration::from_millis(milliseconds);
+        let left = self
+            .deadline_at
+            .map_or(wanted, |at| at.saturating_duration_since(std::time::Instant::now()));
+        // Handlers run on a blocking thread of their own, so sleeping here
+        // holds no one else up.
+        std::thread::sleep(wanted.min(left));
+        if wanted > left {
+            // The epoch ticker may lag the wall clock a little; a sleep that
+            // reaches the deadline is a timeout now, like an epoch trap.
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(())
     }
 }
 

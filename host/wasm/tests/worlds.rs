@@ -3,12 +3,14 @@
 
 mod common;
 
-use common::{Rng, builtin, runtime};
+use std::time::{Duration, Instant};
+
+use common::{Rng, builtin, runtime, runtime_with};
 use pop_builtin_plugins::examples;
 use pop_core::visibility::{Caller, Ownership, ReadRule, can_read};
 use pop_core::{Agenda, Insight, ObjectKind};
 use pop_wasm::convert::{agenda_summary, insight_summary, object_summary};
-use pop_wasm::{InstanceFor, PluginFailure, PluginKind, types};
+use pop_wasm::{InstanceFor, Limits, PluginFailure, PluginKind, types};
 use serde_json::{Value, json};
 
 fn agenda(value: Value) -> Agenda {
@@ -168,4 +170,52 @@ fn every_shipped_component_compiles_as_its_world() {
             .unwrap_or_else(|e| panic!("{}: {e}", component.name));
         assert_eq!(plugin.kind(), kind);
     }
+}
+
+/// The sample handler of spec §5.6 as a component: sleeps for real through
+/// the `timer` import (reporting a step at a time), logs as progress,
+/// fails on `exception`, answers `resultPayload`; a sleep past the handler
+/// deadline ends the call as timed out.
+#[test]
+fn the_wasm_sample_handler_sleeps_reports_and_answers() {
+    let runtime = runtime_with(Limits {
+        handler_deadline: Duration::from_millis(1500),
+        ..Limits::default()
+    });
+    let sample = builtin(&runtime, "sample");
+    let context = types::OperationContext {
+        agenda_id: "a1".into(),
+        operation_name: "nap".into(),
+        cid: "cid-1".into(),
+        last_progress: None,
+    };
+    let payload = r#"{"actions": [{"action": "log", "paramsMap": {"logMessage": "rested", "sleepMilliseconds": "300"}}],
+                      "resultPayload": {"slept": true, "n": [1, 2]}}"#;
+    let mut reports = Vec::new();
+    let started = Instant::now();
+    let result = runtime.run_handler(&sample, payload, &context, &mut |percent, message| {
+        reports.push((percent, message.to_string()))
+    });
+    assert!(started.elapsed() >= Duration::from_millis(300), "it really slept");
+    assert_eq!(result.unwrap(), r#"{"slept":true,"n":[1,2]}"#);
+    assert_eq!(
+        reports,
+        vec![(100.0, "Sleeping 1/1".to_string()), (100.0, "rested".to_string())]
+    );
+
+    let failing = r#"{"actions": [{"action": "exception", "paramsMap": {"exceptionMessage": "kaboom"}}]}"#;
+    let refused = runtime.run_handler(&sample, failing, &context, &mut |_, _| {});
+    assert!(
+        matches!(&refused, Err(PluginFailure::Refused(m)) if m == "kaboom"),
+        "{refused:?}"
+    );
+
+    let too_long = r#"{"actions": [{"action": "log", "paramsMap": {"sleepMilliseconds": 60000}}]}"#;
+    let started = Instant::now();
+    let timed_out = runtime.run_handler(&sample, too_long, &context, &mut |_, _| {});
+    assert_eq!(timed_out, Err(PluginFailure::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the sleep stopped at the deadline"
+    );
 }

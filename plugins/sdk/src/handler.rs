@@ -24,6 +24,12 @@ pub fn report_progress(percent: f64, message: &str) {
     wit::pop::plugin::progress::report_progress(percent, message);
 }
 
+/// Pauses the handler for `milliseconds` (a real wait, unlike `std::thread::sleep`, which the
+/// host's frozen clocks make return at once). The call's deadline still holds.
+pub fn sleep(milliseconds: u64) {
+    wit::pop::plugin::timer::sleep(milliseconds);
+}
+
 /// Adapts a [`Handler`] to the `handler` world's generated `Guest` trait.
 /// Used by [`export_handler!`](crate::export_handler); not meant to be named by plugins.
 #[doc(hidden)]

@@ -1,5 +1,6 @@
 //! Agendas run by the server: per-operation orchestration overhead with the
-//! wasm handler and with the process handler, as a chain (each operation
+//! sample handler as a wasm component (`sampleWasm`) and as a process
+//! (`sample`), as a chain (each operation
 //! waits for the previous one: the latency of one hand-over) and as a
 //! fan-out (all at once: the throughput), and a 10,000-operation agenda
 //! accepted and run.
@@ -20,7 +21,7 @@ struct Run {
 }
 
 pub async fn measure(bench: &Bench) -> anyhow::Result<()> {
-    for (label, op_type, chain_len, fan_len) in [("wasm", "shout", 200, 1000), ("process", "sample", 50, 200)] {
+    for (label, op_type, chain_len, fan_len) in [("wasm", "sampleWasm", 200, 1000), ("process", "sample", 50, 200)] {
         let chain = run(bench, &agenda(op_type, chain_len, true)).await?;
         let fan = run(bench, &agenda(op_type, fan_len, false)).await?;
         println!(
@@ -30,7 +31,7 @@ pub async fn measure(bench: &Bench) -> anyhow::Result<()> {
         );
     }
     // Acceptance alone, a few times (parked with `doNotRun`), then one run.
-    let mut parked = agenda("shout", 10_000, false);
+    let mut parked = agenda("sampleWasm", 10_000, false);
     parked["params"] = json!({"doNotRun": true});
     let mut accepted = Vec::new();
     for _ in 0..ACCEPT_SAMPLES {
@@ -39,7 +40,7 @@ pub async fn measure(bench: &Bench) -> anyhow::Result<()> {
         accepted.push(sent.elapsed().as_secs_f64() * 1e3);
     }
     accepted.sort_by(f64::total_cmp);
-    let big = run(bench, &agenda("shout", 10_000, false)).await?;
+    let big = run(bench, &agenda("sampleWasm", 10_000, false)).await?;
     println!(
         "10,000-operation agenda (wasm fan-out): accepted in {:.0} ms (median of {ACCEPT_SAMPLES}; min {:.0}, max {:.0}), ran in {:.0} ms ({:.3} ms per operation)",
         accepted[accepted.len() / 2],
@@ -64,10 +65,7 @@ fn agenda(op_type: &str, count: usize, chain: bool) -> Value {
             } else {
                 json!(format!("hello {i}"))
             };
-            let payload = match op_type {
-                "sample" => json!({"resultPayload": {"text": text}}),
-                _ => json!({"text": text}),
-            };
+            let payload = json!({"resultPayload": {"text": text}});
             json!({"name": format!("op{i}"), "type": op_type, "payload": payload})
         })
         .collect();

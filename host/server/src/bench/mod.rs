@@ -58,17 +58,12 @@ impl BenchOptions {
 }
 
 impl Bench {
-    /// Start `pop serve` on a fresh data directory, with the bench registry
-    /// (`sample` as a process, `shout` as a wasm handler plugin).
+    /// Start `pop serve` on a fresh data directory, with the built-in
+    /// registry (`sample` as a process, `sampleWasm` in-process).
     pub async fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("pop-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let registry = json!({
-            "sample": {"processConfig": {"program": "pop-sample-handler"}},
-            "shout": {"wasmConfig": {"plugin": "uppercase"}}
-        });
-        std::fs::write(dir.join(crate::serve::REGISTRY_FILE), registry.to_string())?;
         let (child, base) = start_server(&dir, env).await?;
         let token = std::fs::read_to_string(dir.join(crate::auth::ADMIN_TOKEN_FILE))?
             .trim()
@@ -83,9 +78,9 @@ impl Bench {
         })
     }
 
-    /// Pool, customer, the uppercase handler plugin, and two insights: one
-    /// that runs `sample`/`shout` operations here, one whose agendas stay
-    /// pending (no queue, no execution).
+    /// Pool, customer, and two insights: one that runs `sample` and
+    /// `sampleWasm` operations here, one whose agendas stay pending (no
+    /// queue, no execution).
     pub async fn setup(&self) -> anyhow::Result<()> {
         self.post(
             "/pop/resourcepool",
@@ -101,7 +96,7 @@ impl Bench {
             "/pop/insight",
             &json!({"id": "bench-run", "customerId": "bench", "title": "bench runs", "resourcePoolId": "bench-pool",
                     "queueSize": 100, "executionLimit": 64, "schedulingAlgorithm": "FirstInFirstOut",
-                    "mappers": {"operationType": ["sample", "shout"]}}),
+                    "mappers": {"operationType": ["sample", "sampleWasm"]}}),
         )
         .await?;
         self.post(
@@ -110,19 +105,6 @@ impl Bench {
                     "queueSize": 0, "executionLimit": 0, "mappers": {"operationType": ["parked"]}}),
         )
         .await?;
-        let response = self
-            .http
-            .post(format!(
-                "{}/pop/plugin?kind=handler&name=uppercase&version=1&customerId=bench&activate=true",
-                self.base
-            ))
-            .bearer_auth(&self.token)
-            .body(pop_builtin_plugins::examples::UPPERCASE)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("uploading the handler plugin failed: {}", response.text().await?);
-        }
         Ok(())
     }
 

@@ -39,6 +39,8 @@ pub mod handler {
         world: "handler",
         path: "../../wit",
         with: { "pop:plugin/types": super::scheduler::pop::plugin::types },
+        // A sleep that reaches the deadline ends the call from the host.
+        imports: { "pop:plugin/timer.sleep": trappable },
     });
 }
 
@@ -47,3 +49,6 @@ pub use scheduler::pop::plugin::types;
 
 /// The `pop:plugin/progress@0.1.0` import of the handler world.
 pub use handler::pop::plugin::progress;
+
+/// The `pop:plugin/timer@0.1.0` import of the handler world.
+pub use handler::pop::plugin::timer;
