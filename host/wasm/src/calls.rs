@@ -118,6 +118,19 @@ impl Runtime {
         context: &types::OperationContext,
         on_progress: &mut dyn FnMut(f64, &str),
     ) -> Result<String, PluginFailure> {
+        self.run_handler_within(plugin, payload, context, self.limits.handler_deadline, on_progress)
+    }
+
+    /// [`Self::run_handler`] with the deadline of this operation type (the
+    /// handlers registry's `timeoutMs`) instead of the default one.
+    pub fn run_handler_within(
+        &self,
+        plugin: &CompiledPlugin,
+        payload: &str,
+        context: &types::OperationContext,
+        deadline: Duration,
+        on_progress: &mut dyn FnMut(f64, &str),
+    ) -> Result<String, PluginFailure> {
         let Bound::Handler(pre) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::Handler, plugin));
         };
@@ -128,7 +141,7 @@ impl Runtime {
         let answer = self.invoke(
             pre.engine(),
             state,
-            self.limits.handler_deadline,
+            deadline,
             |store| pre.instantiate(store),
             |plugin, store| plugin.call_run(store, payload, context),
         )?;

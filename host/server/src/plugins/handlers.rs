@@ -32,13 +32,14 @@ impl PluginHost {
     }
 
     /// Run `payload` through the slot's active version on a blocking thread
-    /// (a handler may compute for up to its deadline). Progress reports
-    /// reach `on_progress` as they happen.
+    /// (a handler may compute, or sleep, for up to `deadline`). Progress
+    /// reports reach `on_progress` as they happen.
     pub async fn run_handler(
         &self,
         slot: Arc<Slot>,
         payload: String,
         context: types::OperationContext,
+        deadline: std::time::Duration,
         mut on_progress: impl FnMut(f64, &str) + Send + 'static,
     ) -> Result<String, HandlerError> {
         let plugin = slot
@@ -47,10 +48,11 @@ impl PluginHost {
             .ok_or_else(|| HandlerError::NotFound(slot.name.clone()))?;
         let runtime = self.runtime.clone();
         let label = slot.label(&plugin);
-        let outcome =
-            tokio::task::spawn_blocking(move || runtime.run_handler(&plugin, &payload, &context, &mut on_progress))
-                .await
-                .map_err(|e| HandlerError::Task(e.to_string()))?;
+        let outcome = tokio::task::spawn_blocking(move || {
+            runtime.run_handler_within(&plugin, &payload, &context, deadline, &mut on_progress)
+        })
+        .await
+        .map_err(|e| HandlerError::Task(e.to_string()))?;
         outcome.map_err(|failure| {
             self.failures.record(&label, &failure);
             HandlerError::Failed { label, failure }

@@ -44,7 +44,12 @@ pub async fn run(runner: &Runner, spec: &WasmSpec, run: &OperationRun, progress:
         started_time: Some(started),
         ..Default::default()
     };
-    match runner.plugins.run_handler(slot, payload, context, on_progress).await {
+    let deadline = std::time::Duration::from_millis(spec.timeout_ms);
+    match runner
+        .plugins
+        .run_handler(slot, payload, context, deadline, on_progress)
+        .await
+    {
         // Output is JSON text by the contract; anything else is kept as a string.
         Ok(text) => {
             let output = serde_json::from_str(&text).unwrap_or(Value::String(text));
