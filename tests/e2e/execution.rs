@@ -427,3 +427,37 @@ async fn the_wasm_sample_handler_runs_with_no_setup() {
     // registry's timeoutMs (baseWasmConfig, 60 s) is the one that applies.
     assert!(took >= 1200, "the sleep really waited: {took} ms");
 }
+
+/// A generator whose output holds no operations fails, although its
+/// handler succeeded: the row and the agenda say why.
+#[tokio::test]
+async fn a_generator_without_operations_fails_its_agenda() {
+    let workspace = Workspace::new();
+    let server = workspace.start_running(&Options::running());
+    setup_tenancy(&server).await;
+    let insight = json!({"id": "insight-wasm", "customerId": "ops", "title": "In-process", "resourcePoolId": "pool-1",
+        "isGlobal": true, "mappers": {"operationType": ["sampleWasm"]}});
+    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    let alice = server.client(ALICE);
+    let agenda = json!({"customerId": "acme", "title": "empty generator", "operations": [
+        {"name": "gen", "type": "sampleWasm",
+         "params": {"agenda.operation.generator": {"operationsJsonPointer": "/ops"}},
+         "payload": {"resultPayload": {"nothing": 1}}}]});
+    let agenda = alice.post("/pop/agenda", agenda).await.first();
+    let progress = wait_complete(&alice, agenda["progressId"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(progress["processingStateMessage"], json!("failed"), "{progress}");
+    let generator = operation(&progress, "gen");
+    assert_eq!(generator["processingStateMessage"], json!("failed"), "{generator}");
+    assert!(
+        generator["diagnosticEvents"]
+            .to_string()
+            .contains("produced no operations at /ops"),
+        "{generator}"
+    );
+    assert!(
+        progress["diagnosticEvents"]
+            .to_string()
+            .contains("produced no operations"),
+        "{progress}"
+    );
+}

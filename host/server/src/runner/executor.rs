@@ -236,11 +236,16 @@ impl AgendaRun {
             };
             self.recorded_complete.insert(name.clone());
             let mut progress = result.progress;
-            if result.output.is_some()
-                && let Some(node) = plan.operation_progress(&name)
-            {
-                // The plan knows what a generator's output became.
-                progress.result_payload = progress.result_payload.or(node.result_payload);
+            let planned = plan.operation_progress(&name).unwrap_or_default();
+            if result.output.is_some() && planned.processing_state_message.as_deref() == Some("failed") {
+                // The handler succeeded but the plan refused its output (a
+                // generator whose operations are missing or invalid): the
+                // operation failed, and its row says why.
+                let mut refused = OperationResult::failed(progress, None).progress;
+                refused.diagnostic_events = planned.diagnostic_events;
+                refused.result_payload = None;
+                refused.percent_complete = Some(0.0);
+                progress = refused;
             }
             writes.push(self.operation_write(&name, progress)?);
             for generated_name in generated {
