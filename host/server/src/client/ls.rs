@@ -16,10 +16,8 @@ pub async fn run(client: &ApiClient, count: usize) -> anyhow::Result<()> {
         println!("no agendas");
         return Ok(());
     }
-    println!(
-        "{:<36}  {:<12}  {:<26} {:>6}  STATE",
-        "AGENDA", "CUSTOMER", "PROGRESS", ""
-    );
+    // The progress column is a 26-character bar, a space and "100.0%".
+    println!("{:<36}  {:<12}  {:<33}  STATE", "AGENDA", "CUSTOMER", "PROGRESS");
     for row in recent {
         let percent = row["percentComplete"].as_f64().unwrap_or(0.0);
         let state = row["processingState"].as_str().unwrap_or("?");
