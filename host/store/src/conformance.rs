@@ -635,6 +635,32 @@ pub async fn case_insertion_order_kept(store: &Arc<dyn Store>) {
         Some(&json!(true)),
         "the replacement is visible"
     );
+    // Deleting the newest and adding another: the newcomer is still last,
+    // and a re-created id goes to the end like any new document.
+    write_one(store, Write::delete(kind, id(2)), "delete the newest").await;
+    let late = unique("order-late");
+    write_one(
+        store,
+        Write::create(kind, object(json!({"id": late, "linkId": link}))),
+        "add after the delete",
+    )
+    .await;
+    write_one(
+        store,
+        Write::create(kind, object(json!({"id": id(2), "linkId": link}))),
+        "re-create the deleted one",
+    )
+    .await;
+    let ids: Vec<_> = query(store, kind, &Query::by("linkId", &link), None)
+        .await
+        .iter()
+        .map(|d| d["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![json!(id(0)), json!(id(1)), json!(late), json!(id(2))],
+        "new documents come after every existing one"
+    );
 }
 
 /// `visible` is applied before `limit`: the limit counts visible documents.
