@@ -124,6 +124,25 @@ impl Bench {
         Ok(body)
     }
 
+    /// POST a body already serialized; the reply is checked for success and
+    /// read whole, but not parsed.
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let reply = response.bytes().await?;
+        if !status.is_success() {
+            bail!("POST {path} failed with {status}: {}", String::from_utf8_lossy(&reply));
+        }
+        Ok(())
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let response = self
             .http

@@ -184,8 +184,59 @@ fn copy(error: &StoreError) -> StoreError {
 }
 
 /// Applies `writes` in order (a later write sees the earlier ones).
+/// Rows per multi-row INSERT: a run of plain puts of one kind (a large
+/// submission's operation progress rows) costs one statement per chunk
+/// instead of one per row.
+const PUT_CHUNK: usize = 64;
+
 fn apply_batch(conn: &Connection, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
-    writes.into_iter().map(|write| apply(conn, write)).collect()
+    let mut outcomes = Vec::with_capacity(writes.len());
+    let mut writes = writes.into_iter().peekable();
+    while let Some(write) = writes.next() {
+        let Write::Put {
+            kind,
+            doc,
+            condition: Condition::None,
+        } = write
+        else {
+            outcomes.push(apply(conn, write)?);
+            continue;
+        };
+        let mut run = vec![doc];
+        while run.len() < PUT_CHUNK
+            && matches!(
+                writes.peek(),
+                Some(Write::Put { kind: next, condition: Condition::None, .. }) if *next == kind
+            )
+        {
+            if let Some(Write::Put { doc, .. }) = writes.next() {
+                run.push(doc);
+            }
+        }
+        put_many(conn, kind, &run)?;
+        outcomes.extend(run.into_iter().map(Some));
+    }
+    Ok(outcomes)
+}
+
+/// Upsert `docs` (each like a [`Condition::None`] put, in order) with one
+/// statement; rows keep their place when they exist, as in [`put`].
+fn put_many(conn: &Connection, kind: ObjectKind, docs: &[Document]) -> Result<()> {
+    let mut values = Vec::with_capacity(docs.len() * 2);
+    for doc in docs {
+        values.push(document_id(doc)?.to_owned());
+        values.push(serialize(doc)?);
+    }
+    let rows = vec!["(?, ?)"; docs.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO {} (id, body) VALUES {rows} ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+        table(kind)
+    );
+    conn.prepare_cached(&sql)
+        .map_err(db)?
+        .execute(rusqlite::params_from_iter(values.iter()))
+        .map_err(db)?;
+    Ok(())
 }
 
 fn apply(conn: &Connection, write: Write) -> Result<Option<Document>> {
@@ -360,6 +411,49 @@ mod tests {
         assert!(stored(&conn, "a") && stored(&conn, "c"));
         assert!(!stored(&conn, "b"), "the refused batch's first write was committed");
         assert!(conn.is_autocommit(), "the group's transaction was left open");
+    }
+
+    /// Runs of plain puts go in multi-row statements; they must behave
+    /// exactly like one put after another: later wins, existing rows keep
+    /// their place, other writes in between keep their order.
+    #[test]
+    fn runs_of_puts_behave_like_single_puts() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::ensure(&mut conn).unwrap();
+        let put = |id: String, n: usize| {
+            let Value::Object(doc) = json!({"id": id, "n": n}) else {
+                unreachable!()
+            };
+            Write::put(ObjectKind::Agenda, doc)
+        };
+        apply_batch(&conn, vec![create("existing")]).unwrap();
+        let mut writes: Vec<Write> = (0..150).map(|i| put(format!("p{i}"), i)).collect();
+        writes.push(put("p3".into(), 1000));
+        writes.insert(70, put("existing".into(), 7));
+        writes.insert(100, create("created-between"));
+        let outcomes = apply_batch(&conn, writes).unwrap();
+        assert_eq!(outcomes.len(), 153);
+        assert!(outcomes.iter().all(Option::is_some));
+        let body = |id: &str| -> Value {
+            let text: String = conn
+                .query_row("SELECT body FROM Agenda WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap();
+            serde_json::from_str(&text).unwrap()
+        };
+        assert_eq!(body("p3")["n"], json!(1000), "the later put wins");
+        assert_eq!(body("existing")["n"], json!(7));
+        let order: Vec<String> = conn
+            .prepare("SELECT id FROM Agenda ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(order.len(), 152);
+        assert_eq!(order[0], "existing", "an upserted row keeps its place");
+        let at = |id: &str| order.iter().position(|o| o == id).unwrap();
+        assert!(at("p68") < at("created-between") && at("created-between") < at("p120"));
+        assert!(at("p149") == 151);
     }
 
     #[test]
