@@ -461,3 +461,41 @@ async fn a_generator_without_operations_fails_its_agenda() {
         "{progress}"
     );
 }
+
+/// An agenda as a crash leaves it mid-generator: the generator's operations
+/// are already appended (marked with their parent) but the generator runs
+/// again. It neither appends them twice nor fails; everything runs once.
+#[tokio::test]
+async fn a_generator_that_runs_again_does_not_append_twice() {
+    let workspace = Workspace::new();
+    let server = workspace.start_running(&Options::running());
+    setup_tenancy(&server).await;
+    let insight = json!({"id": "insight-gen", "customerId": "ops", "title": "Generators", "resourcePoolId": "pool-1",
+        "isGlobal": true, "mappers": {"operationType": ["updateAgenda", "sampleWasm"]}});
+    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    let alice = server.client(ALICE);
+    let child = |name: &str| {
+        json!({"name": name, "type": "sampleWasm", "params": {"generatedOperationParent": "expand"},
+               "payload": {"resultPayload": {"child": name}}})
+    };
+    let agenda = json!({"customerId": "acme", "title": "generated before", "operations": [
+        {"name": "expand", "type": "updateAgenda",
+         "params": {"agenda.operation.generator": {"operationsJsonPointer": "/operations"}},
+         "payload": {"operations": [
+            {"name": "c1", "type": "sampleWasm", "payload": {"resultPayload": {"child": "c1"}}},
+            {"name": "c2", "type": "sampleWasm", "payload": {"resultPayload": {"child": "c2"}}}]}},
+        child("c1")]});
+    let agenda = alice.post("/pop/agenda", agenda).await.first();
+    let agenda_id = agenda["id"].as_str().unwrap().to_string();
+    let progress = wait_complete(&alice, agenda["progressId"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(progress["processingStateMessage"], json!("succeeded"), "{progress}");
+    assert_eq!(result_of(&progress, "c2"), json!({"child": "c2"}));
+    let stored = alice.get(&format!("/pop/agenda/{agenda_id}")).await.first();
+    let names: Vec<&str> = stored["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["expand", "c1", "c2"], "c1 was not appended again");
+}

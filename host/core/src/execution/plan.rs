@@ -17,6 +17,7 @@ use super::generator::{generated_operations, generator_config};
 use super::messages::{self, PENDING_REFERENCES, invalid_references_message};
 use super::node::{Node, NodeState};
 use crate::model::{Agenda, CompleteStateMessage, DiagnosticEvent, Operation, OperationProgress, ProcessingState};
+use crate::params::keys;
 use crate::reference::{OUT_SUFFIX, operation_dependencies, resolve};
 
 /// An operation to launch now, with its payload frozen (spec §2.4).
@@ -207,7 +208,7 @@ impl ExecutionPlan {
         if let Some(config) = generator_config(&self.nodes[idx].op) {
             match generated_operations(name, &config, &output) {
                 Ok(ops) if config.log_only => drop(ops),
-                Ok(ops) => match self.add_operations(ops) {
+                Ok(ops) => match self.add_operations(self.not_yet_generated(name, ops)) {
                     Ok(names) => generated = names,
                     Err(e) => return self.fail(name, messages::event(e.to_string())).map(|()| Vec::new()),
                 },
@@ -265,6 +266,21 @@ impl ExecutionPlan {
     /// reporter can walk `operation_progress` over them.
     pub fn operation_names(&self) -> impl Iterator<Item = &str> {
         self.nodes.iter().map(|n| n.name())
+    }
+
+    /// `ops` without those this generator already added: after a restart
+    /// a generator may run again although its operations were appended to
+    /// the agenda (and so are in this plan) the first time.
+    fn not_yet_generated(&self, parent: &str, ops: Vec<Operation>) -> Vec<Operation> {
+        ops.into_iter()
+            .filter(|op| {
+                let earlier = self.node(op.name()).and_then(|node| node.op.params.as_ref());
+                earlier
+                    .and_then(|p| p.get_string(keys::GENERATED_OPERATION_PARENT))
+                    .as_deref()
+                    != Some(parent)
+            })
+            .collect()
     }
 
     pub(super) fn node(&self, name: &str) -> Option<&Node> {

@@ -608,3 +608,33 @@ fn bounded_readiness_keeps_agenda_order_across_calls() {
     assert_eq!(order, ["op0", "op1", "op2", "op3", "op4"]);
     assert_eq!(plan.outcome(), Outcome::Succeeded);
 }
+
+/// After a restart the generator runs again although its operations were
+/// already appended to the agenda: they are not added twice, and they run.
+#[test]
+fn a_generator_run_again_does_not_duplicate_its_operations() {
+    let generated = json!([
+        {"name": "g1", "payload": {"v": 1}, "params": {"generatedOperationParent": "gen"}}
+    ]);
+    let agenda = agenda(json!([
+        {"name": "gen", "params": {"agenda.operation.generator": {"operationsJsonPointer": "/ops"}}},
+        generated[0].clone()
+    ]));
+    // `gen` was running when the server died: it runs again.
+    let prior = [progress("gen", ProcessingState::Executing, "executing", None)];
+    let mut plan = ExecutionPlan::new(&agenda, &prior, "a").unwrap();
+    let ready = plan.ready();
+    assert_eq!(ready.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["gen", "g1"]);
+    let added = plan
+        .complete(
+            "gen",
+            json!({"ops": [{"name": "g1", "payload": {"v": 1}}, {"name": "g2"}]}),
+        )
+        .unwrap();
+    assert_eq!(added, ["g2"], "only the operation it had not generated before");
+    plan.complete("g1", json!({})).unwrap();
+    let next = plan.ready();
+    assert_eq!(next.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["g2"]);
+    plan.complete("g2", json!({})).unwrap();
+    assert_eq!(plan.outcome(), Outcome::Succeeded);
+}
