@@ -160,6 +160,11 @@ impl Registry {
             .ok_or_else(|| RegistryError::UnknownOperationType(op_type.to_owned()))
     }
 
+    /// The handler of an operation type, borrowed: for a look at its kind without a copy.
+    pub fn get(&self, op_type: &str) -> Option<&HandlerSpec> {
+        self.handlers.get(op_type)
+    }
+
     /// The registered operation types, sorted.
     pub fn operation_types(&self) -> impl Iterator<Item = &str> {
         self.handlers.keys().map(String::as_str)

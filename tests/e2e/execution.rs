@@ -25,6 +25,14 @@ pub async fn wait_complete(client: &Client, progress_id: &str, timeout: Duration
     }
 }
 
+/// A global insight of the pool of [`setup_tenancy`] for `types` (default
+/// queue, run by the server).
+async fn global_insight(server: &Server, id: &str, types: &[&str]) {
+    let insight = json!({"id": id, "customerId": "ops", "title": id, "resourcePoolId": "pool-1",
+        "isGlobal": true, "mappers": {"operationType": types}});
+    server.client(ADMIN).post("/pop/insight", insight).await.first();
+}
+
 fn operation<'a>(progress: &'a Value, name: &str) -> &'a Value {
     progress["operationProgress"]
         .as_array()
@@ -121,10 +129,7 @@ async fn a_failed_operation_fails_the_agenda_and_rerun_continue_finishes_it() {
     let options = Options::running().env("POP_SAMPLE_RUN_LOG", sample_runs.display().to_string());
     let server = workspace.start_running(&options);
     setup_tenancy(&server).await;
-    let admin = server.client(ADMIN);
-    let insight = json!({"id": "insight-flaky", "customerId": "ops", "title": "Flaky work", "resourcePoolId": "pool-1",
-        "isGlobal": true, "mappers": {"operationType": ["flaky"]}});
-    admin.post("/pop/insight", insight).await.first();
+    global_insight(&server, "insight-flaky", &["flaky"]).await;
     let alice = server.client(ALICE);
     let agenda = json!({"customerId": "acme", "title": "flaky", "operations": [
         {"name": "prepare", "type": "sample", "payload": {"resultPayload": {"ok": true}}},
@@ -331,10 +336,7 @@ async fn wasm_handlers_resident_handlers_and_generators_run_in_one_agenda() {
     wasm_registry(&workspace);
     let server = workspace.start_running(&Options::running());
     setup_tenancy(&server).await;
-    let admin = server.client(ADMIN);
-    let insight = json!({"id": "insight-mixed", "customerId": "ops", "title": "Mixed", "resourcePoolId": "pool-1",
-        "isGlobal": true, "mappers": {"operationType": ["shout", "updateAgenda"]}});
-    admin.post("/pop/insight", insight).await.first();
+    global_insight(&server, "insight-mixed", &["shout", "updateAgenda"]).await;
     let alice = server.client(ALICE);
     let uploaded = alice
         .post_bytes(
@@ -383,9 +385,7 @@ async fn an_unknown_operation_type_fails_the_agenda_with_pops_message() {
     let workspace = Workspace::new();
     let server = workspace.start_running(&Options::running());
     setup_tenancy(&server).await;
-    let insight = json!({"id": "insight-mystery", "customerId": "ops", "title": "Mystery", "resourcePoolId": "pool-1",
-        "isGlobal": true, "mappers": {"operationType": ["mystery"]}});
-    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    global_insight(&server, "insight-mystery", &["mystery"]).await;
     let alice = server.client(ALICE);
     let agenda = json!({"customerId": "acme", "title": "mystery", "operations": [
         {"name": "what", "type": "mystery", "payload": {}},
@@ -407,9 +407,7 @@ async fn the_wasm_sample_handler_runs_with_no_setup() {
     let workspace = Workspace::new();
     let server = workspace.start_running(&Options::running());
     setup_tenancy(&server).await;
-    let insight = json!({"id": "insight-wasm", "customerId": "ops", "title": "In-process", "resourcePoolId": "pool-1",
-        "isGlobal": true, "mappers": {"operationType": ["sampleWasm"]}});
-    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    global_insight(&server, "insight-wasm", &["sampleWasm"]).await;
     let alice = server.client(ALICE);
     let agenda = json!({"customerId": "acme", "title": "wasm sample", "operations": [
         {"name": "nap", "type": "sampleWasm", "payload": {
@@ -435,9 +433,7 @@ async fn a_generator_without_operations_fails_its_agenda() {
     let workspace = Workspace::new();
     let server = workspace.start_running(&Options::running());
     setup_tenancy(&server).await;
-    let insight = json!({"id": "insight-wasm", "customerId": "ops", "title": "In-process", "resourcePoolId": "pool-1",
-        "isGlobal": true, "mappers": {"operationType": ["sampleWasm"]}});
-    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    global_insight(&server, "insight-wasm", &["sampleWasm"]).await;
     let alice = server.client(ALICE);
     let agenda = json!({"customerId": "acme", "title": "empty generator", "operations": [
         {"name": "gen", "type": "sampleWasm",
@@ -470,9 +466,7 @@ async fn a_generator_that_runs_again_does_not_append_twice() {
     let workspace = Workspace::new();
     let server = workspace.start_running(&Options::running());
     setup_tenancy(&server).await;
-    let insight = json!({"id": "insight-gen", "customerId": "ops", "title": "Generators", "resourcePoolId": "pool-1",
-        "isGlobal": true, "mappers": {"operationType": ["updateAgenda", "sampleWasm"]}});
-    server.client(ADMIN).post("/pop/insight", insight).await.first();
+    global_insight(&server, "insight-gen", &["updateAgenda", "sampleWasm"]).await;
     let alice = server.client(ALICE);
     let child = |name: &str| {
         json!({"name": name, "type": "sampleWasm", "params": {"generatedOperationParent": "expand"},

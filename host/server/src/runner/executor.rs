@@ -189,8 +189,8 @@ impl AgendaRun {
             writes.push(self.operation_write(&op.name, executing)?);
             let op_type = op.operation.op_type.as_deref().unwrap_or_default();
             needs_durable_start |= matches!(
-                self.runner.registry.resolve(op_type),
-                Ok(pop_handlers_registry::HandlerSpec::Process(_))
+                self.runner.registry.get(op_type),
+                Some(pop_handlers_registry::HandlerSpec::Process(_))
             );
         }
         if needs_durable_start {
