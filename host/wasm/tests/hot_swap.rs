@@ -29,19 +29,22 @@ fn swapping_under_load_loses_no_call_and_takes_effect_at_once() {
     }));
     let cell = Arc::new(PluginCell::new());
     cell.activate(scheduler(&runtime, fixtures::FIRST_PENDING));
-    // Which swap had completed when a call started: 0 (first-pending
-    // active), 1 (last-pending), 2 (rolled back to first-pending).
-    let swaps = Arc::new(AtomicUsize::new(0));
+    // Swaps: 0 (first-pending active), 1 (last-pending), 2 (rolled back to
+    // first-pending). `completed` is bumped after an activation returns,
+    // `begun` before it starts: a call may see a swap as soon as it began.
+    let completed = Arc::new(AtomicUsize::new(0));
+    let begun = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
     let backlog = Arc::new(Backlog::random(&mut Rng::new(9), 5, 40));
 
     let callers: Vec<_> = (0..3)
         .map(|_| {
-            let (runtime, cell, swaps, stop, failures, backlog) = (
+            let (runtime, cell, completed, begun, stop, failures, backlog) = (
                 Arc::clone(&runtime),
                 Arc::clone(&cell),
-                Arc::clone(&swaps),
+                Arc::clone(&completed),
+                Arc::clone(&begun),
                 Arc::clone(&stop),
                 Arc::clone(&failures),
                 Arc::clone(&backlog),
@@ -49,7 +52,7 @@ fn swapping_under_load_loses_no_call_and_takes_effect_at_once() {
             thread::spawn(move || {
                 let mut answered = [0usize; 3];
                 while !stop.load(Ordering::SeqCst) {
-                    let swapped = swaps.load(Ordering::SeqCst);
+                    let swapped = completed.load(Ordering::SeqCst);
                     let input = backlog.input(1, "{}", &[]);
                     let answer = cell.call(
                         |plugin| runtime.schedule(plugin, InstanceFor::Tenant("acme"), &input),
@@ -64,10 +67,10 @@ fn swapping_under_load_loses_no_call_and_takes_effect_at_once() {
                         "call {swapped} skipped to {:?}",
                         answer.by
                     );
-                    // The swaps completed by the time it returned: the
-                    // answer comes from one of the versions active between
-                    // the call's start and end, never from an older one.
-                    let returned = swaps.load(Ordering::SeqCst);
+                    // The answer comes from a version active at some point
+                    // between the call's start and end: never from one
+                    // replaced before it started.
+                    let returned = begun.load(Ordering::SeqCst);
                     let version = |phase: usize| match phase {
                         1 => (LAST, backlog.pending.len() as u32 - 1),
                         _ => (FIRST, 0),
@@ -90,13 +93,15 @@ fn swapping_under_load_loses_no_call_and_takes_effect_at_once() {
     let upload = Instant::now();
     let last = scheduler(&runtime, fixtures::LAST_PENDING);
     let compiled = upload.elapsed();
+    begun.store(1, Ordering::SeqCst);
     let first = cell.activate(last).expect("first-pending was active");
-    swaps.store(1, Ordering::SeqCst);
+    completed.store(1, Ordering::SeqCst);
     let activated = upload.elapsed();
     thread::sleep(Duration::from_millis(150));
     // Roll back to the version we kept.
+    begun.store(2, Ordering::SeqCst);
     cell.activate(first);
-    swaps.store(2, Ordering::SeqCst);
+    completed.store(2, Ordering::SeqCst);
     thread::sleep(Duration::from_millis(150));
     stop.store(true, Ordering::SeqCst);
 
