@@ -163,65 +163,88 @@ pub(crate) fn encode_json_state<T: serde::Serialize>(state: &T) -> Vec<u8> {
 
 /// Per-customer queues of pending indices, oldest first.
 ///
-/// All queues share one array, grouped by customer (a counting sort of the
-/// backlog): building them is two passes over the backlog and four
-/// allocations, where a queue per customer grew and copied itself a few
-/// times per customer.
+/// Each customer's queue is a linked list threaded through one array
+/// (`link[i]` is the next agenda of the same customer after agenda `i`),
+/// built in a single pass over the backlog: a decision releases a handful
+/// of agendas out of thousands, so building the queues is nearly all of its
+/// work. The pass is unrolled by hand because the WebAssembly builds of the
+/// schedulers run it too, and a compiled guest pays a deadline check and
+/// register spills per loop iteration (see `BUILD_UNROLL`).
 pub(crate) struct Queues {
-    /// Pending indices grouped by customer, each group oldest first.
-    order: Vec<u32>,
-    /// Per customer: where its next index is in `order`.
-    next: Vec<u32>,
-    /// Per customer: where its group ends in `order`.
-    end: Vec<u32>,
+    /// Per agenda: the index of the next agenda of its customer. Slot
+    /// `pending.len() + c` is customer `c`'s list head while building.
+    link: Vec<u32>,
+    /// Per customer: its oldest agenda not yet taken, or [`NONE`].
+    head: Vec<u32>,
+    /// Per customer: its newest agenda, or [`NONE`].
+    tail: Vec<u32>,
 }
+
+/// No agenda.
+const NONE: u32 = u32::MAX;
+
+/// Agendas handled per iteration of the build loop.
+const BUILD_UNROLL: usize = 8;
 
 impl Queues {
     /// The backlog of `input` by customer. Agendas of a customer index
     /// outside `input.customers` are in no queue.
     pub(crate) fn new(input: &ScheduleInput<'_>) -> Self {
         let customers = input.customers.len();
-        let mut end = vec![0u32; customers];
-        for agenda in input.pending {
-            if let Some(count) = end.get_mut(agenda.customer as usize) {
-                *count += 1;
+        let agendas = input.pending.len();
+        // Every customer's tail starts at its own sentinel slot past the
+        // agendas, so appending is the same store for the first agenda of a
+        // customer as for the others: no branch in the loop.
+        let mut link = vec![NONE; agendas + customers];
+        let mut tail: Vec<u32> = (agendas..agendas + customers).map(|slot| slot as u32).collect();
+        let mut append = |index: usize, customer: u32| {
+            if let Some(last) = tail.get_mut(customer as usize) {
+                link[*last as usize] = index as u32;
+                *last = index as u32;
+            }
+        };
+        let (chunks, rest) = input.pending.as_chunks::<BUILD_UNROLL>();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let base = n * BUILD_UNROLL;
+            for (k, agenda) in chunk.iter().enumerate() {
+                append(base + k, agenda.customer);
             }
         }
-        let mut next = Vec::with_capacity(customers);
-        let mut total = 0u32;
-        for count in &mut end {
-            next.push(total);
-            total += *count;
-            *count = total;
+        let base = chunks.len() * BUILD_UNROLL;
+        for (k, agenda) in rest.iter().enumerate() {
+            append(base + k, agenda.customer);
         }
-        let mut order = vec![0u32; total as usize];
-        let mut fill = next.clone();
-        for (index, agenda) in input.pending.iter().enumerate() {
-            if let Some(at) = fill.get_mut(agenda.customer as usize) {
-                order[*at as usize] = index as u32;
-                *at += 1;
+        let head = link[agendas..].to_vec();
+        for (c, last) in tail.iter_mut().enumerate() {
+            if *last as usize == agendas + c {
+                *last = NONE;
             }
         }
-        Self { order, next, end }
+        link.truncate(agendas);
+        Self { link, head, tail }
     }
 
     /// How many customers (queues) there are.
     pub(crate) fn len(&self) -> usize {
-        self.next.len()
+        self.head.len()
     }
 
     pub(crate) fn is_empty(&self, customer: usize) -> bool {
-        self.next[customer] == self.end[customer]
+        self.head[customer] == NONE
     }
 
     /// Take the oldest pending index of `customer`.
     pub(crate) fn pop_front(&mut self, customer: usize) -> Option<u32> {
-        let at = self.next[customer];
-        if at == self.end[customer] {
+        let first = self.head[customer];
+        if first == NONE {
             return None;
         }
-        self.next[customer] = at + 1;
-        Some(self.order[at as usize])
+        self.head[customer] = if first == self.tail[customer] {
+            NONE
+        } else {
+            self.link[first as usize]
+        };
+        Some(first)
     }
 }
 
