@@ -11,6 +11,7 @@
 mod fifo;
 mod priority;
 mod round_robin;
+mod state;
 mod weighted_fair;
 
 pub use fifo::fifo;
@@ -148,19 +149,6 @@ pub fn check_decision(input: &ScheduleInput<'_>, output: &ScheduleOutput) -> Res
     Ok(())
 }
 
-/// Read a scheduler's JSON state; empty bytes are the initial state.
-pub(crate) fn decode_json_state<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ScheduleError> {
-    if bytes.is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(bytes).map_err(|e| ScheduleError::InvalidState(e.to_string()))
-}
-
-/// Write a scheduler's state as JSON (readable where the host stores it).
-pub(crate) fn encode_json_state<T: serde::Serialize>(state: &T) -> Vec<u8> {
-    serde_json::to_vec(state).unwrap_or_default()
-}
-
 /// Per-customer queues of pending indices, oldest first.
 ///
 /// Each customer's queue is a linked list threaded through one array
@@ -189,6 +177,7 @@ const BUILD_UNROLL: usize = 8;
 impl Queues {
     /// The backlog of `input` by customer. Agendas of a customer index
     /// outside `input.customers` are in no queue.
+    #[inline(never)]
     pub(crate) fn new(input: &ScheduleInput<'_>) -> Self {
         let customers = input.customers.len();
         let agendas = input.pending.len();

@@ -1,7 +1,6 @@
-use std::collections::{BTreeSet, HashMap};
-
 use serde::{Deserialize, Serialize};
 
+use super::state::{self, FastMap, Id};
 use super::{Queues, ScheduleError, ScheduleInput, ScheduleOutput};
 
 /// Round-robin state: the customers that have not had their turn in the
@@ -14,12 +13,27 @@ pub struct RoundRobinState {
 
 impl RoundRobinState {
     pub fn decode(bytes: &[u8]) -> Result<Self, ScheduleError> {
-        super::decode_json_state(bytes)
+        state::decode_owned(bytes)
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        super::encode_json_state(self)
+        state::encode(self)
     }
+}
+
+/// [`RoundRobinState`] as a decision reads it: ids borrowed from the bytes.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StateIn<'a> {
+    #[serde(borrow)]
+    pending_customer_ids: Vec<Id<'a>>,
+}
+
+/// [`RoundRobinState`] as a decision writes it: ids borrowed from the input.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StateOut<'a> {
+    pending_customer_ids: Vec<&'a str>,
 }
 
 /// `RoundRobin` (spec §4.4): every customer with work gets at most one slot
@@ -29,30 +43,37 @@ impl RoundRobinState {
 /// the current cycle. If slots remain, pass 2 runs whole rounds over the
 /// cycle's customers until the slots are used or nobody has work left.
 pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleError> {
-    let state = RoundRobinState::decode(input.state)?;
+    let state: StateIn = state::decode(input.state)?;
+    let ids = |customers: &[usize]| StateOut {
+        pending_customer_ids: customers.iter().map(|&c| input.customers[c].as_str()).collect(),
+    };
     let requested = input.free_slots as usize;
     if requested == 0 {
+        let kept = StateOut {
+            pending_customer_ids: state.pending_customer_ids.iter().map(Id::as_str).collect(),
+        };
         return Ok(ScheduleOutput {
             release: Vec::new(),
-            state: state.encode(),
+            state: state::encode(&kept),
         });
     }
-    let everyone: Vec<usize> = (0..input.customers.len()).collect();
+    let customers = input.customers.len();
     let mut cycle: Vec<usize> = if state.pending_customer_ids.is_empty() {
         Vec::new()
     } else {
         // The cycle can name every customer: one index instead of a linear
         // search per name, which was quadratic in the number of customers.
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(input.customers.len());
+        let mut index: FastMap<&str, usize> = FastMap::default();
+        index.reserve(customers);
         for (i, id) in input.customers.iter().enumerate() {
             index.entry(id.as_str()).or_insert(i);
         }
-        let index_of = |id: &String| index.get(id.as_str()).copied();
+        let index_of = |id: &Id<'_>| index.get(id.as_str()).copied();
         state.pending_customer_ids.iter().filter_map(index_of).collect()
     };
     let full_set = cycle.is_empty();
     if full_set {
-        cycle = everyone.clone();
+        cycle = (0..customers).collect();
     }
     if cycle.is_empty() {
         return Ok(ScheduleOutput::default());
@@ -60,21 +81,21 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
     let mut queues = Queues::new(input);
     let mut release = Vec::with_capacity(requested);
 
-    let mut served_first: BTreeSet<usize> = BTreeSet::new();
+    let mut served = vec![false; customers];
     for &customer in &cycle {
         if release.len() == requested {
             break;
         }
         if let Some(index) = queues.pop_front(customer) {
             release.push(index);
-            served_first.insert(customer);
+            served[customer] = true;
         }
     }
     let remaining: Vec<usize> = if release.len() == requested {
-        cycle.into_iter().filter(|c| !served_first.contains(c)).collect()
+        cycle.into_iter().filter(|&c| !served[c]).collect()
     } else {
-        let all = if full_set { cycle } else { everyone };
-        let mut served: BTreeSet<usize> = BTreeSet::new();
+        let all = if full_set { cycle } else { (0..customers).collect() };
+        served.fill(false);
         'rounds: loop {
             let mut added = false;
             for &customer in &all {
@@ -83,7 +104,7 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
                 }
                 if let Some(index) = queues.pop_front(customer) {
                     release.push(index);
-                    served.insert(customer);
+                    served[customer] = true;
                     added = true;
                 }
             }
@@ -91,14 +112,11 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
                 break;
             }
         }
-        all.into_iter().filter(|c| !served.contains(c)).collect()
-    };
-    let state = RoundRobinState {
-        pending_customer_ids: remaining.iter().map(|&c| input.customers[c].clone()).collect(),
+        all.into_iter().filter(|&c| !served[c]).collect()
     };
     Ok(ScheduleOutput {
         release,
-        state: state.encode(),
+        state: state::encode(&ids(&remaining)),
     })
 }
 

@@ -3,6 +3,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::{Deserialize, Serialize};
 
+use super::state::{self, FastMap, Id};
 use super::{Queues, ScheduleError, ScheduleInput, ScheduleOutput};
 
 /// Configuration of `WeightedFair`: customer id → weight.
@@ -40,29 +41,57 @@ impl WeightedFairConfig {
     fn weight(&self, customer: &str) -> f64 {
         self.weights.get(customer).copied().unwrap_or(self.default_weight)
     }
+
+    /// Virtual time one release costs `customer`: `1 / weight` releases, in
+    /// ticks, at least one.
+    fn stride(&self, customer: &str) -> u64 {
+        // `as` saturates: a vanishing weight costs u64::MAX per release.
+        (TICKS_PER_RELEASE / self.weight(customer)).round().max(1.0) as u64
+    }
 }
 
+/// Fixed-point units of virtual time in one release at weight 1.
+pub const TICKS_PER_RELEASE: f64 = 1_000_000.0;
+
 /// Weighted-fair state: each customer's virtual time (releases divided by
-/// weight), carried across decisions so shares hold over time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// weight, in [`TICKS_PER_RELEASE`] fixed point), carried across decisions
+/// so shares hold over time. Integers, not floats: exact, and reading and
+/// writing them is a fraction of the cost, in WebAssembly most of all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WeightedFairState {
-    pub virtual_time: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub virtual_ticks: BTreeMap<String, u64>,
 }
 
 impl WeightedFairState {
     pub fn decode(bytes: &[u8]) -> Result<Self, ScheduleError> {
-        super::decode_json_state(bytes)
+        state::decode_owned(bytes)
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        super::encode_json_state(self)
+        state::encode(self)
     }
 }
 
-/// Virtual time in fixed point so that it orders totally in a heap.
-fn ticks(v: f64) -> u64 {
-    (v * 1_000_000.0) as u64
+/// [`WeightedFairState`] as a decision reads it: ids borrowed from the bytes.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StateIn<'a> {
+    // Missing in states written before virtual time was fixed point
+    // (`virtualTime`): those customers start afresh at the floor.
+    #[serde(borrow, default, deserialize_with = "state::entries")]
+    virtual_ticks: Vec<(Id<'a>, u64)>,
+}
+
+/// [`WeightedFairState`] as a decision writes it: ids borrowed from the
+/// input, customers with work first (in customer order), then the ones
+/// remembered from before.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StateOut<'a> {
+    #[serde(serialize_with = "state::object")]
+    virtual_ticks: Vec<(&'a str, u64)>,
 }
 
 /// `WeightedFair` (stride scheduling): the customer with the least virtual
@@ -72,54 +101,60 @@ fn ticks(v: f64) -> u64 {
 /// smallest virtual time of those with work, so idling earns no credit.
 pub fn weighted_fair(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleError> {
     let config = WeightedFairConfig::parse(input.config)?;
-    let mut state = WeightedFairState::decode(input.state)?;
+    let state: StateIn = state::decode(input.state)?;
+    // A later duplicate id wins, as it would in a map.
+    let mut remembered: FastMap<&str, u64> = FastMap::default();
+    remembered.reserve(state.virtual_ticks.len());
+    for (id, ticks) in &state.virtual_ticks {
+        remembered.insert(id.as_str(), *ticks);
+    }
     let mut queues = Queues::new(input);
     let with_work: Vec<usize> = (0..queues.len()).filter(|&c| !queues.is_empty(c)).collect();
-    // Each customer's id is looked up once in the state and once in the
-    // weights; string-keyed map searches were most of a decision.
-    let previous: Vec<Option<f64>> = with_work
+    let previous: Vec<Option<u64>> = with_work
         .iter()
-        .map(|&c| state.virtual_time.get(&input.customers[c]).copied())
+        .map(|&c| remembered.get(input.customers[c].as_str()).copied())
         .collect();
-    let floor = previous.iter().flatten().copied().fold(f64::INFINITY, f64::min);
-    let floor = if floor.is_finite() { floor } else { 0.0 };
+    let floor = previous.iter().flatten().copied().min().unwrap_or(0);
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(with_work.len());
-    let mut time: Vec<f64> = vec![0.0; queues.len()];
-    let mut weight: Vec<f64> = vec![config.default_weight; queues.len()];
+    let mut time = vec![0u64; queues.len()];
+    let mut stride = vec![0u64; queues.len()];
     for (&c, previous) in with_work.iter().zip(&previous) {
-        weight[c] = config.weight(&input.customers[c]);
-        let running = f64::from(input.running.get(c).copied().unwrap_or(0)) / weight[c];
+        stride[c] = config.stride(&input.customers[c]);
+        let running = u64::from(input.running.get(c).copied().unwrap_or(0)).saturating_mul(stride[c]);
         time[c] = previous.unwrap_or(floor).max(floor).max(running);
-        heap.push(Reverse((ticks(time[c]), c)));
+        heap.push(Reverse((time[c], c)));
     }
     let mut release = Vec::with_capacity(input.free_slots as usize);
     while release.len() < input.free_slots as usize {
         let Some(Reverse((_, c))) = heap.pop() else { break };
         let Some(index) = queues.pop_front(c) else { continue };
         release.push(index);
-        time[c] += 1.0 / weight[c];
+        time[c] = time[c].saturating_add(stride[c]);
         if !queues.is_empty(c) {
-            heap.push(Reverse((ticks(time[c]), c)));
-        }
-    }
-    for (&c, previous) in with_work.iter().zip(&previous) {
-        let id = &input.customers[c];
-        // Known ids are updated in place: no key to clone and drop.
-        match previous.and_then(|_| state.virtual_time.get_mut(id)) {
-            Some(slot) => *slot = time[c],
-            None => {
-                state.virtual_time.insert(id.clone(), time[c]);
-            }
+            heap.push(Reverse((time[c], c)));
         }
     }
     // Forget customers that have neither work nor a lead to remember.
-    let min_active = with_work.iter().map(|&c| time[c]).fold(f64::INFINITY, f64::min);
-    state
-        .virtual_time
-        .retain(|_, t| !min_active.is_finite() || *t > min_active);
+    let min_active = with_work.iter().map(|&c| time[c]).min();
+    let worth_keeping = |ticks: u64| min_active.is_none_or(|least| ticks > least);
+    let mut kept: Vec<(&str, u64)> = Vec::with_capacity(with_work.len() + remembered.len());
+    for &c in &with_work {
+        let id = input.customers[c].as_str();
+        remembered.remove(id);
+        if worth_keeping(time[c]) {
+            kept.push((id, time[c]));
+        }
+    }
+    for (id, _) in &state.virtual_ticks {
+        if let Some(ticks) = remembered.remove(id.as_str())
+            && worth_keeping(ticks)
+        {
+            kept.push((id.as_str(), ticks));
+        }
+    }
     Ok(ScheduleOutput {
         release,
-        state: state.encode(),
+        state: state::encode(&StateOut { virtual_ticks: kept }),
     })
 }
 
@@ -158,7 +193,7 @@ mod tests {
         let p = pending(&[(0, 0, 1), (0, 0, 2), (1, 0, 3), (1, 0, 4)]);
         // a has run far ahead in the past; b has no history.
         let state = WeightedFairState {
-            virtual_time: [("a".to_string(), 100.0)].into(),
+            virtual_ticks: [("a".to_string(), 100 * TICKS_PER_RELEASE as u64)].into(),
         }
         .encode();
         let running = [0, 0];
