@@ -58,7 +58,7 @@ pub fn info_id(insight: &Insight) -> String {
 /// its scheduler configuration and the scheduler's persisted state.
 pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> {
     let insight_id = insight.envelope.id.clone().unwrap_or_default();
-    let query = Query::by("insightId", insight_id).limit(MAX_BACKLOG);
+    let query = Query::by("insightId", insight_id.clone()).limit(MAX_BACKLOG);
     let mut rows: Vec<ReadyAgenda> = store
         .query(ObjectKind::ReadyAgenda, &query, None)
         .await?
@@ -113,8 +113,17 @@ pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> 
         .as_ref()
         .map(Value::to_string)
         .unwrap_or_else(|| "{}".into());
-    // Running counts arrive with the executor (issue #4); until then none run.
-    let running = vec![0; customers.len()];
+    // Released and not finished: the insight's queue entries, waiting or
+    // under a puller's lease. Fair schedulers count them against their
+    // customer, so a customer with work in flight does not also take the
+    // next free slots.
+    let mut running = vec![0u32; customers.len()];
+    let in_queue = Query::by("insightId", insight_id).limit(MAX_BACKLOG);
+    for entry in store.query(ObjectKind::QueuedAgenda, &in_queue, None).await? {
+        if let Some(&customer) = str_field(&entry, "customerId").and_then(|id| index.get(id)) {
+            running[customer as usize] += 1;
+        }
+    }
     Ok(Backlog {
         info_id,
         rows,
@@ -165,7 +174,60 @@ pub fn decode_state(value: &Value) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use pop_core::QueuedAgenda;
+    use pop_store::{SqliteOptions, SqliteStore};
+
     use super::*;
+
+    fn ready(id: &str, customer: &str, added: i64) -> Document {
+        let mut row = ReadyAgenda {
+            insight_id: Some("work".into()),
+            agenda_id: Some(id.into()),
+            added: Some(added),
+            ..Default::default()
+        };
+        row.envelope.id = Some(id.into());
+        row.envelope.customer_id = Some(customer.into());
+        to_document(&row).unwrap()
+    }
+
+    fn queued(id: &str, customer: &str, insight: &str) -> Document {
+        let mut entry = QueuedAgenda {
+            insight_id: Some(insight.into()),
+            agenda_id: Some(id.into()),
+            ..Default::default()
+        };
+        entry.envelope.id = Some(id.into());
+        entry.envelope.customer_id = Some(customer.into());
+        to_document(&entry).unwrap()
+    }
+
+    #[tokio::test]
+    async fn running_counts_the_insights_queue_entries_per_customer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("pop.db"), SqliteOptions::default()).unwrap();
+        store
+            .write(vec![
+                Write::put(ObjectKind::ReadyAgenda, ready("r1", "acme", 1)),
+                Write::put(ObjectKind::ReadyAgenda, ready("r2", "globex", 2)),
+                Write::put(ObjectKind::ReadyAgenda, ready("r3", "initech", 3)),
+                Write::put(ObjectKind::QueuedAgenda, queued("q1", "acme", "work")),
+                Write::put(ObjectKind::QueuedAgenda, queued("q2", "acme", "work")),
+                Write::put(ObjectKind::QueuedAgenda, queued("q3", "initech", "work")),
+                // Another insight's queue, and a customer with nothing pending.
+                Write::put(ObjectKind::QueuedAgenda, queued("q4", "globex", "other")),
+                Write::put(ObjectKind::QueuedAgenda, queued("q5", "umbrella", "work")),
+            ])
+            .await
+            .unwrap();
+        let mut insight = Insight::default();
+        insight.envelope.id = Some("work".into());
+        let backlog = gather(&store, &insight).await.unwrap();
+        assert_eq!(backlog.customers, ["acme", "globex", "initech"]);
+        assert_eq!(backlog.running, [2, 0, 1]);
+        let input = backlog.input(0, 1);
+        assert_eq!(input.running.len(), input.customers.len());
+    }
 
     #[test]
     fn state_round_trips_text_and_bytes() {
