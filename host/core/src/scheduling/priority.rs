@@ -25,7 +25,7 @@ impl PriorityConfig {
         if config.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_json::from_str(config).map_err(|e| ScheduleError::InvalidConfig(e.to_string()))
+        serde_json::from_slice(config.as_bytes()).map_err(|e| ScheduleError::InvalidConfig(e.to_string()))
     }
 }
 

@@ -29,7 +29,7 @@ impl WeightedFairConfig {
         let parsed: Self = if config.trim().is_empty() {
             Self::default()
         } else {
-            serde_json::from_str(config).map_err(|e| ScheduleError::InvalidConfig(e.to_string()))?
+            serde_json::from_slice(config.as_bytes()).map_err(|e| ScheduleError::InvalidConfig(e.to_string()))?
         };
         let positive = |w: f64| w.is_finite() && w > 0.0;
         if !positive(parsed.default_weight) || !parsed.weights.values().all(|&w| positive(w)) {
