@@ -38,6 +38,7 @@ const COMPONENTS: &[&str] = &[
     "pop_fixture_last_pending",
     "pop_fixture_trap_when_busy",
     "pop_fixture_call_counter",
+    "pop_fixture_legacy_round_robin",
 ];
 
 /// Inputs of the guest build, relative to the repository root.

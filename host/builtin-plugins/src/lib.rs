@@ -157,6 +157,10 @@ pub mod fixtures {
     /// `"spin"` or `"bomb"` makes it trap, loop forever or exhaust memory after counting;
     /// `"grow"` makes it use 24 MiB for a moment and answer normally.
     pub const CALL_COUNTER: &[u8] = component!("pop_fixture_call_counter");
+    /// Round-robin built against the frozen `pop:plugin@0.1.0` (customer ids as
+    /// `list<string>`) on plain `wit-bindgen`: the host must still serve it, and it decides
+    /// exactly as `pop_core::scheduling::round_robin`.
+    pub const LEGACY_ROUND_ROBIN: &[u8] = component!("pop_fixture_legacy_round_robin");
 
     /// Every fixture, named as its directory, with the world it exports.
     pub const ALL: &[Builtin] = &[
@@ -214,6 +218,11 @@ pub mod fixtures {
             name: "call-counter",
             kind: SCHEDULER,
             wasm: CALL_COUNTER,
+        },
+        Builtin {
+            name: "legacy-round-robin",
+            kind: SCHEDULER,
+            wasm: LEGACY_ROUND_ROBIN,
         },
     ];
 }
@@ -301,21 +310,28 @@ mod tests {
             let (imports, exports) = top_level_imports_and_exports(plugin.wasm);
             let expected = BTreeSet::from([export_of(plugin.kind).to_string()]);
             assert_eq!(exports, expected, "{} ({}) exports", plugin.name, plugin.kind);
+            // Everything is built against the current contract but the
+            // fixture that stands for plugins of the old one.
+            let version = match plugin.name {
+                "legacy-round-robin" => "0.1.0",
+                _ => "0.2.0",
+            };
+            let pop = |interface: &str| format!("pop:plugin/{interface}@{version}");
             for import in &imports {
                 let allowed = import.starts_with("wasi:")
-                    || import == "pop:plugin/types@0.1.0"
-                    || (plugin.kind == HANDLER
-                        && ["pop:plugin/progress@0.1.0", "pop:plugin/timer@0.1.0"].contains(&import.as_str()));
+                    || *import == pop("types")
+                    || (plugin.kind == HANDLER && [pop("progress"), pop("timer")].contains(import));
                 assert!(allowed, "{} ({}) imports {import}", plugin.name, plugin.kind);
             }
+            assert!(imports.contains(&pop("types")), "{} imports {imports:?}", plugin.name);
         }
         for handler in [examples::UPPERCASE, fixtures::WRONG_WORLD] {
             let (imports, _) = top_level_imports_and_exports(handler);
-            assert!(imports.contains("pop:plugin/progress@0.1.0"), "{imports:?}");
+            assert!(imports.contains("pop:plugin/progress@0.2.0"), "{imports:?}");
         }
         let sample = builtin("sample").map(|b| b.wasm).unwrap_or_default();
         let (imports, _) = top_level_imports_and_exports(sample);
-        assert!(imports.contains("pop:plugin/timer@0.1.0"), "{imports:?}");
+        assert!(imports.contains("pop:plugin/timer@0.2.0"), "{imports:?}");
     }
 
     #[test]

@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use pop_builtin_plugins::{builtin, fixtures};
-use pop_core::scheduling::{PendingAgenda, ScheduleInput, ScheduleOutput, round_robin, weighted_fair};
+use pop_core::scheduling::{CustomerList, PendingAgenda, ScheduleInput, ScheduleOutput, round_robin, weighted_fair};
 use pop_core::visibility::{Caller, Ownership, ReadRule, can_read};
 use pop_wasm::{CompiledPlugin, InstanceFor, Limits, PluginCell, PluginKind, Runtime, RuntimeConfig, types};
 
 /// 10,000 agendas from 100 customers, oldest first, a few priorities.
 struct Backlog {
-    customers: Vec<String>,
+    customers: CustomerList,
     pending: Vec<PendingAgenda>,
     running: Vec<u32>,
 }
@@ -56,7 +56,7 @@ impl Backlog {
         ScheduleInput {
             now_ms: 2_000_000,
             free_slots,
-            customers: &self.customers,
+            customers: self.customers.ids(),
             pending: &self.pending,
             running: &self.running,
             config,

@@ -124,16 +124,19 @@ unsafe impl Lower for Pending {
     }
 }
 
-/// The WIT record `schedule-input`, borrowing the host's data.
+/// The WIT record `schedule-input` of `pop:plugin@0.2.0`, borrowing the
+/// host's data: customer ids as one string and their ends.
 #[derive(ComponentType, Lower)]
 #[component(record)]
-pub(crate) struct ScheduleInputRef<'a> {
+pub(crate) struct ScheduleInputV0_2<'a> {
     #[component(name = "now-ms")]
     now_ms: u64,
     #[component(name = "free-slots")]
     free_slots: u32,
-    #[component(name = "customers")]
-    customers: &'a [String],
+    #[component(name = "customer-ids")]
+    customer_ids: &'a str,
+    #[component(name = "customer-id-ends")]
+    customer_id_ends: &'a [u32],
     #[component(name = "pending")]
     pending: &'a [Pending],
     #[component(name = "running")]
@@ -144,12 +147,48 @@ pub(crate) struct ScheduleInputRef<'a> {
     state: &'a [u8],
 }
 
-impl<'a> ScheduleInputRef<'a> {
+impl<'a> ScheduleInputV0_2<'a> {
     pub(crate) fn new(input: &ScheduleInput<'a>) -> Self {
-        ScheduleInputRef {
+        Self {
             now_ms: input.now_ms,
             free_slots: input.free_slots,
-            customers: input.customers,
+            customer_ids: input.customers.text(),
+            customer_id_ends: input.customers.ends(),
+            pending: as_pending(input.pending),
+            running: input.running,
+            config: input.config,
+            state: input.state,
+        }
+    }
+}
+
+/// The WIT record `schedule-input` of `pop:plugin@0.1.0`: customer ids as
+/// `list<string>`, from a list of borrowed ids the caller keeps alive.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+pub(crate) struct ScheduleInputV0_1<'a> {
+    #[component(name = "now-ms")]
+    now_ms: u64,
+    #[component(name = "free-slots")]
+    free_slots: u32,
+    #[component(name = "customers")]
+    customers: &'a [&'a str],
+    #[component(name = "pending")]
+    pending: &'a [Pending],
+    #[component(name = "running")]
+    running: &'a [u32],
+    #[component(name = "config")]
+    config: &'a str,
+    #[component(name = "state")]
+    state: &'a [u8],
+}
+
+impl<'a> ScheduleInputV0_1<'a> {
+    pub(crate) fn new(input: &ScheduleInput<'a>, customers: &'a [&'a str]) -> Self {
+        Self {
+            now_ms: input.now_ms,
+            free_slots: input.free_slots,
+            customers,
             pending: as_pending(input.pending),
             running: input.running,
             config: input.config,

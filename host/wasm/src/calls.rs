@@ -8,10 +8,10 @@ use std::time::Duration;
 use pop_core::scheduling::{ScheduleInput, ScheduleOutput, check_decision};
 use wasmtime::Store;
 
-use crate::abi::ScheduleInputRef;
+use crate::abi::{ScheduleInputV0_1, ScheduleInputV0_2};
 use crate::bindings::v0_1::types;
 use crate::error::{PluginFailure, classify};
-use crate::plugin::{Bound, CompiledPlugin, PluginKind};
+use crate::plugin::{Bound, CompiledPlugin, Contract, PluginKind};
 use crate::runtime::Runtime;
 use crate::state::CallState;
 use crate::warm::{InstanceFor, Lease, Warm};
@@ -27,19 +27,35 @@ impl Runtime {
         on: InstanceFor<'_>,
         input: &ScheduleInput<'_>,
     ) -> Result<ScheduleOutput, PluginFailure> {
-        let Bound::Scheduler(pre, schedule) = &plugin.bound else {
+        let Bound::Scheduler(pre, schedule, contract) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::Scheduler, plugin));
         };
-        let wit = ScheduleInputRef::new(input);
-        let mut lease = self.lease(plugin, on, |store| pre.instance_pre().instantiate(store))?;
-        let answer = lease.call(|instance, store| {
-            let schedule = instance
-                .get_typed_func::<(ScheduleInputRef<'_>,), (Result<types::ScheduleOutput, String>,)>(
-                    &mut *store,
-                    schedule,
-                )?;
-            Ok(schedule.call(&mut *store, (wit,))?.0)
-        })?;
+        let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+        let answer = match contract {
+            Contract::V0_2 => {
+                let wit = ScheduleInputV0_2::new(input);
+                lease.call(|instance, store| {
+                    let schedule = instance
+                        .get_typed_func::<(ScheduleInputV0_2<'_>,), (Result<types::ScheduleOutput, String>,)>(
+                            &mut *store,
+                            schedule,
+                        )?;
+                    Ok(schedule.call(&mut *store, (wit,))?.0)
+                })?
+            }
+            Contract::V0_1 => {
+                let customers: Vec<&str> = input.customers.iter().collect();
+                let wit = ScheduleInputV0_1::new(input, &customers);
+                lease.call(|instance, store| {
+                    let schedule = instance
+                        .get_typed_func::<(ScheduleInputV0_1<'_>,), (Result<types::ScheduleOutput, String>,)>(
+                            &mut *store,
+                            schedule,
+                        )?;
+                    Ok(schedule.call(&mut *store, (wit,))?.0)
+                })?
+            }
+        };
         let types::ScheduleOutput { release, state } = answer.map_err(PluginFailure::Refused)?;
         let output = ScheduleOutput { release, state };
         if output.state.len() > self.limits.max_state_bytes {
@@ -154,7 +170,7 @@ impl Runtime {
     /// pays on top of its work.
     pub fn probe(&self, plugin: &CompiledPlugin) -> Result<(), PluginFailure> {
         let instantiate = |store: &mut Store<CallState>| match &plugin.bound {
-            Bound::Scheduler(pre, _) => pre.instantiate(store).map(drop),
+            Bound::Scheduler(pre, _, _) => pre.instantiate(store).map(drop),
             Bound::InsightMatcher(pre) => pre.instantiate(store).map(drop),
             Bound::VisibilityPolicy(pre) => pre.instantiate(store).map(drop),
             Bound::Handler(pre) => pre.instantiate(store).map(drop),

@@ -35,10 +35,11 @@ pub use cell::{Answer, AnsweredBy, PluginCell};
 pub use engine::{Allocator, MAX_WASM_STACK};
 pub use error::{PluginError, PluginFailure};
 pub use limits::{Limits, RuntimeConfig};
-pub use plugin::{CompiledPlugin, Origin, PluginKind};
+pub use plugin::{CompiledPlugin, Contract, Origin, PluginKind};
 pub use runtime::Runtime;
 pub use warm::InstanceFor;
 
-/// The contract's records, as the host builds and reads them (the types of
-/// the newest contract version this host serves).
+/// The contract's records, as the host builds and reads them: 0.1.0's,
+/// which 0.2.0 kept for every call but the scheduler's input (lowered by
+/// the host from [`pop_core::scheduling::ScheduleInput`]).
 pub use bindings::v0_1::types;

@@ -4,7 +4,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 
-use crate::bindings::v0_1::{handler, insight_matcher, scheduler, visibility_policy};
+use crate::bindings::{v0_1, v0_2};
 use crate::plugin::PluginKind;
 use crate::state::{CallState, NoWait, no_wait_clock};
 
@@ -18,17 +18,28 @@ pub(crate) struct Linkers {
 
 impl Linkers {
     pub(crate) fn new(engine: &Engine) -> wasmtime::Result<Self> {
+        // Each world links the imports of every contract version served.
         let mut scheduler = wasi(engine)?;
-        scheduler::Scheduler::add_to_linker::<_, HasSelf<CallState>>(&mut scheduler, |s| s)?;
+        v0_1::scheduler::Scheduler::add_to_linker::<_, HasSelf<CallState>>(&mut scheduler, |s| s)?;
+        v0_2::scheduler::Scheduler::add_to_linker::<_, HasSelf<CallState>>(&mut scheduler, |s| s)?;
         let mut insight_matcher = wasi(engine)?;
-        insight_matcher::InsightMatcher::add_to_linker::<_, HasSelf<CallState>>(&mut insight_matcher, |s| s)?;
+        v0_1::insight_matcher::InsightMatcher::add_to_linker::<_, HasSelf<CallState>>(&mut insight_matcher, |s| s)?;
+        v0_2::insight_matcher::InsightMatcher::add_to_linker::<_, HasSelf<CallState>>(&mut insight_matcher, |s| s)?;
         let mut visibility_policy = wasi(engine)?;
-        visibility_policy::VisibilityPolicy::add_to_linker::<_, HasSelf<CallState>>(&mut visibility_policy, |s| s)?;
+        v0_1::visibility_policy::VisibilityPolicy::add_to_linker::<_, HasSelf<CallState>>(
+            &mut visibility_policy,
+            |s| s,
+        )?;
+        v0_2::visibility_policy::VisibilityPolicy::add_to_linker::<_, HasSelf<CallState>>(
+            &mut visibility_policy,
+            |s| s,
+        )?;
         // Only the handler world may report progress; a scheduler that
         // imports `progress` fails to link, which is how a handler uploaded
         // as a scheduler is recognised.
         let mut handler = wasi(engine)?;
-        handler::Handler::add_to_linker::<_, HasSelf<CallState>>(&mut handler, |s| s)?;
+        v0_1::handler::Handler::add_to_linker::<_, HasSelf<CallState>>(&mut handler, |s| s)?;
+        v0_2::handler::Handler::add_to_linker::<_, HasSelf<CallState>>(&mut handler, |s| s)?;
         Ok(Self {
             scheduler,
             insight_matcher,

@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use wasmtime::component::{Component, ComponentExportIndex};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 
-use crate::bindings::v0_1::{handler, insight_matcher, scheduler, visibility_policy};
+use crate::bindings::v0_1::{handler, insight_matcher, visibility_policy};
 use crate::state::CallState;
 
 /// The world a plugin implements (one type for the model, the API and the runtime).
@@ -24,11 +24,32 @@ pub enum Origin {
 /// only has to instantiate. One variant per world and contract version.
 pub(crate) enum Bound {
     /// With the index of the `schedule` export, which the hot path calls
-    /// through its own borrowed input type (see [`crate::abi`]).
-    Scheduler(scheduler::SchedulerPre<CallState>, ComponentExportIndex),
+    /// through its own borrowed input type of the plugin's contract version
+    /// (see [`crate::abi`]).
+    Scheduler(InstancePre<CallState>, ComponentExportIndex, Contract),
     InsightMatcher(insight_matcher::InsightMatcherPre<CallState>),
     VisibilityPolicy(visibility_policy::VisibilityPolicyPre<CallState>),
     Handler(handler::HandlerPre<CallState>),
+}
+
+/// The contract version a plugin was built against, where versions differ
+/// in what the host passes (only the scheduler's input, so far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// `pop:plugin@0.1.0`: customer ids as `list<string>`.
+    V0_1,
+    /// `pop:plugin@0.2.0`: customer ids as one string and their ends.
+    V0_2,
+}
+
+impl Contract {
+    /// The package version, as in `pop:plugin@0.2.0`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
 }
 
 /// A compiled plugin of one kind. Cheap to share (`Arc`); calls never
@@ -56,6 +77,15 @@ impl CompiledPlugin {
 
     pub fn origin(&self) -> Origin {
         self.origin
+    }
+
+    /// The contract version of a scheduler's input; `None` for the other
+    /// worlds, whose calls are the same in every version.
+    pub fn contract(&self) -> Option<Contract> {
+        match self.bound {
+            Bound::Scheduler(_, _, contract) => Some(contract),
+            _ => None,
+        }
     }
 
     /// The compiled component (for inspecting its imports and exports).

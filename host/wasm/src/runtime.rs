@@ -7,14 +7,15 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
 
-use crate::bindings::v0_1::{handler, insight_matcher, scheduler, visibility_policy};
+use crate::bindings::v0_1::{handler, insight_matcher, visibility_policy};
+use crate::bindings::{v0_1, v0_2};
 use crate::cache::{DiskCache, sha256_hex};
 use crate::engine::{self, Allocator, EpochTicker};
 use crate::error::PluginError;
 use crate::format::check_component;
 use crate::limits::{Limits, RuntimeConfig};
 use crate::linker::Linkers;
-use crate::plugin::{Bound, CompiledPlugin, Origin, PluginKind};
+use crate::plugin::{Bound, CompiledPlugin, Contract, Origin, PluginKind};
 use crate::state::CallState;
 use crate::warm::{WarmPool, next_plugin_id};
 
@@ -138,7 +139,15 @@ impl Runtime {
         let pre = self.linkers.get(kind).instantiate_pre(component).map_err(wrong_world)?;
         Ok(match kind {
             PluginKind::Scheduler => {
-                let pre = scheduler::SchedulerPre::new(pre).map_err(wrong_world)?;
+                // The current contract first; a plugin that does not fit it
+                // is told why in its terms, not in those of an old version.
+                let contract = match v0_2::scheduler::SchedulerPre::new(pre.clone()) {
+                    Ok(_) => Contract::V0_2,
+                    Err(current) => match v0_1::scheduler::SchedulerPre::new(pre.clone()) {
+                        Ok(_) => Contract::V0_1,
+                        Err(_) => return Err(wrong_world(current)),
+                    },
+                };
                 // Present: `SchedulerPre::new` has just type-checked it.
                 let (_, schedule) = component
                     .get_export(None, "schedule")
@@ -146,7 +155,7 @@ impl Runtime {
                         expected: kind.world(),
                         detail: "no export `schedule` found".into(),
                     })?;
-                Bound::Scheduler(pre, schedule)
+                Bound::Scheduler(pre, schedule, contract)
             }
             PluginKind::InsightMatcher => {
                 Bound::InsightMatcher(insight_matcher::InsightMatcherPre::new(pre).map_err(wrong_world)?)

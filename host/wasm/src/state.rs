@@ -10,7 +10,7 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::v0_1::{progress, timer, types};
+use crate::bindings::{v0_1, v0_2};
 use crate::limits::Limits;
 
 /// Longest progress message passed on to the host; a plugin cannot make the
@@ -82,9 +82,9 @@ impl WasiView for CallState {
     }
 }
 
-impl types::Host for CallState {}
+impl v0_1::types::Host for CallState {}
 
-impl progress::Host for CallState {
+impl v0_1::progress::Host for CallState {
     fn report_progress(&mut self, percent: f64, message: String) {
         let Some(sink) = &mut self.progress else { return };
         if !percent.is_finite() {
@@ -100,7 +100,7 @@ impl progress::Host for CallState {
     }
 }
 
-impl timer::Host for CallState {
+impl v0_1::timer::Host for CallState {
     fn sleep(&mut self, milliseconds: u64) -> wasmtime::Result<()> {
         let wanted = Duration::from_millis(milliseconds);
         let left = self
@@ -115,6 +115,21 @@ impl timer::Host for CallState {
             return Err(wasmtime::Trap::Interrupt.into());
         }
         Ok(())
+    }
+}
+
+// 0.2.0 left these imports as they were: the same host functions serve both.
+impl v0_2::types::Host for CallState {}
+
+impl v0_2::progress::Host for CallState {
+    fn report_progress(&mut self, percent: f64, message: String) {
+        v0_1::progress::Host::report_progress(self, percent, message);
+    }
+}
+
+impl v0_2::timer::Host for CallState {
+    fn sleep(&mut self, milliseconds: u64) -> wasmtime::Result<()> {
+        v0_1::timer::Host::sleep(self, milliseconds)
     }
 }
 

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::{Backlog, Rng, runtime_with};
 
+use pop_builtin_plugins::fixtures;
 use pop_core::scheduling::{Algorithm, ScheduleInput};
-use pop_wasm::{CompiledPlugin, InstanceFor, Limits, PluginFailure, Runtime};
+use pop_wasm::{CompiledPlugin, Contract, InstanceFor, Limits, PluginFailure, PluginKind, Runtime};
 
 /// These tests are about equal answers, not deadlines: a debug build on a
 /// loaded two-core CI machine may take longer than 20 ms for 10,000
@@ -114,5 +115,29 @@ fn damaged_state_is_refused_like_the_native_path() {
         let input = backlog.input(3, "{}", b"not json");
         assert!(algorithm.schedule(&input).is_err());
         agree(&runtime, &plugin, algorithm, &input);
+    }
+}
+
+#[test]
+fn a_scheduler_built_against_contract_0_1_is_still_served() {
+    let runtime = runtime();
+    let legacy = runtime
+        .compile(PluginKind::Scheduler, fixtures::LEGACY_ROUND_ROBIN)
+        .expect("a 0.1.0 scheduler compiles");
+    assert_eq!(legacy.contract(), Some(Contract::V0_1));
+    for algorithm in Algorithm::ALL {
+        assert_eq!(
+            common::builtin(&runtime, algorithm.name()).contract(),
+            Some(Contract::V0_2),
+            "{} is built against the current contract",
+            algorithm.name()
+        );
+    }
+    // Same decisions and state as the native round-robin, ids and all: the
+    // host lowers its customer ids as 0.1.0's `list<string>` for this one.
+    let mut rng = Rng::new(11);
+    for (customers, pending) in [(1, 0), (3, 40), (30, 400), (100, 10_000)] {
+        let backlog = Backlog::random(&mut rng, customers, pending);
+        chain(&runtime, &legacy, Algorithm::RoundRobin, &backlog, &[10, 0, 1, 100]);
     }
 }

@@ -23,8 +23,8 @@ pub mod scheduler {
         runtime_path: "pop_plugin_sdk::__private::wit_bindgen::rt",
         disable_custom_section_link_helpers: true,
         with: {
-            "pop:plugin/types@0.1.0/pending-agenda": pop_core::scheduling::PendingAgenda,
-            "pop:plugin/types@0.1.0/schedule-output": pop_core::scheduling::ScheduleOutput,
+            "pop:plugin/types@0.2.0/pending-agenda": pop_core::scheduling::PendingAgenda,
+            "pop:plugin/types@0.2.0/schedule-output": pop_core::scheduling::ScheduleOutput,
         },
     });
 }

@@ -11,7 +11,7 @@
 
 use std::marker::PhantomData;
 
-pub use pop_core::scheduling::{PendingAgenda, ScheduleError, ScheduleInput, ScheduleOutput};
+pub use pop_core::scheduling::{CustomerIds, PendingAgenda, ScheduleError, ScheduleInput, ScheduleOutput};
 
 use crate::bindings::scheduler as wit;
 
@@ -31,10 +31,11 @@ pub struct Export<T>(PhantomData<T>);
 
 impl<T: Scheduler> wit::Guest for Export<T> {
     fn schedule(input: wit::ScheduleInput) -> Result<ScheduleOutput, String> {
+        let customers = CustomerIds::new(&input.customer_ids, &input.customer_id_ends).map_err(|e| e.to_string())?;
         T::schedule(&ScheduleInput {
             now_ms: input.now_ms,
             free_slots: input.free_slots,
-            customers: &input.customers,
+            customers,
             pending: &input.pending,
             running: &input.running,
             config: &input.config,

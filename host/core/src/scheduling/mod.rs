@@ -8,12 +8,14 @@
 //! are referenced by index and the backlog is a flat list of scalars, so a
 //! decision over 10,000 agendas copies no strings.
 
+mod customers;
 mod fifo;
 mod priority;
 mod round_robin;
 mod state;
 mod weighted_fair;
 
+pub use customers::{CustomerIds, CustomerList, InvalidCustomerIds};
 pub use fifo::fifo;
 pub use priority::{PriorityConfig, priority};
 pub use round_robin::{RoundRobinState, round_robin};
@@ -51,7 +53,7 @@ pub struct ScheduleInput<'a> {
     pub free_slots: u32,
     /// Customer ids: the pool's customers in pool order, then any other
     /// customer with pending work.
-    pub customers: &'a [String],
+    pub customers: CustomerIds<'a>,
     /// The backlog, oldest first.
     pub pending: &'a [PendingAgenda],
     /// Running agendas per customer index.
@@ -253,12 +255,12 @@ pub(crate) mod testing {
             .collect()
     }
 
-    pub fn customers(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    pub fn customers(names: &[&str]) -> CustomerList {
+        names.iter().collect()
     }
 
     pub fn input<'a>(
-        customers: &'a [String],
+        customers: &'a CustomerList,
         pending: &'a [PendingAgenda],
         running: &'a [u32],
         free_slots: u32,
@@ -268,7 +270,7 @@ pub(crate) mod testing {
         ScheduleInput {
             now_ms: 1_000_000,
             free_slots,
-            customers,
+            customers: customers.ids(),
             pending,
             running,
             config,

@@ -45,7 +45,7 @@ struct StateOut<'a> {
 pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, ScheduleError> {
     let state: StateIn = state::decode(input.state)?;
     let ids = |customers: &[usize]| StateOut {
-        pending_customer_ids: customers.iter().map(|&c| input.customers[c].as_str()).collect(),
+        pending_customer_ids: customers.iter().map(|&c| &input.customers[c]).collect(),
     };
     let requested = input.free_slots as usize;
     if requested == 0 {
@@ -66,7 +66,7 @@ pub fn round_robin(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedule
         let mut index: FastMap<&str, usize> = FastMap::default();
         index.reserve(customers);
         for (i, id) in input.customers.iter().enumerate() {
-            index.entry(id.as_str()).or_insert(i);
+            index.entry(id).or_insert(i);
         }
         let index_of = |id: &Id<'_>| index.get(id.as_str()).copied();
         state.pending_customer_ids.iter().filter_map(index_of).collect()
@@ -125,7 +125,12 @@ mod tests {
     use super::super::testing::*;
     use super::*;
 
-    fn decide(c: &[String], p: &[super::super::PendingAgenda], slots: u32, state: &[u8]) -> (Vec<u32>, Vec<String>) {
+    fn decide(
+        c: &super::super::CustomerList,
+        p: &[super::super::PendingAgenda],
+        slots: u32,
+        state: &[u8],
+    ) -> (Vec<u32>, Vec<String>) {
         let running = vec![0; c.len()];
         let out = round_robin(&input(c, p, &running, slots, "{}", state)).unwrap();
         (

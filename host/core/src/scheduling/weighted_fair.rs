@@ -112,7 +112,7 @@ pub fn weighted_fair(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedu
     let with_work: Vec<usize> = (0..queues.len()).filter(|&c| !queues.is_empty(c)).collect();
     let previous: Vec<Option<u64>> = with_work
         .iter()
-        .map(|&c| remembered.get(input.customers[c].as_str()).copied())
+        .map(|&c| remembered.get(&input.customers[c]).copied())
         .collect();
     let floor = previous.iter().flatten().copied().min().unwrap_or(0);
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(with_work.len());
@@ -139,7 +139,7 @@ pub fn weighted_fair(input: &ScheduleInput<'_>) -> Result<ScheduleOutput, Schedu
     let worth_keeping = |ticks: u64| min_active.is_none_or(|least| ticks > least);
     let mut kept: Vec<(&str, u64)> = Vec::with_capacity(with_work.len() + remembered.len());
     for &c in &with_work {
-        let id = input.customers[c].as_str();
+        let id = &input.customers[c];
         remembered.remove(id);
         if worth_keeping(time[c]) {
             kept.push((id, time[c]));

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use pop_core::scheduling::{PendingAgenda, ScheduleInput, ScheduleOutput};
+use pop_core::scheduling::{CustomerList, PendingAgenda, ScheduleInput, ScheduleOutput};
 use pop_core::{Insight, InsightScheduleInfo, ObjectKind, ReadyAgenda};
 use pop_store::{Document, Query, Store, Write};
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ pub struct Backlog {
     pub info_id: String,
     /// The ReadyAgenda rows, oldest first; `pending[i]` describes `rows[i]`.
     pub rows: Vec<ReadyAgenda>,
-    pub customers: Vec<String>,
+    pub customers: CustomerList,
     pub pending: Vec<PendingAgenda>,
     pub running: Vec<u32>,
     pub config: String,
@@ -35,7 +35,7 @@ impl Backlog {
         ScheduleInput {
             now_ms,
             free_slots,
-            customers: &self.customers,
+            customers: self.customers.ids(),
             pending: &self.pending,
             running: &self.running,
             config: &self.config,
@@ -66,31 +66,30 @@ pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> 
         .map(from_document)
         .collect::<ApiResult<_>>()?;
     rows.sort_by_key(|r| r.added.unwrap_or(0));
-    let mut customers: Vec<String> = match insight.resource_pool_id.as_deref() {
+    let pool_customers = match insight.resource_pool_id.as_deref() {
         Some(pool) => {
-            let pool_customers = store
+            store
                 .query(ObjectKind::Customer, &Query::by("resourcePoolId", pool), None)
-                .await?;
-            pool_customers
-                .iter()
-                .filter_map(|c| str_field(c, "id").map(String::from))
-                .collect()
+                .await?
         }
         None => Vec::new(),
     };
-    let mut index: HashMap<String, u32> = customers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), i as u32))
-        .collect();
+    let mut customers = CustomerList::new();
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut customer_index = |id: &str| -> u32 {
+        if let Some(&at) = index.get(id) {
+            return at;
+        }
+        let at = customers.push(id);
+        index.insert(id.to_owned(), at);
+        at
+    };
+    for id in pool_customers.iter().filter_map(|c| str_field(c, "id")) {
+        customer_index(id);
+    }
     let mut pending = Vec::with_capacity(rows.len());
     for row in &rows {
-        let customer = row.envelope.customer_id.clone().unwrap_or_default();
-        let next = customers.len() as u32;
-        let customer = *index.entry(customer.clone()).or_insert_with(|| {
-            customers.push(customer);
-            next
-        });
+        let customer = customer_index(row.envelope.customer_id.as_deref().unwrap_or_default());
         let priority = row
             .priority
             .unwrap_or(0)
@@ -223,7 +222,10 @@ mod tests {
         let mut insight = Insight::default();
         insight.envelope.id = Some("work".into());
         let backlog = gather(&store, &insight).await.unwrap();
-        assert_eq!(backlog.customers, ["acme", "globex", "initech"]);
+        assert_eq!(
+            backlog.customers.ids().iter().collect::<Vec<_>>(),
+            ["acme", "globex", "initech"]
+        );
         assert_eq!(backlog.running, [2, 0, 1]);
         let input = backlog.input(0, 1);
         assert_eq!(input.running.len(), input.customers.len());

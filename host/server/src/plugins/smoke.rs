@@ -7,7 +7,7 @@ use pop_wasm::types::{
 };
 use pop_wasm::{CompiledPlugin, InstanceFor, PluginFailure, PluginKind, Runtime};
 
-use pop_core::scheduling::ScheduleInput;
+use pop_core::scheduling::{CustomerIds, ScheduleInput};
 
 pub fn call(runtime: &Runtime, plugin: &CompiledPlugin) -> Result<(), PluginFailure> {
     match plugin.kind() {
@@ -15,7 +15,7 @@ pub fn call(runtime: &Runtime, plugin: &CompiledPlugin) -> Result<(), PluginFail
             let input = ScheduleInput {
                 now_ms: 0,
                 free_slots: 0,
-                customers: &[],
+                customers: CustomerIds::EMPTY,
                 pending: &[],
                 running: &[],
                 config: "{}",

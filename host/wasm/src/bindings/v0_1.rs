@@ -1,4 +1,10 @@
-//! Bindings of `pop:plugin@0.1.0`: one `bindgen!` per world.
+//! Bindings of `pop:plugin@0.1.0` (`wit/0.1.0/plugin.wit`, frozen): one
+//! `bindgen!` per world.
+//!
+//! These are also the Rust types every call uses: 0.2.0 changed only the
+//! scheduler's input, which the host lowers itself (see [`crate::abi`]), so a
+//! matcher, visibility policy or handler of either version type-checks
+//! against these records and is called through them.
 //!
 //! Every world `use`s the same `types` interface. It is generated once (in
 //! [`scheduler`]) and the other worlds point at it with `with`, so the host
@@ -9,7 +15,7 @@
 pub mod scheduler {
     wasmtime::component::bindgen!({
         world: "scheduler",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         additional_derives: [PartialEq, Eq],
     });
 }
@@ -18,7 +24,7 @@ pub mod scheduler {
 pub mod insight_matcher {
     wasmtime::component::bindgen!({
         world: "insight-matcher",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         with: { "pop:plugin/types": super::scheduler::pop::plugin::types },
     });
 }
@@ -27,7 +33,7 @@ pub mod insight_matcher {
 pub mod visibility_policy {
     wasmtime::component::bindgen!({
         world: "visibility-policy",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         with: { "pop:plugin/types": super::scheduler::pop::plugin::types },
     });
 }
@@ -37,7 +43,7 @@ pub mod visibility_policy {
 pub mod handler {
     wasmtime::component::bindgen!({
         world: "handler",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         with: { "pop:plugin/types": super::scheduler::pop::plugin::types },
         // A sleep that reaches the deadline ends the call from the host.
         imports: { "pop:plugin/timer.sleep": trappable },

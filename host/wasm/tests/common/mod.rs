@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pop_core::scheduling::{PendingAgenda, ScheduleInput};
+use pop_core::scheduling::{CustomerList, PendingAgenda, ScheduleInput};
 use pop_wasm::{CompiledPlugin, Limits, PluginKind, Runtime, RuntimeConfig};
 
 /// A runtime with the default limits except a generous deadline: for tests
@@ -70,7 +70,7 @@ impl Rng {
 /// One insight's backlog: the data a `ScheduleInput` borrows.
 #[derive(Debug, Clone)]
 pub struct Backlog {
-    pub customers: Vec<String>,
+    pub customers: CustomerList,
     pub pending: Vec<PendingAgenda>,
     pub running: Vec<u32>,
     pub now_ms: u64,
@@ -80,7 +80,7 @@ impl Backlog {
     /// `pending` agendas from `customers` customers, oldest first, with a
     /// few priorities and some agendas already running.
     pub fn random(rng: &mut Rng, customers: usize, pending: usize) -> Self {
-        let customers: Vec<String> = (0..customers).map(|i| format!("customer-{i:03}")).collect();
+        let customers: CustomerList = (0..customers).map(|i| format!("customer-{i:03}")).collect();
         let mut added_ms = 1_000_000;
         let pending = (0..pending)
             .map(|_| {
@@ -93,7 +93,7 @@ impl Backlog {
                 }
             })
             .collect();
-        let running = customers.iter().map(|_| rng.below(3) as u32).collect();
+        let running = customers.ids().iter().map(|_| rng.below(3) as u32).collect();
         Self {
             customers,
             pending,
@@ -106,7 +106,7 @@ impl Backlog {
         ScheduleInput {
             now_ms: self.now_ms,
             free_slots,
-            customers: &self.customers,
+            customers: self.customers.ids(),
             pending: &self.pending,
             running: &self.running,
             config,
