@@ -184,6 +184,7 @@ async fn builtin_schedulers_run_from_their_wasm_builds() {
         assert_eq!(found[0]["isGlobal"], json!(true));
         assert_eq!(found[0]["pluginKind"], json!("scheduler"));
         assert_eq!(found[0]["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(found[0]["contractVersion"], json!("0.2.0"));
     }
     for name in ["pop-insight-mapper", "pop-visibility"] {
         assert_eq!(
@@ -510,4 +511,37 @@ async fn multipart_upload_of_a_global_plugin() {
         .post_multipart("/pop/plugin", incomplete)
         .await
         .expect_error(422, "name");
+}
+
+#[tokio::test]
+async fn a_scheduler_built_against_the_previous_contract_still_decides() {
+    let workspace = Workspace::new();
+    let server = workspace.start();
+    let agendas = acme_queue_with_backlog(&server).await;
+    let alice = server.client(ALICE);
+    let legacy = upload(
+        &alice,
+        "kind=scheduler&name=picker&version=1&customerId=acme&activate=true",
+        fixtures::LEGACY_ROUND_ROBIN,
+    )
+    .await
+    .first();
+    assert_eq!(legacy["contractVersion"], json!("0.1.0"));
+    // Round-robin over acme's backlog alone: its oldest agenda.
+    assert_eq!(
+        decision(&preview(&alice, "acme-q").await),
+        ("acme:scheduler:picker@1".into(), agendas[0].clone())
+    );
+    let current = upload(
+        &alice,
+        "kind=scheduler&name=picker&version=2&customerId=acme&activate=true",
+        fixtures::LAST_PENDING,
+    )
+    .await
+    .first();
+    assert_eq!(current["contractVersion"], json!("0.2.0"));
+    assert_eq!(
+        decision(&preview(&alice, "acme-q").await),
+        ("acme:scheduler:picker@2".into(), agendas[4].clone())
+    );
 }

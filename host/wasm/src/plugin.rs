@@ -61,6 +61,7 @@ pub struct CompiledPlugin {
     pub(crate) sha256: String,
     pub(crate) kind: PluginKind,
     pub(crate) origin: Origin,
+    pub(crate) contract: Contract,
     pub(crate) component: Component,
     pub(crate) bound: Bound,
 }
@@ -79,13 +80,11 @@ impl CompiledPlugin {
         self.origin
     }
 
-    /// The contract version of a scheduler's input; `None` for the other
-    /// worlds, whose calls are the same in every version.
-    pub fn contract(&self) -> Option<Contract> {
-        match self.bound {
-            Bound::Scheduler(_, _, contract) => Some(contract),
-            _ => None,
-        }
+    /// The `pop:plugin` version the plugin was built against (for a
+    /// scheduler: the one its `schedule` export type-checked against, which
+    /// decides how its input is passed).
+    pub fn contract(&self) -> Contract {
+        self.contract
     }
 
     /// The compiled component (for inspecting its imports and exports).
@@ -100,6 +99,7 @@ impl fmt::Debug for CompiledPlugin {
             .field("sha256", &self.sha256)
             .field("kind", &self.kind)
             .field("origin", &self.origin)
+            .field("contract", &self.contract)
             .finish_non_exhaustive()
     }
 }

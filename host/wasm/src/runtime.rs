@@ -119,14 +119,32 @@ impl Runtime {
             }
         };
         let bound = self.bind(kind, &component)?;
+        let contract = match bound {
+            Bound::Scheduler(_, _, contract) => contract,
+            _ => self.declared_contract(&component),
+        };
         Ok(Arc::new(CompiledPlugin {
             id: next_plugin_id(),
             sha256,
             kind,
             origin,
+            contract,
             component,
             bound,
         }))
+    }
+
+    /// The contract version a component names in its `pop:plugin` imports
+    /// (every world imports at least `types`); the current one if it names
+    /// none. Only informative outside the scheduler world, whose calls are
+    /// the same in every version.
+    fn declared_contract(&self, component: &Component) -> Contract {
+        let old = format!("@{}", Contract::V0_1.version());
+        let names_old = component
+            .component_type()
+            .imports(&self.engine)
+            .any(|(name, _)| name.starts_with("pop:plugin/") && name.ends_with(&old));
+        if names_old { Contract::V0_1 } else { Contract::V0_2 }
     }
 
     /// Resolve the component's imports against the world's linker and its

@@ -124,11 +124,11 @@ fn a_scheduler_built_against_contract_0_1_is_still_served() {
     let legacy = runtime
         .compile(PluginKind::Scheduler, fixtures::LEGACY_ROUND_ROBIN)
         .expect("a 0.1.0 scheduler compiles");
-    assert_eq!(legacy.contract(), Some(Contract::V0_1));
+    assert_eq!(legacy.contract(), Contract::V0_1);
     for algorithm in Algorithm::ALL {
         assert_eq!(
             common::builtin(&runtime, algorithm.name()).contract(),
-            Some(Contract::V0_2),
+            Contract::V0_2,
             "{} is built against the current contract",
             algorithm.name()
         );

@@ -60,6 +60,10 @@ pub struct PluginVersion {
     pub sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
+    /// The `pop:plugin` contract version it was built against (`0.2.0`,
+    /// `0.1.0`); the host serves both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract_version: Option<String>,
     /// Usable by every customer (only super users may set it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_global: Option<bool>,

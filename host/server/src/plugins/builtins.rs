@@ -29,6 +29,7 @@ pub async fn register(host: &PluginHost) -> ApiResult<()> {
             version: Some(version.clone()),
             sha256: Some(sha256_hex(builtin.wasm)),
             size_bytes: Some(builtin.wasm.len() as i64),
+            contract_version: Some(compiled.contract().version().into()),
             is_global: Some(true),
             failure_count: Some(0),
             ..Default::default()

@@ -55,6 +55,7 @@ impl<'a> Registry<'a> {
             )));
         }
         let compiled = self.compile(upload.kind, upload.wasm.clone()).await?;
+        let contract_version = compiled.contract().version();
         self.smoke_test(compiled).await?;
         let sha256 = self.host.blobs.put(upload.wasm.clone()).await?;
         let mut version = PluginVersion {
@@ -63,6 +64,7 @@ impl<'a> Registry<'a> {
             version: Some(upload.version.clone()),
             sha256: Some(sha256),
             size_bytes: Some(upload.wasm.len() as i64),
+            contract_version: Some(contract_version.into()),
             is_global: Some(upload.is_global),
             failure_count: Some(0),
             ..Default::default()
