@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pop_core::scheduling::{ScheduleInput, ScheduleOutput, check_decision};
 use wasmtime::Store;
+use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lower};
 
 use crate::abi::{ScheduleInputV0_1, ScheduleInputV0_2};
 use crate::bindings::v0_1::types;
@@ -32,28 +33,10 @@ impl Runtime {
         };
         let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
         let answer = match contract {
-            Contract::V0_2 => {
-                let wit = ScheduleInputV0_2::new(input);
-                lease.call(|instance, store| {
-                    let schedule = instance
-                        .get_typed_func::<(ScheduleInputV0_2<'_>,), (Result<types::ScheduleOutput, String>,)>(
-                            &mut *store,
-                            schedule,
-                        )?;
-                    Ok(schedule.call(&mut *store, (wit,))?.0)
-                })?
-            }
+            Contract::V0_2 => call_schedule(&mut lease, *schedule, ScheduleInputV0_2::new(input))?,
             Contract::V0_1 => {
                 let customers: Vec<&str> = input.customers.iter().collect();
-                let wit = ScheduleInputV0_1::new(input, &customers);
-                lease.call(|instance, store| {
-                    let schedule = instance
-                        .get_typed_func::<(ScheduleInputV0_1<'_>,), (Result<types::ScheduleOutput, String>,)>(
-                            &mut *store,
-                            schedule,
-                        )?;
-                    Ok(schedule.call(&mut *store, (wit,))?.0)
-                })?
+                call_schedule(&mut lease, *schedule, ScheduleInputV0_1::new(input, &customers))?
             }
         };
         let types::ScheduleOutput { release, state } = answer.map_err(PluginFailure::Refused)?;
@@ -234,6 +217,20 @@ impl Runtime {
         let instance = instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true))?;
         call(&instance, &mut store).map_err(|e| classify(&e, store.data().limiter.denied, false))
     }
+}
+
+/// Call a scheduler's `schedule` export with `input`, the input record of
+/// the plugin's contract version.
+fn call_schedule<I: ComponentType + Lower>(
+    lease: &mut Lease<'_, Instance>,
+    schedule: ComponentExportIndex,
+    input: I,
+) -> Result<Result<types::ScheduleOutput, String>, PluginFailure> {
+    lease.call(|instance, store| {
+        let schedule =
+            instance.get_typed_func::<(I,), (Result<types::ScheduleOutput, String>,)>(&mut *store, schedule)?;
+        Ok(schedule.call(&mut *store, (input,))?.0)
+    })
 }
 
 fn wrong_kind(expected: PluginKind, plugin: &CompiledPlugin) -> PluginFailure {
