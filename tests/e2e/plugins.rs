@@ -335,6 +335,29 @@ async fn runtime_failures_fall_back_and_are_reported_to_the_owner() {
     let (by, released) = decision(&reply);
     assert!(by.starts_with("native:FirstInFirstOut"), "{by}");
     assert_eq!(released, agendas[0]);
+
+    // Operators see the same in the counters, summed over tenants.
+    alice.get("/pop/metrics").await.expect_error(403, "super users");
+    let metrics = server.client(ADMIN).get("/pop/metrics").await;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    let text = metrics.body.as_str().unwrap_or_default();
+    let counter = |series: &str| -> u64 {
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert!(counter(r#"pop_plugin_failures_total{world="scheduler",failure="trap"}"#) >= 2);
+    for by in ["active", "last-good", "native"] {
+        let series = format!(r#"pop_plugin_answers_total{{world="scheduler",answered_by="{by}"}}"#);
+        assert!(counter(&series) >= 1, "{series}");
+    }
+    let calls = counter(r#"pop_plugin_call_seconds_count{world="scheduler"}"#);
+    assert_eq!(
+        counter(r#"pop_plugin_call_seconds_bucket{world="scheduler",le="+Inf"}"#),
+        calls
+    );
 }
 
 async fn median_latency(client: &Client, insight: &str) -> Duration {

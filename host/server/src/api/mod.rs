@@ -41,6 +41,7 @@ pub const OBJECT_RESOURCES: [(&str, ObjectKind); 7] = [
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(services::healthz))
+        .route("/pop/metrics", plugins::metrics_route())
         .route("/pop/agenda/service/run", post(services::run))
         .route("/pop/agenda/service/rerun", post(services::rerun))
         .route("/pop/progress/agenda/service", post(services::progress_summary))

@@ -2,7 +2,9 @@
 //! side-effect-free scheduling decision for an insight (`preview`).
 
 use axum::extract::{Path, Request, State};
-use axum::routing::{MethodRouter, post};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{MethodRouter, get, post};
 use pop_core::visibility::Caller;
 use pop_core::{Insight, ObjectKind};
 use serde_json::{Map, Value, json};
@@ -38,6 +40,20 @@ pub fn activations() -> MethodRouter<AppState> {
 
 pub fn preview_route() -> MethodRouter<AppState> {
     post(preview)
+}
+
+/// `/pop/metrics`: plugin-call counters in Prometheus' text format, for
+/// operators (super users): they add up every tenant's calls.
+pub fn metrics_route() -> MethodRouter<AppState> {
+    get(metrics)
+}
+
+async fn metrics(State(app): State<AppState>, ctx: RequestContext) -> Reply {
+    if !ctx.caller.super_user {
+        return Err(ApiError::Forbidden("Only super users may read the metrics.".into()).with_cid(&ctx.cid));
+    }
+    let text = app.plugins.metrics().render();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn upload(State(app): State<AppState>, ctx: RequestContext, request: Request) -> Reply {

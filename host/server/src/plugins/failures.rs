@@ -12,6 +12,7 @@ use pop_store::{Store, Write};
 use pop_wasm::PluginFailure;
 use serde_json::{Value, json};
 
+use super::metrics::failure_code;
 use crate::domain::now_millis;
 
 /// Diagnostics kept on a plugin version, newest last.
@@ -102,18 +103,4 @@ async fn flush(store: &dyn Store, id: &str, batch: Pending) -> Result<(), pop_st
         )])
         .await?;
     Ok(())
-}
-
-/// A short machine-readable code for a failure.
-fn failure_code(failure: &PluginFailure) -> &'static str {
-    match failure {
-        PluginFailure::Timeout => "timeout",
-        PluginFailure::OutOfMemory => "out-of-memory",
-        PluginFailure::StackOverflow => "stack-overflow",
-        PluginFailure::Trap(_) => "trap",
-        PluginFailure::BadOutput(_) => "bad-output",
-        PluginFailure::Refused(_) => "refused",
-        PluginFailure::Instantiate(_) => "instantiate",
-        PluginFailure::WrongKind { .. } => "wrong-kind",
-    }
 }

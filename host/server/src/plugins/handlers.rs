@@ -10,7 +10,7 @@ use std::sync::Arc;
 use pop_core::PluginKind;
 use pop_wasm::{PluginFailure, types};
 
-use super::{BUILTIN_OWNER, PluginHost, Slot};
+use super::{Answerer, BUILTIN_OWNER, PluginHost, Slot};
 
 /// Why a handler plugin produced no result.
 #[derive(Debug, thiserror::Error)]
@@ -48,14 +48,23 @@ impl PluginHost {
             .ok_or_else(|| HandlerError::NotFound(slot.name.clone()))?;
         let runtime = self.runtime.clone();
         let label = slot.label(&plugin);
+        let started = std::time::Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             runtime.run_handler_within(&plugin, &payload, &context, deadline, &mut on_progress)
         })
         .await
         .map_err(|e| HandlerError::Task(e.to_string()))?;
-        outcome.map_err(|failure| {
-            self.failures.record(&label, &failure);
-            HandlerError::Failed { label, failure }
-        })
+        match outcome {
+            // A handler has no fallback: it answers or the operation fails.
+            Ok(result) => {
+                self.metrics
+                    .answered(PluginKind::Handler, Answerer::Active, started.elapsed());
+                Ok(result)
+            }
+            Err(failure) => {
+                self.record_failure(PluginKind::Handler, &label, &failure);
+                Err(HandlerError::Failed { label, failure })
+            }
+        }
     }
 }

@@ -2,12 +2,14 @@
 //! insight-matcher plugin, when the customer names one (spec §4.1 rules
 //! otherwise, and as the fallback).
 
+use std::time::Instant;
+
 use pop_core::insight::{insight_visible_to_customer, select_insight};
 use pop_core::{Agenda, Customer, Insight, PluginKind};
 use pop_wasm::InstanceFor;
 use pop_wasm::convert::{agenda_summary, insight_summary};
 
-use super::PluginHost;
+use super::{Answerer, PluginHost};
 use crate::error::{ApiError, ApiResult};
 
 impl PluginHost {
@@ -30,7 +32,7 @@ impl PluginHost {
         };
         let runtime = self.runtime.clone();
         let agenda = agenda.clone();
-        let (choice, failures, visible) = tokio::task::spawn_blocking(move || {
+        let (choice, (by, elapsed, failures), visible) = tokio::task::spawn_blocking(move || {
             let summary = agenda_summary(&agenda, &customer_id);
             let offered: Vec<_> = visible.iter().map(insight_summary).collect();
             let native = || {
@@ -39,18 +41,18 @@ impl PluginHost {
                     .map(|i| i as u32)
             };
             let mut failures = Vec::new();
+            let started = Instant::now();
             let answer = slot.cell.call(
                 |plugin| runtime.select_insight(plugin, InstanceFor::Tenant(&customer_id), &summary, &offered),
                 native,
                 &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
             );
-            (answer.value, failures, visible)
+            let account = (Answerer::from(&answer.by), started.elapsed(), failures);
+            (answer.value, account, visible)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("matching task failed: {e}")))?;
-        for (version, failure) in &failures {
-            self.failures.record(version, failure);
-        }
+        self.account(PluginKind::InsightMatcher, by, elapsed, &failures);
         Ok(choice.and_then(|i| visible.into_iter().nth(i as usize)))
     }
 }

@@ -12,6 +12,7 @@ mod builtins;
 mod failures;
 mod handlers;
 mod matching;
+mod metrics;
 mod registry;
 mod scheduling;
 mod smoke;
@@ -19,12 +20,14 @@ mod visibility;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use pop_core::PluginKind;
 use pop_store::{BlobStore, Store};
-use pop_wasm::{AnsweredBy, CompiledPlugin, PluginCell, Runtime};
+use pop_wasm::{AnsweredBy, CompiledPlugin, PluginCell, PluginFailure, Runtime};
 
+pub use metrics::{Answerer, PluginMetrics};
 pub use registry::Registry;
 
 use failures::FailureLog;
@@ -92,6 +95,7 @@ pub struct PluginHost {
     /// the policy even where POP's rules would hide them.
     policy_owners: ArcSwap<HashSet<String>>,
     failures: FailureLog,
+    metrics: PluginMetrics,
 }
 
 impl PluginHost {
@@ -108,6 +112,7 @@ impl PluginHost {
             blobs,
             slots: RwLock::new(HashMap::new()),
             policy_owners: ArcSwap::from_pointee(HashSet::new()),
+            metrics: PluginMetrics::default(),
         });
         builtins::register(&host).await?;
         host.registry().restore().await?;
@@ -117,6 +122,26 @@ impl PluginHost {
 
     pub fn registry(&self) -> Registry<'_> {
         Registry::new(self)
+    }
+
+    /// The plugin-call counters (`GET /pop/metrics`).
+    pub fn metrics(&self) -> &PluginMetrics {
+        &self.metrics
+    }
+
+    /// Count one call of a `kind` plugin, answered by `by` after `elapsed`,
+    /// and record the failures of the versions tried before the answer
+    /// (log, counter, diagnostic on the version's record).
+    fn account(&self, kind: PluginKind, by: Answerer, elapsed: Duration, failures: &[(String, PluginFailure)]) {
+        self.metrics.answered(kind, by, elapsed);
+        for (version, failure) in failures {
+            self.record_failure(kind, version, failure);
+        }
+    }
+
+    fn record_failure(&self, kind: PluginKind, version: &str, failure: &PluginFailure) {
+        self.metrics.failed(kind, failure);
+        self.failures.record(version, failure);
     }
 
     fn slot(&self, id: &str) -> Option<Arc<Slot>> {

@@ -4,9 +4,11 @@
 use pop_core::scheduling::{Algorithm, ScheduleOutput, fifo};
 use pop_core::{Insight, PluginKind, ReadyAgenda};
 
+use std::time::Instant;
+
 use pop_wasm::InstanceFor;
 
-use super::PluginHost;
+use super::{Answerer, PluginHost};
 use crate::domain::now_millis;
 use crate::domain::scheduling::{Backlog, gather};
 use crate::error::{ApiError, ApiResult};
@@ -45,29 +47,36 @@ impl PluginHost {
         }
         let runtime = self.runtime.clone();
         let now = now_millis().max(0) as u64;
-        let (output, decided_by, fallback, failures, backlog) = tokio::task::spawn_blocking(move || {
+        let (output, decided_by, fallback, account, backlog) = tokio::task::spawn_blocking(move || {
             let input = backlog.input(now, slots);
             let native_decision = || native.schedule(&input).or_else(|_| fifo(&input)).unwrap_or_default();
-            let mut failures = Vec::new();
-            let (output, decided_by, fallback) = match &slot {
+            let (output, decided_by, fallback, account) = match &slot {
                 Some(slot) => {
+                    let mut failures = Vec::new();
+                    let started = Instant::now();
                     let answer = slot.cell.call(
                         // Warm instances are per tenant: the insight's owner.
                         |plugin| runtime.schedule(plugin, InstanceFor::Tenant(&owner), &input),
                         native_decision,
                         &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
                     );
-                    let fallback = !matches!(answer.by, pop_wasm::AnsweredBy::Active(_));
-                    (answer.value, slot.answered_label(&answer.by, native.name()), fallback)
+                    let by = Answerer::from(&answer.by);
+                    let label = slot.answered_label(&answer.by, native.name());
+                    (
+                        answer.value,
+                        label,
+                        by != Answerer::Active,
+                        Some((by, started.elapsed(), failures)),
+                    )
                 }
-                None => (native_decision(), format!("native:{}", native.name()), true),
+                None => (native_decision(), format!("native:{}", native.name()), true, None),
             };
-            (output, decided_by, fallback, failures, backlog)
+            (output, decided_by, fallback, account, backlog)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("scheduling task failed: {e}")))?;
-        for (version, failure) in &failures {
-            self.failures.record(version, failure);
+        if let Some((by, elapsed, failures)) = &account {
+            self.account(PluginKind::Scheduler, *by, *elapsed, failures);
         }
         let released = output
             .release

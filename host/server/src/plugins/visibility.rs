@@ -5,13 +5,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use pop_core::visibility::{Caller, can_read_document};
 use pop_core::{Customer, ObjectKind, PluginKind};
 use pop_store::{Document, Query};
 use pop_wasm::convert::object_summary;
 
-use super::PluginHost;
+use super::{Answerer, PluginHost};
 use crate::domain::body::{from_document, str_field};
 use crate::error::{ApiError, ApiResult};
 
@@ -100,10 +101,11 @@ impl PluginHost {
         let caller = caller.clone();
         // Warm instances are per tenant: the policy's owner.
         let owner = owner.to_string();
-        let (decisions, failures) = tokio::task::spawn_blocking(move || {
+        let (decisions, (by, elapsed, failures)) = tokio::task::spawn_blocking(move || {
             let summaries: Vec<_> = page.iter().filter_map(|d| object_summary(kind, d)).collect();
             let wit_caller = pop_wasm::types::Caller::from(&caller);
             let mut failures = Vec::new();
+            let started = Instant::now();
             let answer = slot.cell.call(
                 |plugin| {
                     runtime.decide_visibility(plugin, pop_wasm::InstanceFor::Tenant(&owner), &wit_caller, &summaries)
@@ -111,13 +113,11 @@ impl PluginHost {
                 || native(&caller, &page),
                 &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
             );
-            (answer.value, failures)
+            (answer.value, (Answerer::from(&answer.by), started.elapsed(), failures))
         })
         .await
         .map_err(|e| ApiError::Internal(format!("visibility task failed: {e}")))?;
-        for (version, failure) in &failures {
-            self.failures.record(version, failure);
-        }
+        self.account(PluginKind::VisibilityPolicy, by, elapsed, &failures);
         Ok(decisions)
     }
 }
