@@ -39,6 +39,7 @@ const COMPONENTS: &[&str] = &[
     "pop_fixture_trap_when_busy",
     "pop_fixture_call_counter",
     "pop_fixture_legacy_round_robin",
+    "pop_fixture_legacy_visibility",
 ];
 
 /// Inputs of the guest build, relative to the repository root.

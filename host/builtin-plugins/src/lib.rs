@@ -123,7 +123,7 @@ pub mod examples {
 /// Components for the runtime's containment and hot-swap tests (`plugins/fixtures/`). All are
 /// scheduler-world components except [`WRONG_WORLD`](fixtures::WRONG_WORLD).
 pub mod fixtures {
-    use super::{Builtin, HANDLER, SCHEDULER};
+    use super::{Builtin, HANDLER, SCHEDULER, VISIBILITY_POLICY};
 
     /// Loops forever without allocating: only the epoch deadline (or fuel) stops it.
     pub const SPIN: &[u8] = component!("pop_fixture_spin");
@@ -161,6 +161,9 @@ pub mod fixtures {
     /// `list<string>`) on plain `wit-bindgen`: the host must still serve it, and it decides
     /// exactly as `pop_core::scheduling::round_robin`.
     pub const LEGACY_ROUND_ROBIN: &[u8] = component!("pop_fixture_legacy_round_robin");
+    /// POP's visibility rule built against the frozen `pop:plugin@0.1.0` (a list of object
+    /// records) on plain `wit-bindgen`: the host must still serve it.
+    pub const LEGACY_VISIBILITY: &[u8] = component!("pop_fixture_legacy_visibility");
 
     /// Every fixture, named as its directory, with the world it exports.
     pub const ALL: &[Builtin] = &[
@@ -223,6 +226,11 @@ pub mod fixtures {
             name: "legacy-round-robin",
             kind: SCHEDULER,
             wasm: LEGACY_ROUND_ROBIN,
+        },
+        Builtin {
+            name: "legacy-visibility",
+            kind: VISIBILITY_POLICY,
+            wasm: LEGACY_VISIBILITY,
         },
     ];
 }
@@ -313,7 +321,7 @@ mod tests {
             // Everything is built against the current contract but the
             // fixture that stands for plugins of the old one.
             let version = match plugin.name {
-                "legacy-round-robin" => "0.1.0",
+                "legacy-round-robin" | "legacy-visibility" => "0.1.0",
                 _ => "0.2.0",
             };
             let pop = |interface: &str| format!("pop:plugin/{interface}@{version}");

@@ -9,7 +9,7 @@ use pop_core::scheduling::{ScheduleInput, ScheduleOutput, check_decision};
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lower};
 
-use crate::abi::{ScheduleInputV0_1, ScheduleInputV0_2};
+use crate::abi::{ObjectPage, ObjectPageRef, ScheduleInputV0_1, ScheduleInputV0_2};
 use crate::bindings::v0_1::types;
 use crate::error::{PluginFailure, classify};
 use crate::plugin::{Bound, CompiledPlugin, Contract, PluginKind};
@@ -89,21 +89,39 @@ impl Runtime {
         caller: &types::Caller,
         objects: &[types::ObjectSummary],
     ) -> Result<Vec<bool>, PluginFailure> {
-        let Bound::VisibilityPolicy(pre) = &plugin.bound else {
-            return Err(wrong_kind(PluginKind::VisibilityPolicy, plugin));
-        };
-        let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
-        let answer = lease.call(|plugin, store| plugin.call_decide(store, caller, objects))?;
-        let decisions = answer.map_err(PluginFailure::Refused)?;
-        if decisions.len() != objects.len() {
-            return Err(PluginFailure::BadOutput(format!(
-                "answered for {} objects but was asked about {}",
-                decisions.len(),
-                objects.len()
-            )));
+        match &plugin.bound {
+            Bound::VisibilityPolicy(pre) => {
+                let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+                let answer = lease.call(|plugin, store| plugin.call_decide(store, caller, objects))?;
+                let decisions = answered_for(answer.map_err(PluginFailure::Refused)?, objects.len())?;
+                lease.keep();
+                Ok(decisions)
+            }
+            Bound::VisibilityPage(pre, decide) => {
+                let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+                let mut decisions = vec![false; objects.len()];
+                // A page holds one kind: one call per kind present (the
+                // host's pages are of one kind), answers put back in order.
+                for (kind, indices) in by_kind(objects) {
+                    let page = ObjectPage::new(indices.iter().map(|&i| &objects[i]));
+                    let answer = lease.call(|instance, store| {
+                        let decide = instance
+                            .get_typed_func::<(&types::Caller, ObjectPageRef<'_>), (Result<Vec<bool>, String>,)>(
+                                &mut *store,
+                                *decide,
+                            )?;
+                        Ok(decide.call(&mut *store, (caller, page.wit(kind)))?.0)
+                    })?;
+                    let answers = answered_for(answer.map_err(PluginFailure::Refused)?, indices.len())?;
+                    for (i, answer) in indices.into_iter().zip(answers) {
+                        decisions[i] = answer;
+                    }
+                }
+                lease.keep();
+                Ok(decisions)
+            }
+            _ => Err(wrong_kind(PluginKind::VisibilityPolicy, plugin)),
         }
-        lease.keep();
-        Ok(decisions)
     }
 
     /// Run one operation in a handler plugin. Progress reports reach
@@ -156,6 +174,7 @@ impl Runtime {
             Bound::Scheduler(pre, _, _) => pre.instantiate(store).map(drop),
             Bound::InsightMatcher(pre) => pre.instantiate(store).map(drop),
             Bound::VisibilityPolicy(pre) => pre.instantiate(store).map(drop),
+            Bound::VisibilityPage(pre, _) => pre.instantiate(store).map(drop),
             Bound::Handler(pre) => pre.instantiate(store).map(drop),
         };
         self.invoke(
@@ -216,6 +235,34 @@ impl Runtime {
         let mut store = self.store(state, deadline);
         let instance = instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true))?;
         call(&instance, &mut store).map_err(|e| classify(&e, store.data().limiter.denied, false))
+    }
+}
+
+/// The indices of `objects` per kind, in order; one empty page of agendas
+/// when there are none (the policy is still called: a smoke call must run it).
+fn by_kind(objects: &[types::ObjectSummary]) -> Vec<(types::ObjectKind, Vec<usize>)> {
+    let mut groups: Vec<(types::ObjectKind, Vec<usize>)> = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        match groups.iter_mut().find(|(kind, _)| *kind == object.kind) {
+            Some((_, indices)) => indices.push(index),
+            None => groups.push((object.kind, vec![index])),
+        }
+    }
+    if groups.is_empty() {
+        groups.push((types::ObjectKind::Agenda, Vec::new()));
+    }
+    groups
+}
+
+/// A visibility answer must have one decision per object asked about.
+fn answered_for(decisions: Vec<bool>, asked: usize) -> Result<Vec<bool>, PluginFailure> {
+    if decisions.len() == asked {
+        Ok(decisions)
+    } else {
+        Err(PluginFailure::BadOutput(format!(
+            "answered for {} objects but was asked about {asked}",
+            decisions.len()
+        )))
     }
 }
 

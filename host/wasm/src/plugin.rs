@@ -28,17 +28,22 @@ pub(crate) enum Bound {
     /// (see [`crate::abi`]).
     Scheduler(InstancePre<CallState>, ComponentExportIndex, Contract),
     InsightMatcher(insight_matcher::InsightMatcherPre<CallState>),
+    /// A `pop:plugin@0.1.0` visibility policy: a list of object records.
     VisibilityPolicy(visibility_policy::VisibilityPolicyPre<CallState>),
+    /// A `pop:plugin@0.2.0` visibility policy, with the index of its
+    /// `decide` export: a page of columns (see [`crate::abi::ObjectPage`]).
+    VisibilityPage(InstancePre<CallState>, ComponentExportIndex),
     Handler(handler::HandlerPre<CallState>),
 }
 
 /// The contract version a plugin was built against, where versions differ
-/// in what the host passes (only the scheduler's input, so far).
+/// in what the host passes (the scheduler's input and the visibility page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
     /// `pop:plugin@0.1.0`: customer ids as `list<string>`.
     V0_1,
-    /// `pop:plugin@0.2.0`: customer ids as one string and their ends.
+    /// `pop:plugin@0.2.0`: customer ids as one string and their ends; a
+    /// visibility page as columns over one string table.
     V0_2,
 }
 

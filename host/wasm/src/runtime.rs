@@ -121,7 +121,9 @@ impl Runtime {
         let bound = self.bind(kind, &component)?;
         let contract = match bound {
             Bound::Scheduler(_, _, contract) => contract,
-            _ => self.declared_contract(&component),
+            Bound::VisibilityPage(..) => Contract::V0_2,
+            Bound::VisibilityPolicy(_) => Contract::V0_1,
+            Bound::InsightMatcher(_) | Bound::Handler(_) => self.declared_contract(&component),
         };
         Ok(Arc::new(CompiledPlugin {
             id: next_plugin_id(),
@@ -178,9 +180,22 @@ impl Runtime {
             PluginKind::InsightMatcher => {
                 Bound::InsightMatcher(insight_matcher::InsightMatcherPre::new(pre).map_err(wrong_world)?)
             }
-            PluginKind::VisibilityPolicy => {
-                Bound::VisibilityPolicy(visibility_policy::VisibilityPolicyPre::new(pre).map_err(wrong_world)?)
-            }
+            PluginKind::VisibilityPolicy => match v0_2::visibility_policy::VisibilityPolicyPre::new(pre.clone()) {
+                Ok(_) => {
+                    // Present: `VisibilityPolicyPre::new` has just type-checked it.
+                    let (_, decide) = component
+                        .get_export(None, "decide")
+                        .ok_or_else(|| PluginError::WrongWorld {
+                            expected: kind.world(),
+                            detail: "no export `decide` found".into(),
+                        })?;
+                    Bound::VisibilityPage(pre, decide)
+                }
+                Err(current) => match visibility_policy::VisibilityPolicyPre::new(pre) {
+                    Ok(pre) => Bound::VisibilityPolicy(pre),
+                    Err(_) => return Err(wrong_world(current)),
+                },
+            },
             PluginKind::Handler => Bound::Handler(handler::HandlerPre::new(pre).map_err(wrong_world)?),
         })
     }

@@ -64,7 +64,9 @@ pub enum InstanceFor<'a> {
 /// The instance handles a warm store can hold, one per world that reuses
 /// instances (handlers always run fresh).
 pub(crate) enum Handle {
-    Scheduler(Instance),
+    /// A component called through export indices of its own (schedulers,
+    /// 0.2.0 visibility policies).
+    Component(Instance),
     InsightMatcher(insight_matcher::InsightMatcher),
     VisibilityPolicy(visibility_policy::VisibilityPolicy),
 }
@@ -77,11 +79,11 @@ pub(crate) trait Warm: Sized {
 
 impl Warm for Instance {
     fn wrap(self) -> Handle {
-        Handle::Scheduler(self)
+        Handle::Component(self)
     }
     fn unwrap(handle: Handle) -> Option<Self> {
         match handle {
-            Handle::Scheduler(instance) => Some(instance),
+            Handle::Component(instance) => Some(instance),
             _ => None,
         }
     }

@@ -6,11 +6,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Rng, builtin, runtime, runtime_with};
-use pop_builtin_plugins::examples;
+use pop_builtin_plugins::{examples, fixtures};
 use pop_core::visibility::{Caller, Ownership, ReadRule, can_read};
 use pop_core::{Agenda, Insight, ObjectKind};
 use pop_wasm::convert::{agenda_summary, insight_summary, object_summary};
-use pop_wasm::{InstanceFor, Limits, PluginFailure, PluginKind, types};
+use pop_wasm::{CompiledPlugin, Contract, InstanceFor, Limits, PluginFailure, PluginKind, Runtime, types};
 use serde_json::{Value, json};
 
 fn agenda(value: Value) -> Agenda {
@@ -85,6 +85,23 @@ fn the_example_matcher_picks_by_title() {
 fn the_builtin_visibility_policy_decides_like_pop_core() {
     let runtime = runtime();
     let policy = builtin(&runtime, "pop-visibility");
+    assert_eq!(policy.contract(), Contract::V0_2);
+    decides_like_pop_core(&runtime, &policy);
+}
+
+#[test]
+fn a_visibility_policy_built_against_contract_0_1_is_still_served() {
+    let runtime = runtime();
+    let policy = runtime
+        .compile(PluginKind::VisibilityPolicy, fixtures::LEGACY_VISIBILITY)
+        .expect("a 0.1.0 visibility policy compiles");
+    assert_eq!(policy.contract(), Contract::V0_1);
+    decides_like_pop_core(&runtime, &policy);
+}
+
+/// Pages of mixed kinds, random owners, sharing and callers: the policy
+/// (POP's rule) must answer as `pop_core::visibility::can_read`.
+fn decides_like_pop_core(runtime: &Runtime, policy: &CompiledPlugin) {
     let mut rng = Rng::new(21);
     let names = ["acme", "Globex", "initech", "umbrella"];
     let kinds = [
@@ -116,7 +133,7 @@ fn the_builtin_visibility_policy_decides_like_pop_core() {
             .collect();
         let wasm = runtime
             .decide_visibility(
-                &policy,
+                policy,
                 InstanceFor::Tenant("acme"),
                 &types::Caller::from(&caller),
                 &objects,

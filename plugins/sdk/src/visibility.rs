@@ -8,7 +8,6 @@
 
 use std::marker::PhantomData;
 
-pub use crate::bindings::visibility_policy::ObjectSummary;
 pub use crate::bindings::visibility_policy::pop::plugin::types::ObjectKind;
 /// The caller, as [`pop_core`] models it: user id, accounts (`*` means all) and super-user flag.
 pub use pop_core::visibility::Caller;
@@ -17,23 +16,92 @@ use crate::bindings::visibility_policy as wit;
 use pop_core::visibility::{Ownership, ReadRule, can_read};
 use serde_json::Value;
 
+/// One of the tenant's objects, as far as visibility goes (borrowed from the page the host sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary<'a> {
+    /// What it is (the same for every object of one call).
+    pub kind: ObjectKind,
+    /// Its `id`.
+    pub id: &'a str,
+    /// The owner: the policy's tenant.
+    pub customer_id: &'a str,
+    /// `isGlobal`: visible to every customer under POP's rules for shared kinds.
+    pub is_global: bool,
+    /// `allowedCustomerIds` (insights and agenda templates share with these customers).
+    pub allowed_customer_ids: Vec<&'a str>,
+}
+
 /// Decides who may read a tenant's objects.
 pub trait VisibilityPolicy {
     /// May `caller` read `object`?
-    fn can_read(caller: &Caller, object: &ObjectSummary) -> bool;
+    fn can_read(caller: &Caller, object: &ObjectSummary<'_>) -> bool;
 
     /// One answer per object, in order. The default asks [`Self::can_read`] for each; override
     /// it to share work across a batch. An error fails the call (the host falls back to POP's
     /// rule and records the message).
-    fn decide(caller: &Caller, objects: &[ObjectSummary]) -> Result<Vec<bool>, String> {
+    fn decide(caller: &Caller, objects: &[ObjectSummary<'_>]) -> Result<Vec<bool>, String> {
         Ok(objects.iter().map(|object| Self::can_read(caller, object)).collect())
     }
+}
+
+/// The objects of a page: its columns read back into one summary per object. A page that
+/// does not hold together (columns of different lengths, indices out of range, ends out of
+/// order) is refused with the reason.
+pub fn objects(page: &wit::ObjectPage) -> Result<Vec<ObjectSummary<'_>>, String> {
+    let mut strings = Vec::with_capacity(page.string_ends.len());
+    let mut start = 0usize;
+    for &end in &page.string_ends {
+        let text = page
+            .strings
+            .get(start..end as usize)
+            .ok_or_else(|| format!("string ends at {end} do not cut the page's strings"))?;
+        strings.push(text);
+        start = end as usize;
+    }
+    let string = |index: u32| {
+        strings
+            .get(index as usize)
+            .copied()
+            .ok_or_else(|| format!("string #{index} of {} asked for", strings.len()))
+    };
+    let count = page.ids.len();
+    if page.customer_ids.len() != count || page.allowed_ends.len() != count {
+        return Err(format!(
+            "columns of different lengths: {count} ids, {} customer ids, {} allowed ends",
+            page.customer_ids.len(),
+            page.allowed_ends.len()
+        ));
+    }
+    let mut objects = Vec::with_capacity(count);
+    let mut allowed_start = 0usize;
+    for index in 0..count {
+        let allowed_end = page.allowed_ends[index] as usize;
+        let allowed = page
+            .allowed
+            .get(allowed_start..allowed_end)
+            .ok_or_else(|| format!("allowed ids of object #{index} end at {allowed_end}, out of order or range"))?;
+        allowed_start = allowed_end;
+        objects.push(ObjectSummary {
+            kind: page.kind,
+            id: string(page.ids[index])?,
+            customer_id: string(page.customer_ids[index])?,
+            is_global: false,
+            allowed_customer_ids: allowed.iter().map(|&at| string(at)).collect::<Result<_, _>>()?,
+        });
+    }
+    for &index in &page.global {
+        let object = objects
+            .get_mut(index as usize)
+            .ok_or_else(|| format!("global object #{index} of {count}"))?;
+        object.is_global = true;
+    }
+    Ok(objects)
 }
 
 /// POP's read rule (spec §3.5, [`pop_core::visibility::can_read`]): the owner or a global
 /// caller always; for insights and agenda templates also anyone when the object is global, and
 /// the customers listed in `allowedCustomerIds` (compared lower-cased).
-pub fn standard_rule(caller: &Caller, object: &ObjectSummary) -> bool {
+pub fn standard_rule(caller: &Caller, object: &ObjectSummary<'_>) -> bool {
     let rule = ReadRule::for_kind(object.kind.to_core());
     let allowed: Vec<Value> = match rule {
         ReadRule::Owner => Vec::new(),
@@ -44,7 +112,7 @@ pub fn standard_rule(caller: &Caller, object: &ObjectSummary) -> bool {
             .collect(),
     };
     let ownership = Ownership {
-        customer_id: Some(object.customer_id.as_str()).filter(|id| !id.is_empty()),
+        customer_id: Some(object.customer_id).filter(|id| !id.is_empty()),
         is_global: object.is_global,
         allowed_customer_ids: Some(&allowed),
     };
@@ -73,8 +141,9 @@ impl ObjectKind {
 pub struct Export<T>(PhantomData<T>);
 
 impl<T: VisibilityPolicy> wit::Guest for Export<T> {
-    fn decide(caller: wit::Caller, objects: Vec<ObjectSummary>) -> Result<Vec<bool>, String> {
+    fn decide(caller: wit::Caller, page: wit::ObjectPage) -> Result<Vec<bool>, String> {
         let caller = Caller::new(caller.user_id, caller.accounts, caller.super_user);
+        let objects = objects(&page)?;
         let answers = T::decide(&caller, &objects)?;
         if answers.len() != objects.len() {
             return Err(format!(

@@ -7,7 +7,7 @@ use pop_plugin_sdk::visibility::{Caller, ObjectSummary, VisibilityPolicy, standa
 struct PopVisibility;
 
 impl VisibilityPolicy for PopVisibility {
-    fn can_read(caller: &Caller, object: &ObjectSummary) -> bool {
+    fn can_read(caller: &Caller, object: &ObjectSummary<'_>) -> bool {
         standard_rule(caller, object)
     }
 }

@@ -7,10 +7,10 @@ use pop_plugin_sdk::visibility::{Caller, ObjectSummary, VisibilityPolicy, standa
 struct PartnerVisibility;
 
 impl VisibilityPolicy for PartnerVisibility {
-    fn can_read(caller: &Caller, object: &ObjectSummary) -> bool {
+    fn can_read(caller: &Caller, object: &ObjectSummary<'_>) -> bool {
         let is_partner = |account: &String| {
             account
-                .strip_prefix(object.customer_id.as_str())
+                .strip_prefix(object.customer_id)
                 .is_some_and(|rest| rest.starts_with("-partner"))
         };
         standard_rule(caller, object) || (!object.customer_id.is_empty() && caller.accounts.iter().any(is_partner))
