@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use pop_builtin_plugins::{builtin, fixtures};
 use pop_core::scheduling::{CustomerList, PendingAgenda, ScheduleInput, ScheduleOutput, round_robin, weighted_fair};
-use pop_core::visibility::{Caller, Ownership, ReadRule, can_read};
+use pop_core::visibility::{Caller, ObjectPage, Ownership, ReadRule, can_read, can_read_document};
+use pop_wasm::convert::object_summary;
 use pop_wasm::{CompiledPlugin, InstanceFor, Limits, PluginCell, PluginKind, Runtime, RuntimeConfig, types};
 
 /// 10,000 agendas from 100 customers, oldest first, a few priorities.
@@ -340,12 +341,62 @@ fn visibility_1000(c: &mut Criterion) {
     group.finish();
 }
 
+/// The server's path: one owner's page of 1,000 stored agendas. `page` is
+/// what the server does (documents straight into the page), `records` what
+/// it did before (documents into 0.1.0 records, then into the page).
+fn visibility_documents_1000(c: &mut Criterion) {
+    let runtime = bench_runtime();
+    let policy = compile(&runtime, "pop-visibility");
+    let caller = Caller::new("user", ["globex".to_string()], false);
+    let docs: Vec<serde_json::Map<String, serde_json::Value>> = (0..1_000)
+        .map(|i| {
+            let allowed: Vec<&str> = if i % 5 == 0 { vec!["globex"] } else { vec![] };
+            let doc = serde_json::json!({"id": format!("agenda-{i:06}"), "customerId": "acme",
+                "isGlobal": i % 7 == 0, "allowedCustomerIds": allowed, "title": "nightly transcode"});
+            doc.as_object().unwrap().clone()
+        })
+        .collect();
+    let wit_caller = types::Caller::from(&caller);
+    let kind = pop_wasm::convert::object_kind(pop_core::ObjectKind::Agenda).unwrap();
+    let native = || -> Vec<bool> {
+        docs.iter()
+            .map(|d| can_read_document(&caller, pop_core::ObjectKind::Agenda, d))
+            .collect()
+    };
+    let page = || {
+        let page = ObjectPage::from_documents(&docs);
+        runtime
+            .decide_visibility_page(&policy, InstanceFor::Tenant("bench"), &wit_caller, kind, &page)
+            .unwrap()
+    };
+    let records = || {
+        let records: Vec<types::ObjectSummary> = docs
+            .iter()
+            .map(|d| object_summary(pop_core::ObjectKind::Agenda, d).unwrap())
+            .collect();
+        runtime
+            .decide_visibility(&policy, InstanceFor::Tenant("bench"), &wit_caller, &records)
+            .unwrap()
+    };
+    assert_eq!(page(), native());
+    assert_eq!(records(), native());
+    let mut group = c.benchmark_group("visibility-documents-1000");
+    group.bench_function("native", |b| b.iter(|| black_box(native())));
+    group.bench_function("wasm-page", |b| b.iter(|| black_box(page())));
+    group.bench_function("wasm-records", |b| b.iter(|| black_box(records())));
+    println!();
+    percentiles("visibility-documents/page", 1_000, || {
+        black_box(page());
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = decide_10000, overhead, hot_swap, visibility_1000
+    targets = decide_10000, overhead, hot_swap, visibility_1000, visibility_documents_1000
 }
 criterion_main!(benches);

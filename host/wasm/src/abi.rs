@@ -16,6 +16,7 @@
 use std::mem::MaybeUninit;
 
 use pop_core::scheduling::{PendingAgenda, ScheduleInput};
+use pop_core::visibility::PageColumns;
 
 use crate::bindings::v0_1::types;
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext};
@@ -199,68 +200,9 @@ impl<'a> ScheduleInputV0_1<'a> {
     }
 }
 
-/// A visibility page as `pop:plugin@0.2.0` passes it: the objects of one
-/// kind as columns over one string table, built from the records the host
-/// keeps (the 0.1.0 `object-summary`). A page crosses into the guest in
-/// seven copies whatever its size, where a list of records took two or
-/// three guest allocations per object.
-#[derive(Debug, Default)]
-pub(crate) struct ObjectPage {
-    strings: String,
-    string_ends: Vec<u32>,
-    ids: Vec<u32>,
-    customer_ids: Vec<u32>,
-    global: Vec<u32>,
-    allowed_ends: Vec<u32>,
-    allowed: Vec<u32>,
-}
-
-impl ObjectPage {
-    /// The page of `objects`, which must all be of one kind.
-    pub(crate) fn new<'a>(objects: impl IntoIterator<Item = &'a types::ObjectSummary>) -> Self {
-        let mut page = Self::default();
-        for (index, object) in objects.into_iter().enumerate() {
-            let id = page.push_string(&object.id);
-            page.ids.push(id);
-            let customer = page.push_string(&object.customer_id);
-            page.customer_ids.push(customer);
-            if object.is_global {
-                page.global.push(index as u32);
-            }
-            for allowed in &object.allowed_customer_ids {
-                let at = page.push_string(allowed);
-                page.allowed.push(at);
-            }
-            page.allowed_ends.push(page.allowed.len() as u32);
-        }
-        page
-    }
-
-    fn push_string(&mut self, text: &str) -> u32 {
-        self.strings.push_str(text);
-        // A page is far below 4 GiB: the host's pages are bounded.
-        self.string_ends.push(self.strings.len() as u32);
-        (self.string_ends.len() - 1) as u32
-    }
-
-    /// The WIT record borrowing this page, for objects of `kind`.
-    pub(crate) fn wit(&self, kind: types::ObjectKind) -> ObjectPageRef<'_> {
-        ObjectPageRef {
-            kind,
-            strings: &self.strings,
-            string_ends: &self.string_ends,
-            ids: &self.ids,
-            customer_ids: &self.customer_ids,
-            global: &self.global,
-            allowed_ends: &self.allowed_ends,
-            allowed: &self.allowed,
-        }
-    }
-}
-
-/// The WIT record `object-page` of `pop:plugin@0.2.0`, borrowing an
-/// [`ObjectPage`]: every column is a `list<u32>`, which wasmtime copies in
-/// one block.
+/// The WIT record `object-page` of `pop:plugin@0.2.0`, borrowing the
+/// columns of a [`pop_core::visibility::ObjectPage`]: every column is a
+/// `list<u32>`, which wasmtime copies in one block.
 #[derive(ComponentType, Lower)]
 #[component(record)]
 pub(crate) struct ObjectPageRef<'a> {
@@ -280,4 +222,20 @@ pub(crate) struct ObjectPageRef<'a> {
     allowed_ends: &'a [u32],
     #[component(name = "allowed")]
     allowed: &'a [u32],
+}
+
+impl<'a> ObjectPageRef<'a> {
+    /// The record for a page of objects of `kind`.
+    pub(crate) fn new(kind: types::ObjectKind, page: PageColumns<'a>) -> Self {
+        Self {
+            kind,
+            strings: page.strings,
+            string_ends: page.string_ends,
+            ids: page.ids,
+            customer_ids: page.customer_ids,
+            global: page.global,
+            allowed_ends: page.allowed_ends,
+            allowed: page.allowed,
+        }
+    }
 }

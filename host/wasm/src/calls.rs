@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use pop_core::scheduling::{ScheduleInput, ScheduleOutput, check_decision};
+use pop_core::visibility::{ObjectPage, PageObject};
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lower};
 
-use crate::abi::{ObjectPage, ObjectPageRef, ScheduleInputV0_1, ScheduleInputV0_2};
+use crate::abi::{ObjectPageRef, ScheduleInputV0_1, ScheduleInputV0_2};
 use crate::bindings::v0_1::types;
 use crate::error::{PluginFailure, classify};
 use crate::plugin::{Bound, CompiledPlugin, Contract, PluginKind};
@@ -80,8 +81,39 @@ impl Runtime {
         Ok(choice)
     }
 
-    /// Ask a visibility policy which of `objects` `caller` may see: one
-    /// answer per object, in order.
+    /// Ask a visibility policy which objects of one page, all of `kind`,
+    /// `caller` may see: one answer per object, in order. This is the
+    /// server's path: the page is built straight from the stored documents
+    /// ([`ObjectPage::from_documents`]) and crosses into a 0.2.0 policy as
+    /// it is.
+    pub fn decide_visibility_page(
+        &self,
+        plugin: &CompiledPlugin,
+        on: InstanceFor<'_>,
+        caller: &types::Caller,
+        kind: types::ObjectKind,
+        page: &ObjectPage,
+    ) -> Result<Vec<bool>, PluginFailure> {
+        match &plugin.bound {
+            Bound::VisibilityPolicy(_) => {
+                // 0.1.0 takes records: the page read back into them.
+                let records: Vec<types::ObjectSummary> = page.objects().map(|o| object_record(kind, &o)).collect();
+                self.decide_visibility(plugin, on, caller, &records)
+            }
+            Bound::VisibilityPage(pre, decide) => {
+                let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+                let decisions = decide_page(&mut lease, *decide, caller, ObjectPageRef::new(kind, page.columns()))?;
+                let decisions = answered_for(decisions, page.len())?;
+                lease.keep();
+                Ok(decisions)
+            }
+            _ => Err(wrong_kind(PluginKind::VisibilityPolicy, plugin)),
+        }
+    }
+
+    /// Ask a visibility policy which of `objects`, of any kinds, `caller`
+    /// may see: one answer per object, in order. A 0.2.0 policy gets one
+    /// page per kind present.
     pub fn decide_visibility(
         &self,
         plugin: &CompiledPlugin,
@@ -100,21 +132,15 @@ impl Runtime {
             Bound::VisibilityPage(pre, decide) => {
                 let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
                 let mut decisions = vec![false; objects.len()];
-                // A page holds one kind: one call per kind present (the
-                // host's pages are of one kind), answers put back in order.
                 for (kind, indices) in by_kind(objects) {
-                    let page = ObjectPage::new(indices.iter().map(|&i| &objects[i]));
-                    let answer = lease.call(|instance, store| {
-                        let decide = instance
-                            .get_typed_func::<(&types::Caller, ObjectPageRef<'_>), (Result<Vec<bool>, String>,)>(
-                                &mut *store,
-                                *decide,
-                            )?;
-                        Ok(decide.call(&mut *store, (caller, page.wit(kind)))?.0)
-                    })?;
-                    let answers = answered_for(answer.map_err(PluginFailure::Refused)?, indices.len())?;
-                    for (i, answer) in indices.into_iter().zip(answers) {
-                        decisions[i] = answer;
+                    let mut page = ObjectPage::new();
+                    for object in indices.iter().map(|&i| &objects[i]) {
+                        let allowed = object.allowed_customer_ids.iter().map(String::as_str);
+                        page.push(&object.id, &object.customer_id, object.is_global, allowed);
+                    }
+                    let answers = decide_page(&mut lease, *decide, caller, ObjectPageRef::new(kind, page.columns()))?;
+                    for (i, answer) in indices.iter().zip(answered_for(answers, indices.len())?) {
+                        decisions[*i] = answer;
                     }
                 }
                 lease.keep();
@@ -252,6 +278,32 @@ fn by_kind(objects: &[types::ObjectSummary]) -> Vec<(types::ObjectKind, Vec<usiz
         groups.push((types::ObjectKind::Agenda, Vec::new()));
     }
     groups
+}
+
+/// One `decide` call of a 0.2.0 visibility policy, on one page.
+fn decide_page(
+    lease: &mut Lease<'_, Instance>,
+    decide: ComponentExportIndex,
+    caller: &types::Caller,
+    page: ObjectPageRef<'_>,
+) -> Result<Vec<bool>, PluginFailure> {
+    let answer = lease.call(|instance, store| {
+        let decide = instance
+            .get_typed_func::<(&types::Caller, ObjectPageRef<'_>), (Result<Vec<bool>, String>,)>(&mut *store, decide)?;
+        Ok(decide.call(&mut *store, (caller, page))?.0)
+    })?;
+    answer.map_err(PluginFailure::Refused)
+}
+
+/// The 0.1.0 record of one object of a page.
+fn object_record(kind: types::ObjectKind, object: &PageObject<'_>) -> types::ObjectSummary {
+    types::ObjectSummary {
+        kind,
+        id: object.id.to_string(),
+        customer_id: object.customer_id.to_string(),
+        is_global: object.is_global,
+        allowed_customer_ids: object.allowed_customer_ids.iter().map(|id| id.to_string()).collect(),
+    }
 }
 
 /// A visibility answer must have one decision per object asked about.

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::{Rng, builtin, runtime, runtime_with};
 use pop_builtin_plugins::{examples, fixtures};
-use pop_core::visibility::{Caller, Ownership, ReadRule, can_read};
+use pop_core::visibility::{Caller, ObjectPage, Ownership, ReadRule, can_read};
 use pop_core::{Agenda, Insight, ObjectKind};
-use pop_wasm::convert::{agenda_summary, insight_summary, object_summary};
+use pop_wasm::convert::{agenda_summary, insight_summary, object_kind, object_summary};
 use pop_wasm::{CompiledPlugin, Contract, InstanceFor, Limits, PluginFailure, PluginKind, Runtime, types};
 use serde_json::{Value, json};
 
@@ -140,6 +140,23 @@ fn decides_like_pop_core(runtime: &Runtime, policy: &CompiledPlugin) {
             )
             .unwrap();
         assert_eq!(wasm, native, "{caller:?}");
+
+        // The server's path: one page per kind, built from the documents.
+        for kind in kinds {
+            let of_kind: Vec<usize> = (0..docs.len()).filter(|&i| docs[i].0 == kind).collect();
+            let page = ObjectPage::from_documents(of_kind.iter().map(|&i| &docs[i].1));
+            let wasm = runtime
+                .decide_visibility_page(
+                    policy,
+                    InstanceFor::Tenant("acme"),
+                    &types::Caller::from(&caller),
+                    object_kind(kind).unwrap(),
+                    &page,
+                )
+                .unwrap();
+            let native: Vec<bool> = of_kind.iter().map(|&i| native[i]).collect();
+            assert_eq!(wasm, native, "{kind:?} page for {caller:?}");
+        }
     }
 }
 

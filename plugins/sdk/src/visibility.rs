@@ -13,7 +13,7 @@ pub use crate::bindings::visibility_policy::pop::plugin::types::ObjectKind;
 pub use pop_core::visibility::Caller;
 
 use crate::bindings::visibility_policy as wit;
-use pop_core::visibility::{Ownership, ReadRule, can_read};
+use pop_core::visibility::{Ownership, PageColumns, ReadRule, can_read};
 use serde_json::Value;
 
 /// One of the tenant's objects, as far as visibility goes (borrowed from the page the host sent).
@@ -44,58 +44,31 @@ pub trait VisibilityPolicy {
     }
 }
 
-/// The objects of a page: its columns read back into one summary per object. A page that
-/// does not hold together (columns of different lengths, indices out of range, ends out of
-/// order) is refused with the reason.
+/// The objects of a page: its columns read back into one summary per object
+/// ([`pop_core::visibility::PageColumns::objects`], the reader of the layout the host writes).
+/// A page that does not hold together (columns of different lengths, indices out of range, ends
+/// out of order) is refused with the reason.
 pub fn objects(page: &wit::ObjectPage) -> Result<Vec<ObjectSummary<'_>>, String> {
-    let mut strings = Vec::with_capacity(page.string_ends.len());
-    let mut start = 0usize;
-    for &end in &page.string_ends {
-        let text = page
-            .strings
-            .get(start..end as usize)
-            .ok_or_else(|| format!("string ends at {end} do not cut the page's strings"))?;
-        strings.push(text);
-        start = end as usize;
-    }
-    let string = |index: u32| {
-        strings
-            .get(index as usize)
-            .copied()
-            .ok_or_else(|| format!("string #{index} of {} asked for", strings.len()))
+    let columns = PageColumns {
+        strings: &page.strings,
+        string_ends: &page.string_ends,
+        ids: &page.ids,
+        customer_ids: &page.customer_ids,
+        global: &page.global,
+        allowed_ends: &page.allowed_ends,
+        allowed: &page.allowed,
     };
-    let count = page.ids.len();
-    if page.customer_ids.len() != count || page.allowed_ends.len() != count {
-        return Err(format!(
-            "columns of different lengths: {count} ids, {} customer ids, {} allowed ends",
-            page.customer_ids.len(),
-            page.allowed_ends.len()
-        ));
-    }
-    let mut objects = Vec::with_capacity(count);
-    let mut allowed_start = 0usize;
-    for index in 0..count {
-        let allowed_end = page.allowed_ends[index] as usize;
-        let allowed = page
-            .allowed
-            .get(allowed_start..allowed_end)
-            .ok_or_else(|| format!("allowed ids of object #{index} end at {allowed_end}, out of order or range"))?;
-        allowed_start = allowed_end;
-        objects.push(ObjectSummary {
+    let objects = columns.objects().map_err(|invalid| invalid.to_string())?;
+    Ok(objects
+        .into_iter()
+        .map(|object| ObjectSummary {
             kind: page.kind,
-            id: string(page.ids[index])?,
-            customer_id: string(page.customer_ids[index])?,
-            is_global: false,
-            allowed_customer_ids: allowed.iter().map(|&at| string(at)).collect::<Result<_, _>>()?,
-        });
-    }
-    for &index in &page.global {
-        let object = objects
-            .get_mut(index as usize)
-            .ok_or_else(|| format!("global object #{index} of {count}"))?;
-        object.is_global = true;
-    }
-    Ok(objects)
+            id: object.id,
+            customer_id: object.customer_id,
+            is_global: object.is_global,
+            allowed_customer_ids: object.allowed_customer_ids,
+        })
+        .collect())
 }
 
 /// POP's read rule (spec §3.5, [`pop_core::visibility::can_read`]): the owner or a global

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pop_core::visibility::{Caller, can_read_document};
+use pop_core::visibility::{Caller, ObjectPage, can_read_document};
 use pop_core::{Customer, ObjectKind, PluginKind};
 use pop_store::{Document, Query};
-use pop_wasm::convert::object_summary;
+use pop_wasm::convert::object_kind;
 
 use super::{Answerer, PluginHost};
 use crate::domain::body::{from_document, str_field};
@@ -50,7 +50,7 @@ impl PluginHost {
         if caller.is_global() {
             return Ok(docs);
         }
-        if pop_wasm::convert::object_kind(kind).is_none() {
+        if object_kind(kind).is_none() {
             // Kinds no policy decides about (plugins, queues): POP's rules only.
             return Ok(docs
                 .into_iter()
@@ -97,18 +97,23 @@ impl PluginHost {
         let Some(slot) = policy.and_then(|name| self.resolve(owner, PluginKind::VisibilityPolicy, &name)) else {
             return Ok(native(caller, &page));
         };
+        let Some(wit_kind) = object_kind(kind) else {
+            return Ok(native(caller, &page));
+        };
         let runtime = self.runtime.clone();
         let caller = caller.clone();
         // Warm instances are per tenant: the policy's owner.
         let owner = owner.to_string();
         let (decisions, (by, elapsed, failures)) = tokio::task::spawn_blocking(move || {
-            let summaries: Vec<_> = page.iter().filter_map(|d| object_summary(kind, d)).collect();
+            // Straight from the documents into the page the policy reads.
+            let objects = ObjectPage::from_documents(&page);
             let wit_caller = pop_wasm::types::Caller::from(&caller);
             let mut failures = Vec::new();
             let started = Instant::now();
             let answer = slot.cell.call(
                 |plugin| {
-                    runtime.decide_visibility(plugin, pop_wasm::InstanceFor::Tenant(&owner), &wit_caller, &summaries)
+                    let on = pop_wasm::InstanceFor::Tenant(&owner);
+                    runtime.decide_visibility_page(plugin, on, &wit_caller, wit_kind, &objects)
                 },
                 || native(&caller, &page),
                 &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),

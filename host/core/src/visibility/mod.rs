@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 
 use crate::ObjectKind;
 
+mod page;
+
+pub use page::{InvalidPage, ObjectPage, PageColumns, PageObject};
+
 /// The authenticated identity behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
