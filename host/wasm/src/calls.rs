@@ -97,7 +97,8 @@ impl Runtime {
         match &plugin.bound {
             Bound::VisibilityPolicy(_) => {
                 // 0.1.0 takes records: the page read back into them.
-                let records: Vec<types::ObjectSummary> = page.objects().map(|o| object_record(kind, &o)).collect();
+                let records: Vec<types::ObjectSummary> =
+                    page.objects().iter().map(|o| object_record(kind, o)).collect();
                 self.decide_visibility(plugin, on, caller, &records)
             }
             Bound::VisibilityPage(pre, decide) => {

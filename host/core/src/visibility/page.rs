@@ -100,24 +100,11 @@ impl ObjectPage {
     }
 
     /// The objects of the page, in order (for the 0.1.0 contract, which
-    /// takes records).
-    pub fn objects(&self) -> impl ExactSizeIterator<Item = PageObject<'_>> + '_ {
-        let mut global = self.global.iter().peekable();
-        (0..self.ids.len()).map(move |object| {
-            let allowed_start = if object == 0 {
-                0
-            } else {
-                self.allowed_ends[object - 1] as usize
-            };
-            let allowed = &self.allowed[allowed_start..self.allowed_ends[object] as usize];
-            PageObject {
-                id: self.string(self.ids[object]),
-                customer_id: self.string(self.customer_ids[object]),
-                // `global` is in object order: the builder appends to it.
-                is_global: global.next_if_eq(&&(object as u32)).is_some(),
-                allowed_customer_ids: allowed.iter().map(|&at| self.string(at)).collect(),
-            }
-        })
+    /// takes records): the guest's reader, on a page this builder wrote.
+    pub fn objects(&self) -> Vec<PageObject<'_>> {
+        self.columns()
+            .objects()
+            .expect("ObjectPage only writes pages that hold together")
     }
 
     /// The page's columns, as they cross into a guest.
@@ -302,7 +289,7 @@ mod tests {
             object("b1", "other", false, &[]),
         ];
         assert_eq!(page.columns().objects().unwrap(), expected);
-        assert_eq!(page.objects().collect::<Vec<_>>(), expected);
+        assert_eq!(page.objects(), expected);
         assert_eq!(ObjectPage::new().columns().objects().unwrap(), vec![]);
     }
 
