@@ -40,6 +40,7 @@ const COMPONENTS: &[&str] = &[
     "pop_fixture_call_counter",
     "pop_fixture_legacy_round_robin",
     "pop_fixture_legacy_visibility",
+    "pop_fixture_huge_state",
 ];
 
 /// Inputs of the guest build, relative to the repository root.

@@ -165,6 +165,11 @@ pub mod fixtures {
     /// records) on plain `wit-bindgen`: the host must still serve it.
     pub const LEGACY_VISIBILITY: &[u8] = component!("pop_fixture_legacy_visibility");
 
+    /// Answers as big as its config says (`state:<bytes>`, `fill:<bytes>`, `release:<count>`,
+    /// `refuse:<bytes>`; anything else is FIFO): the host must refuse an answer over its limits
+    /// before copying it out of the guest.
+    pub const HUGE_STATE: &[u8] = component!("pop_fixture_huge_state");
+
     /// Every fixture, named as its directory, with the world it exports.
     pub const ALL: &[Builtin] = &[
         Builtin {
@@ -231,6 +236,11 @@ pub mod fixtures {
             name: "legacy-visibility",
             kind: VISIBILITY_POLICY,
             wasm: LEGACY_VISIBILITY,
+        },
+        Builtin {
+            name: "huge-state",
+            kind: SCHEDULER,
+            wasm: HUGE_STATE,
         },
     ];
 }

@@ -1,5 +1,6 @@
-//! The four calls, one per world. Each runs under the deadline and memory
-//! cap, on a fresh instance or a warm one of the same tenant (see
+//! The four calls, one per world. Each runs under its world's instruction
+//! budget, the wall-clock backstop, the memory cap and a limit on what it
+//! may hand back, on a fresh instance or a warm one of the same tenant (see
 //! [`crate::warm`]), and checks the answer against the contract before the
 //! host uses it; only an instance whose answer passed is kept warm.
 
@@ -13,16 +14,18 @@ use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lower};
 use crate::abi::{ObjectPageRef, ScheduleInputV0_1, ScheduleInputV0_2};
 use crate::bindings::v0_1::types;
 use crate::error::{PluginFailure, classify};
+use crate::limits::{Budget, MAX_MESSAGE_BYTES, Output};
 use crate::plugin::{Bound, CompiledPlugin, Contract, PluginKind};
 use crate::runtime::Runtime;
 use crate::state::CallState;
-use crate::warm::{InstanceFor, Lease, Warm};
+use crate::warm::{InstanceFor, Lease, Warm, meter};
 
 impl Runtime {
     /// Ask a scheduler plugin which pending agendas to release. The
     /// decision is checked with [`check_decision`] (indices offered, none
     /// twice, at most `free_slots`) and the state against
-    /// [`crate::Limits::max_state_bytes`].
+    /// [`crate::Limits::max_state_bytes`]; an answer bigger than those allow
+    /// is refused before it is copied out of the guest.
     pub fn schedule(
         &self,
         plugin: &CompiledPlugin,
@@ -32,7 +35,11 @@ impl Runtime {
         let Bound::Scheduler(pre, schedule, contract) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::Scheduler, plugin));
         };
-        let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+        let output = Output::Schedule {
+            state: self.limits.max_state_bytes,
+            slots: input.free_slots,
+        };
+        let mut lease = self.lease(plugin, on, output, |store| pre.instantiate(store))?;
         let answer = match contract {
             Contract::V0_2 => call_schedule(&mut lease, *schedule, ScheduleInputV0_2::new(input))?,
             Contract::V0_1 => {
@@ -40,11 +47,11 @@ impl Runtime {
                 call_schedule(&mut lease, *schedule, ScheduleInputV0_1::new(input, &customers))?
             }
         };
-        let types::ScheduleOutput { release, state } = answer.map_err(PluginFailure::Refused)?;
+        let types::ScheduleOutput { release, state } = answer.map_err(refused)?;
         let output = ScheduleOutput { release, state };
         if output.state.len() > self.limits.max_state_bytes {
             return Err(PluginFailure::BadOutput(format!(
-                "returned {} bytes of state; at most {} are kept",
+                "returned {} bytes of state; at most {} (max_state_bytes) are kept",
                 output.state.len(),
                 self.limits.max_state_bytes
             )));
@@ -66,9 +73,9 @@ impl Runtime {
         let Bound::InsightMatcher(pre) = &plugin.bound else {
             return Err(wrong_kind(PluginKind::InsightMatcher, plugin));
         };
-        let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+        let mut lease = self.lease(plugin, on, Output::Choice, |store| pre.instantiate(store))?;
         let answer = lease.call(|plugin, store| plugin.call_select(store, agenda, candidates))?;
-        let choice = answer.map_err(PluginFailure::Refused)?;
+        let choice = answer.map_err(refused)?;
         if let Some(index) = choice
             && index as usize >= candidates.len()
         {
@@ -102,7 +109,8 @@ impl Runtime {
                 self.decide_visibility(plugin, on, caller, &records)
             }
             Bound::VisibilityPage(pre, decide) => {
-                let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+                let output = Output::Decisions { asked: page.len() };
+                let mut lease = self.lease(plugin, on, output, |store| pre.instantiate(store))?;
                 let decisions = decide_page(&mut lease, *decide, caller, ObjectPageRef::new(kind, page.columns()))?;
                 let decisions = answered_for(decisions, page.len())?;
                 lease.keep();
@@ -122,16 +130,19 @@ impl Runtime {
         caller: &types::Caller,
         objects: &[types::ObjectSummary],
     ) -> Result<Vec<bool>, PluginFailure> {
+        // One page per kind for a 0.2.0 policy: no answer is longer than
+        // the whole list.
+        let output = Output::Decisions { asked: objects.len() };
         match &plugin.bound {
             Bound::VisibilityPolicy(pre) => {
-                let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+                let mut lease = self.lease(plugin, on, output, |store| pre.instantiate(store))?;
                 let answer = lease.call(|plugin, store| plugin.call_decide(store, caller, objects))?;
-                let decisions = answered_for(answer.map_err(PluginFailure::Refused)?, objects.len())?;
+                let decisions = answered_for(answer.map_err(refused)?, objects.len())?;
                 lease.keep();
                 Ok(decisions)
             }
             Bound::VisibilityPage(pre, decide) => {
-                let mut lease = self.lease(plugin, on, |store| pre.instantiate(store))?;
+                let mut lease = self.lease(plugin, on, output, |store| pre.instantiate(store))?;
                 let mut decisions = vec![false; objects.len()];
                 for (kind, indices) in by_kind(objects) {
                     let mut page = ObjectPage::new();
@@ -153,8 +164,10 @@ impl Runtime {
 
     /// Run one operation in a handler plugin. Progress reports reach
     /// `on_progress` while the handler runs (percent clamped to 0–100,
-    /// message cut to 1 KiB). The deadline is
-    /// [`crate::Limits::handler_deadline`].
+    /// message cut to 1 KiB). The wall-clock timeout is
+    /// [`crate::Limits::handler_deadline`]; the instruction budget
+    /// [`crate::Fuel::handler`]; the result at most
+    /// [`crate::Limits::max_output_bytes`].
     pub fn run_handler(
         &self,
         plugin: &CompiledPlugin,
@@ -165,8 +178,10 @@ impl Runtime {
         self.run_handler_within(plugin, payload, context, self.limits.handler_deadline, on_progress)
     }
 
-    /// [`Self::run_handler`] with the deadline of this operation type (the
-    /// handlers registry's `timeoutMs`) instead of the default one.
+    /// [`Self::run_handler`] with the wall-clock timeout of this operation
+    /// type (the handlers registry's `timeoutMs`) instead of the default
+    /// one. It is enforced as given: a handler's timeout is wall time by
+    /// nature (it may sleep through the `timer` import).
     pub fn run_handler_within(
         &self,
         plugin: &CompiledPlugin,
@@ -185,11 +200,11 @@ impl Runtime {
         let answer = self.invoke(
             pre.engine(),
             state,
-            deadline,
+            self.limits.handler(deadline),
             |store| pre.instantiate(store),
             |plugin, store| plugin.call_run(store, payload, context),
         )?;
-        answer.map_err(PluginFailure::Refused)
+        answer.map_err(refused)
     }
 
     /// Instantiate `plugin` on a fresh store under the limits without
@@ -204,33 +219,35 @@ impl Runtime {
             Bound::VisibilityPage(pre, _) => pre.instantiate(store).map(drop),
             Bound::Handler(pre) => pre.instantiate(store).map(drop),
         };
-        self.invoke(
-            plugin.component.engine(),
-            self.state(),
-            self.limits.deadline,
-            instantiate,
-            |(), _| Ok(()),
-        )
+        let budget = match plugin.kind {
+            PluginKind::Handler => self.limits.handler(self.limits.handler_deadline),
+            kind => self.limits.decision(kind, Output::Nothing),
+        };
+        self.invoke(plugin.component.engine(), self.state(), budget, instantiate, |(), _| {
+            Ok(())
+        })
     }
 
     fn state(&self) -> CallState {
         CallState::new(&self.limits)
     }
 
-    /// The store and instance for one call of `plugin` with the decision
-    /// deadline: the tenant's warm instance when there is one, else a fresh
-    /// one from `instantiate`.
+    /// The store and instance for one decision call of `plugin` that may
+    /// hand back `output`, armed with the world's budget: the tenant's warm
+    /// instance when there is one, else a fresh one from `instantiate`.
     fn lease<'a, P: Warm>(
         &'a self,
         plugin: &CompiledPlugin,
         on: InstanceFor<'a>,
+        output: Output,
         instantiate: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<P>,
     ) -> Result<Lease<'a, P>, PluginFailure> {
         self.check_engine(plugin.component.engine())?;
-        let deadline = self.limits.deadline;
-        Lease::acquire(&self.warm, plugin.id, on, self.limits.ticks(deadline), || {
-            let mut store = self.store(self.state(), deadline);
-            let instance = instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true))?;
+        let budget = self.limits.decision(plugin.kind, output);
+        Lease::acquire(&self.warm, &self.instructions, plugin.id, on, budget, || {
+            let mut store = self.store(self.state(), &budget);
+            let instance =
+                instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true, &budget))?;
             Ok((store, instance))
         })
     }
@@ -247,21 +264,25 @@ impl Runtime {
         }
     }
 
-    /// Instantiate and call on a fresh store, classifying any failure. The
-    /// store (and with it the instance, its memory and `state`) is dropped
-    /// before this returns.
+    /// Instantiate and call on a fresh store armed with `budget`,
+    /// classifying any failure. The store (and with it the instance, its
+    /// memory and `state`) is dropped before this returns.
     fn invoke<P, R>(
         &self,
         compiled_by: &wasmtime::Engine,
         state: CallState,
-        deadline: Duration,
+        budget: Budget,
         instantiate: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<P>,
         call: impl FnOnce(&P, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
         self.check_engine(compiled_by)?;
-        let mut store = self.store(state, deadline);
-        let instance = instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true))?;
-        call(&instance, &mut store).map_err(|e| classify(&e, store.data().limiter.denied, false))
+        let mut store = self.store(state, &budget);
+        let instance = instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true, &budget))?;
+        // The call gets its whole budget, as on a warm instance.
+        crate::runtime::arm(&mut store, &budget);
+        let result = call(&instance, &mut store);
+        meter(&self.instructions, &store, &budget);
+        result.map_err(|e| classify(&e, store.data().limiter.denied, false, &budget))
     }
 }
 
@@ -293,7 +314,20 @@ fn decide_page(
             .get_typed_func::<(&types::Caller, ObjectPageRef<'_>), (Result<Vec<bool>, String>,)>(&mut *store, decide)?;
         Ok(decide.call(&mut *store, (caller, page))?.0)
     })?;
-    answer.map_err(PluginFailure::Refused)
+    answer.map_err(refused)
+}
+
+/// A plugin's `err(message)`, cut to [`MAX_MESSAGE_BYTES`] (at a character
+/// boundary): it is stored where the tenant reads it.
+fn refused(mut message: String) -> PluginFailure {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
+    PluginFailure::Refused(message)
 }
 
 /// The 0.1.0 record of one object of a page.

@@ -1,5 +1,5 @@
 //! The one wasmtime [`Engine`] of a runtime and the thread that drives its
-//! epoch.
+//! epoch (the wall-clock backstop).
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -31,27 +31,33 @@ pub enum Allocator {
     OnDemand,
 }
 
-/// Build the engine: component model, epoch interruption, bounded wasm
-/// stack, and the pooling allocator when this machine can reserve it.
+/// Build the engine: component model, fuel and/or epoch interruption (see
+/// [`crate::Interruption`]), bounded wasm stack, and the pooling allocator
+/// when this machine can reserve it.
 pub(crate) fn build(limits: &Limits) -> Result<(Engine, Allocator), wasmtime::Error> {
-    let mut config = base_config();
+    let mut config = base_config(limits);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
     match Engine::new(&config) {
         Ok(engine) => Ok((engine, Allocator::Pooling)),
         Err(pool_error) => {
             tracing::warn!(error = %pool_error, "pooling allocator unavailable; using on-demand allocation");
-            Ok((Engine::new(&base_config())?, Allocator::OnDemand))
+            Ok((Engine::new(&base_config(limits))?, Allocator::OnDemand))
         }
     }
 }
 
-fn base_config() -> Config {
+fn base_config(limits: &Limits) -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
-        // Deadlines: compiled code checks the epoch at function entries and
-        // loop back-edges; the ticker below advances it.
-        .epoch_interruption(true)
+        // The instruction budget: compiled code counts the instructions of
+        // each basic block and checks the count at function entries and
+        // loop back-edges; bulk memory instructions pay per byte (wasmtime's
+        // default operator costs), so one `memory.fill` cannot outrun it.
+        .consume_fuel(limits.interruption.fuel())
+        // The wall clock: compiled code compares the epoch at the same
+        // places; the ticker below advances it.
+        .epoch_interruption(limits.interruption.epoch())
         .max_wasm_stack(MAX_WASM_STACK);
     config
 }

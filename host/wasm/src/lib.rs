@@ -3,15 +3,17 @@
 //! Tenants upload components implementing one world of `wit/plugin.wit`
 //! (`scheduler`, `insight-matcher`, `visibility-policy`, `handler`). This
 //! crate compiles them once ([`Runtime::compile`], cached in memory by
-//! content hash and on disk as native artifacts), runs every call under a
-//! deadline and a memory cap ([`Limits`]) on a fresh instance or on a warm
-//! one kept for the same tenant ([`InstanceFor`]), checks the answers
+//! content hash and on disk as native artifacts), runs every call under an
+//! instruction budget per world ([`Fuel`], the primary bound, independent
+//! of how busy the machine is), a wall-clock backstop, a memory cap and a
+//! limit on what it may hand back ([`Limits`]) on a fresh instance or on a
+//! warm one kept for the same tenant ([`InstanceFor`]), checks the answers
 //! against the contract, and swaps versions live with fallback
 //! ([`PluginCell`]).
 //!
 //! Invariant: nothing a plugin does (loop, allocate, recurse, trap, return
-//! garbage, sleep) panics the host, blocks a thread past the call's
-//! deadline, or leaks into another call; it comes back as a
+//! garbage or too much of it, sleep) panics the host, keeps a thread past
+//! the call's bound, or leaks into another call; it comes back as a
 //! [`PluginFailure`].
 
 mod abi;
@@ -34,7 +36,7 @@ pub use cache::{WASMTIME_VERSION, sha256_hex};
 pub use cell::{Answer, AnsweredBy, PluginCell};
 pub use engine::{Allocator, MAX_WASM_STACK};
 pub use error::{PluginError, PluginFailure};
-pub use limits::{Limits, RuntimeConfig};
+pub use limits::{Fuel, Interruption, Limits, MAX_MESSAGE_BYTES, RuntimeConfig};
 pub use plugin::{CompiledPlugin, Contract, Origin, PluginKind};
 pub use runtime::Runtime;
 pub use warm::InstanceFor;

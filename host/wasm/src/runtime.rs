@@ -2,7 +2,7 @@
 //! epoch ticker, and turning uploaded bytes into a [`CompiledPlugin`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
@@ -13,7 +13,7 @@ use crate::cache::{DiskCache, sha256_hex};
 use crate::engine::{self, Allocator, EpochTicker};
 use crate::error::PluginError;
 use crate::format::check_component;
-use crate::limits::{Limits, RuntimeConfig};
+use crate::limits::{Budget, Limits, RuntimeConfig};
 use crate::linker::Linkers;
 use crate::plugin::{Bound, CompiledPlugin, Contract, Origin, PluginKind};
 use crate::state::CallState;
@@ -33,8 +33,11 @@ pub struct Runtime {
     disk: Option<DiskCache>,
     /// Idle instances kept per (plugin, tenant) between calls.
     pub(crate) warm: WarmPool,
-    // Last: stops the ticker thread when the runtime goes away.
-    _ticker: EpochTicker,
+    /// Instructions (fuel) executed by all calls so far.
+    pub(crate) instructions: AtomicU64,
+    // Last: stops the ticker thread when the runtime goes away. None when
+    // the wall clock is not checked at all (`Interruption::Fuel`).
+    _ticker: Option<EpochTicker>,
 }
 
 impl Runtime {
@@ -52,12 +55,17 @@ impl Runtime {
         } else {
             config.cache_capacity
         };
-        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick).map_err(|e| setup(&e))?;
+        let ticker = if limits.interruption.epoch() {
+            Some(EpochTicker::start(engine.clone(), limits.epoch_tick).map_err(|e| setup(&e))?)
+        } else {
+            None
+        };
         Ok(Self {
             engine,
             allocator,
             linkers,
             warm: WarmPool::new(limits.warm_instances),
+            instructions: AtomicU64::new(0),
             limits,
             compiled: moka::sync::Cache::new(capacity),
             disk,
@@ -82,6 +90,14 @@ impl Runtime {
     /// [`Limits::warm_instances`]).
     pub fn warm_instances(&self) -> usize {
         self.warm.len()
+    }
+
+    /// Instructions (fuel units, see [`crate::Fuel`]) executed by every
+    /// call of this runtime so far, failed ones included, instantiation not:
+    /// a counter for metrics, and, read around one call, what that call
+    /// used. Stays 0 when fuel is off ([`crate::Interruption::Epoch`]).
+    pub fn instructions_executed(&self) -> u64 {
+        self.instructions.load(Ordering::Relaxed)
     }
 
     /// Compile `wasm` as a plugin of `kind`, or return the cached result.
@@ -200,19 +216,41 @@ impl Runtime {
         })
     }
 
-    /// A fresh store for one call: limiter installed and the deadline armed.
+    /// A fresh store for one call: limiter installed and `budget` armed.
     ///
     /// Fresh for a call on a fresh instance, and for the first call of a
     /// warm one: a trapped instance is never entered again and nothing
     /// leaks from one tenant to another (see [`crate::warm`]).
-    pub(crate) fn store(&self, state: CallState, deadline: Duration) -> Store<CallState> {
-        let mut state = state;
-        state.deadline_at = Some(std::time::Instant::now() + deadline);
+    pub(crate) fn store(&self, state: CallState, budget: &Budget) -> Store<CallState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        // With epoch interruption on, a store without a deadline traps at
-        // once; set it before instantiation, which may run guest code.
-        store.set_epoch_deadline(self.limits.ticks(deadline));
+        // A store starts without fuel and, with epoch interruption on,
+        // with a deadline already passed: arm both before instantiation,
+        // which may run guest code.
+        arm(&mut store, budget);
         store
     }
+}
+
+/// Give `store` everything one call may use, from now: its instruction
+/// budget, its wall-clock deadline, its transfer limit, and a clean record
+/// of denied growth (the memory caps themselves are absolute sizes). Done
+/// before instantiating and again before the call itself, so a call has
+/// its whole budget whether it runs on a fresh instance or a warm one.
+pub(crate) fn arm(store: &mut Store<CallState>, budget: &Budget) {
+    if let Some(fuel) = budget.fuel {
+        // Fails only when the engine does not consume fuel, which is
+        // exactly when `budget.fuel` is None.
+        let _ = store.set_fuel(fuel);
+    }
+    if let Some(ticks) = budget.epoch_ticks {
+        store.set_epoch_deadline(ticks);
+    }
+    // Checked by wasmtime before it copies a list or string out of the
+    // guest: an answer over the limit is refused without being copied.
+    store.set_hostcall_fuel(budget.output.bytes());
+    let state = store.data_mut();
+    // None: a deadline too far away to represent is no deadline.
+    state.deadline_at = std::time::Instant::now().checked_add(budget.wall);
+    state.limiter.denied = false;
 }

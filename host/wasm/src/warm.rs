@@ -14,9 +14,10 @@
 //! * Any failure (trap, deadline, out of memory, refusal, an answer that
 //!   breaks the contract) drops the instance: only a [`Lease`] that the
 //!   caller explicitly [`Lease::keep`]s after checking the answer returns.
-//! * Each call re-arms the deadline and clears the limiter's "denied" flag;
-//!   the limiter's caps are absolute sizes, so the memory an instance
-//!   already holds counts against them.
+//! * Each call re-arms the instruction budget, the deadline and the
+//!   transfer limit and clears the limiter's "denied" flag; the limiter's
+//!   caps are absolute sizes, so the memory an instance already holds
+//!   counts against them.
 //! * An instance retires after [`MAX_USES`] calls, so nothing a guest
 //!   leaks slowly (heap fragmentation, WASI resource handles in the host's
 //!   table) grows without bound; one whose memory grew past
@@ -38,6 +39,8 @@ use wasmtime::component::Instance;
 
 use crate::bindings::v0_1::{insight_matcher, visibility_policy};
 use crate::error::{PluginFailure, classify};
+use crate::limits::Budget;
+use crate::runtime::arm;
 use crate::state::CallState;
 
 /// Calls one warm instance serves before it is replaced by a fresh one.
@@ -218,50 +221,51 @@ impl WarmPool {
 /// instance) unless [`Lease::keep`] is called after a successful call.
 pub(crate) struct Lease<'p, P: Warm> {
     pool: &'p WarmPool,
+    /// Where the instructions each call executes are added up.
+    meter: &'p AtomicU64,
     /// `(plugin id, tenant)` when the instance may be kept.
     key: Option<(u64, &'p str)>,
     store: Store<CallState>,
     instance: P,
     uses: u32,
+    budget: Budget,
 }
 
 impl<'p, P: Warm> Lease<'p, P> {
-    /// The warm instance of `(plugin, on)`, re-armed with `deadline_ticks`,
-    /// or a fresh one from `fresh` (which creates the store and
-    /// instantiates; its failure is the call's failure).
+    /// The warm instance of `(plugin, on)` or a fresh one from `fresh`
+    /// (which creates the store armed with `budget` and instantiates; its
+    /// failure is the call's failure), armed with `budget` for the call.
     pub(crate) fn acquire(
         pool: &'p WarmPool,
+        meter: &'p AtomicU64,
         plugin: u64,
         on: InstanceFor<'p>,
-        deadline_ticks: u64,
+        budget: Budget,
         fresh: impl FnOnce() -> Result<(Store<CallState>, P), PluginFailure>,
     ) -> Result<Self, PluginFailure> {
         let key = match on {
             InstanceFor::Fresh => None,
             InstanceFor::Tenant(tenant) => Some((plugin, tenant)),
         };
-        if let Some((plugin, tenant)) = key
-            && let Some((mut store, instance, uses)) = pool.take::<P>(plugin, tenant)
-        {
-            // Per-call limits: a new deadline from now, and a clean record
-            // of denied growth (the caps themselves are absolute sizes).
-            store.data_mut().limiter.denied = false;
-            store.set_epoch_deadline(deadline_ticks);
-            return Ok(Self {
-                pool,
-                key,
-                store,
-                instance,
-                uses,
-            });
-        }
-        let (store, instance) = fresh()?;
+        let (mut store, instance, uses) = match key.and_then(|(plugin, tenant)| pool.take::<P>(plugin, tenant)) {
+            Some(warm) => warm,
+            None => {
+                let (store, instance) = fresh()?;
+                (store, instance, 0)
+            }
+        };
+        // Per-call limits, from now: the whole instruction budget (a fresh
+        // instance spent some on instantiating), a new deadline and a clean
+        // record of denied growth.
+        arm(&mut store, &budget);
         Ok(Self {
             pool,
+            meter,
             key,
             store,
             instance,
-            uses: 0,
+            uses,
+            budget,
         })
     }
 
@@ -272,11 +276,13 @@ impl<'p, P: Warm> Lease<'p, P> {
         call: impl FnOnce(&P, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
         self.uses = self.uses.saturating_add(1);
-        match call(&self.instance, &mut self.store) {
+        let result = call(&self.instance, &mut self.store);
+        meter(self.meter, &self.store, &self.budget);
+        match result {
             Ok(answer) => Ok(answer),
             Err(error) => {
                 self.key = None;
-                Err(classify(&error, self.store.data().limiter.denied, false))
+                Err(classify(&error, self.store.data().limiter.denied, false, &self.budget))
             }
         }
     }
@@ -293,5 +299,13 @@ impl<'p, P: Warm> Lease<'p, P> {
             self.pool
                 .put(plugin, tenant, self.store, self.instance.wrap(), self.uses);
         }
+    }
+}
+
+/// Add the instructions `store` executed since it was armed with `budget`
+/// to `meter`.
+pub(crate) fn meter(meter: &AtomicU64, store: &Store<CallState>, budget: &Budget) {
+    if let (Some(budget), Ok(left)) = (budget.fuel, store.get_fuel()) {
+        meter.fetch_add(budget.saturating_sub(left), Ordering::Relaxed);
     }
 }

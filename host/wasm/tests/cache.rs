@@ -40,11 +40,9 @@ fn compiling_the_same_bytes_twice_is_a_cache_hit() {
     let (first, cold) = timed(|| runtime.compile(PluginKind::Scheduler, wasm).unwrap());
     let (second, warm) = timed(|| runtime.compile(PluginKind::Scheduler, wasm).unwrap());
     println!("cold compile {cold:?}, cached {warm:?}");
+    // A hit is the same compiled plugin (no timing asserted: the figures
+    // are in the README, and a busy machine would make a ratio flaky).
     assert!(Arc::ptr_eq(&first, &second), "the same compiled plugin is handed out");
-    assert!(
-        warm * 10 < cold,
-        "a hit ({warm:?}) is much cheaper than compiling ({cold:?})"
-    );
     assert_eq!(first.sha256(), sha256_hex(wasm));
     assert_eq!(
         (first.kind(), first.origin()),
@@ -76,11 +74,8 @@ fn a_new_runtime_loads_compiled_components_from_the_cache_dir() {
     let runtime = runtime_in(dir.path());
     let (loaded, load_time) = timed(|| runtime.compile(PluginKind::Scheduler, wasm).unwrap());
     println!("cold compile {cold_time:?}, load from cache_dir {load_time:?}");
+    // Loaded, not compiled: the origin says so, whatever the timings.
     assert_eq!(loaded.origin(), Origin::DiskCache);
-    assert!(
-        load_time * 5 < cold_time,
-        "loading ({load_time:?}) is much faster than compiling ({cold_time:?})"
-    );
     // And it runs, with the same answers.
     let backlog = Backlog::random(&mut Rng::new(8), 6, 60);
     let input = backlog.input(4, "{}", &[]);

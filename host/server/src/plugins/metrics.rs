@@ -148,6 +148,7 @@ impl PluginMetrics {
 /// the diagnostic on the plugin's record).
 pub fn failure_code(failure: &PluginFailure) -> &'static str {
     match failure {
+        PluginFailure::OutOfFuel { .. } => "out-of-fuel",
         PluginFailure::Timeout => "timeout",
         PluginFailure::OutOfMemory => "out-of-memory",
         PluginFailure::StackOverflow => "stack-overflow",

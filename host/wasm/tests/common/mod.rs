@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use pop_core::scheduling::{CustomerList, PendingAgenda, ScheduleInput};
 use pop_wasm::{CompiledPlugin, Limits, PluginKind, Runtime, RuntimeConfig};
 
-/// A runtime with the default limits except a generous deadline: for tests
-/// about answers, not deadlines. The deadline is wall-clock time, and a
-/// debug build on a loaded two-core CI machine can be descheduled for
-/// longer than the 20 ms default (containment.rs tests deadlines).
+/// A runtime with the default limits (the default instruction budgets
+/// included) except a wall-clock backstop of 20 s: a debug build on a
+/// loaded two-core CI machine can wait for a core far longer than the
+/// default 200 ms, and no test here may depend on that (containment.rs
+/// tests the backstop itself).
 pub fn runtime() -> Runtime {
     runtime_with(Limits {
         deadline: Duration::from_secs(2),
