@@ -123,6 +123,10 @@ impl Store for CachedStore {
         self.inner.count(kind, query, visible).await
     }
 
+    fn document_limits(&self) -> crate::DocumentLimits {
+        self.inner.document_limits()
+    }
+
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
         let touched = self.kinds.touched_by(&writes);
         if touched.is_empty() {

@@ -49,6 +49,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     case_expect_batch_atomic(store).await;
     case_concurrent_claims(store).await;
     case_every_kind(store).await;
+    case_document_limits(store).await;
 }
 
 /// Put then get returns the same JSON: every type, nested values and the
@@ -961,6 +962,53 @@ pub async fn case_delete_expect(store: &Arc<dyn Store>) {
         .write(vec![Write::delete_if(kind, &id, Expect::field("owner", "a"))])
         .await;
     assert_not_found(again, kind, &id, "guarded Delete of an absent id");
+}
+
+/// Documents at the declared limits are kept; one beyond either limit fails
+/// with `LimitExceeded` naming it, and its batch (puts and merges alike)
+/// applies nothing.
+pub async fn case_document_limits(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::Agenda;
+    let limits = store.document_limits();
+    // `{"id", "p": [[...]]}`: the document is level 1, so `levels` arrays
+    // make it `levels + 1` deep.
+    let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!([inner]));
+    let deepest = unique("limits-deepest");
+    let doc = object(json!({"id": deepest, "p": nested(limits.max_depth - 1)}));
+    write_one(store, Write::create(kind, doc.clone()), "a document at the depth limit").await;
+    assert_eq!(get(store, kind, &deepest).await, Some(doc), "read back at the depth limit");
+
+    let fresh = unique("limits-fresh");
+    let too_deep = unique("limits-too-deep");
+    let batch = vec![
+        Write::create(kind, object(json!({"id": fresh}))),
+        Write::create(kind, object(json!({"id": too_deep, "p": nested(limits.max_depth)}))),
+    ];
+    match store.write(batch).await {
+        Err(StoreError::LimitExceeded { actual, limit, unit, .. }) => {
+            assert_eq!((actual, limit, unit), (limits.max_depth + 1, limits.max_depth, "levels deep"));
+        }
+        other => panic!("a document past the depth limit: expected LimitExceeded, got {other:?}"),
+    }
+    assert_eq!(get(store, kind, &fresh).await, None, "the batch of a refused document applied");
+    assert_eq!(get(store, kind, &too_deep).await, None, "a refused document was stored");
+
+    // A merge that makes a stored document too large is refused as well.
+    let base = unique("limits-merge");
+    write_one(store, Write::create(kind, object(json!({"id": base, "n": 1}))), "setup").await;
+    let big = "x".repeat(limits.max_bytes);
+    match store
+        .write(vec![Write::merge(kind, &base, object(json!({"blob": big})))])
+        .await
+    {
+        Err(StoreError::LimitExceeded { unit: "bytes", limit, .. }) => assert_eq!(limit, limits.max_bytes),
+        other => panic!("a merge past the size limit: expected LimitExceeded, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(
+        get(store, kind, &base).await,
+        Some(object(json!({"id": base, "n": 1}))),
+        "a refused merge changed the document"
+    );
 }
 
 /// A batch with a failing guard applies none of its writes, whatever their

@@ -18,6 +18,7 @@ pub mod conformance;
 mod document;
 mod error;
 mod expect;
+mod limits;
 mod sqlite;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use cache::{CacheOptions, CachedStore};
 pub use document::{Document, field_text};
 pub use error::StoreError;
 pub use expect::Expect;
+pub use limits::{DocumentLimits, document_depth};
 pub use pop_core::ObjectKind;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -178,4 +180,12 @@ pub trait Store: Send + Sync + 'static {
     /// write, the stored document after a Put/Merge and the removed one after
     /// a Delete (`None` when there was nothing to delete).
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>>;
+
+    /// The largest and deepest document this store keeps. A write of a
+    /// document beyond them fails with [`StoreError::LimitExceeded`] and
+    /// changes nothing; documents stored before a limit was lowered stay
+    /// readable and deletable.
+    fn document_limits(&self) -> DocumentLimits {
+        DocumentLimits::EMBEDDED
+    }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{DocFilter, Document, ObjectKind, Query, Result, Store, StoreError, Write};
+use crate::{DocFilter, Document, DocumentLimits, ObjectKind, Query, Result, Store, StoreError, Write};
 use checkpointer::Checkpointer;
 use reader::ReadPool;
 use writer::Writer;
@@ -117,7 +117,14 @@ impl Store for SqliteStore {
         }
         self.writer.submit(writes).await
     }
+
+    fn document_limits(&self) -> DocumentLimits {
+        LIMITS
+    }
 }
+
+/// What this store keeps; the writer checks every document it stores.
+const LIMITS: DocumentLimits = DocumentLimits::EMBEDDED;
 
 /// The one read-write connection, set up for durable WAL operation.
 fn open_writer_connection(path: &Path, options: &SqliteOptions) -> Result<Connection> {
@@ -151,10 +158,18 @@ fn db(error: rusqlite::Error) -> StoreError {
 }
 
 /// Parses a stored body; a row that is not a JSON object is a backend fault,
-/// never a panic.
+/// never a panic. Without serde_json's depth limit (on a stack that grows
+/// as needed): whatever was stored, by this version or an older one with
+/// other limits, must stay readable and deletable.
 fn parse_body(kind: ObjectKind, id: &str, body: &str) -> Result<Document> {
-    serde_json::from_str(body)
-        .map_err(|e| StoreError::Backend(format!("{kind} {id}: stored body is not a JSON object: {e}")))
+    use serde::Deserialize;
+    let mut parser = serde_json::Deserializer::from_str(body);
+    parser.disable_recursion_limit();
+    let parsed = Document::deserialize(serde_stacker::Deserializer::new(&mut parser)).and_then(|doc| {
+        parser.end()?;
+        Ok(doc)
+    });
+    parsed.map_err(|e| StoreError::Backend(format!("{kind} {id}: stored body is not a JSON object: {e}")))
 }
 
 /// Reads `(id, body)` from a row selected as `SELECT id, body ...` and

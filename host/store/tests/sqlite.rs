@@ -301,3 +301,41 @@ async fn many_small_concurrent_writes() {
         .unwrap();
     assert_eq!(n, WRITES as u64);
 }
+
+/// A document stored deeper than the store keeps now (an older version
+/// wrote it, or a template expansion before limits were checked) is still
+/// read, listed and deleted: the reader has no depth limit of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_beyond_todays_limits_stay_readable_and_deletable() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("pop.db");
+    let store = open(&path);
+    store
+        .write(vec![Write::put(ObjectKind::Agenda, object(json!({"id": "deep", "customerId": "acme"})))])
+        .await
+        .unwrap();
+    let depth = 400;
+    let body = format!(
+        r#"{{"id":"deep","customerId":"acme","p":{}1{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE Agenda SET body = ?1 WHERE id = 'deep'", [&body])
+            .unwrap();
+    }
+    let read = store.get(ObjectKind::Agenda, "deep").await.unwrap().expect("the deep row");
+    assert_eq!(pop_store::document_depth(&read), depth + 1);
+    let listed = store
+        .query(ObjectKind::Agenda, &Query::by("customerId", "acme"), None)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let removed = store
+        .write(vec![Write::delete(ObjectKind::Agenda, "deep")])
+        .await
+        .unwrap();
+    assert!(removed[0].is_some(), "the delete returns the removed row");
+    assert_eq!(store.get(ObjectKind::Agenda, "deep").await.unwrap(), None);
+}

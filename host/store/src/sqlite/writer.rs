@@ -225,7 +225,7 @@ fn put_many(conn: &Connection, kind: ObjectKind, docs: &[Document]) -> Result<()
     let mut values = Vec::with_capacity(docs.len() * 2);
     for doc in docs {
         values.push(document_id(doc)?.to_owned());
-        values.push(serialize(doc)?);
+        values.push(serialize(kind, doc)?);
     }
     let rows = vec!["(?, ?)"; docs.len()].join(", ");
     let sql = format!(
@@ -254,7 +254,7 @@ fn apply(conn: &Connection, write: Write) -> Result<Option<Document>> {
 
 fn put(conn: &Connection, kind: ObjectKind, doc: Document, condition: Condition) -> Result<Document> {
     let id = document_id(&doc)?.to_owned();
-    let body = serialize(&doc)?;
+    let body = serialize(kind, &doc)?;
     let t = table(kind);
     // Upserts keep the row, hence its seq and place in insertion order;
     // INSERT OR REPLACE would delete it and append a new one.
@@ -321,7 +321,7 @@ fn merge(conn: &Connection, kind: ObjectKind, id: &str, patch: Document, expect:
     let update = format!("UPDATE {} SET body = ?2 WHERE id = ?1", table(kind));
     conn.prepare_cached(&update)
         .map_err(db)?
-        .execute((id, serialize(&doc)?))
+        .execute((id, serialize(kind, &doc)?))
         .map_err(db)?;
     Ok(doc)
 }
@@ -362,8 +362,12 @@ fn document_id(doc: &Document) -> Result<&str> {
     }
 }
 
-fn serialize(doc: &Document) -> Result<String> {
-    serde_json::to_string(doc).map_err(|e| StoreError::InvalidDocument(e.to_string()))
+/// The stored text of `doc`, refused when it is beyond the store's limits.
+fn serialize(kind: ObjectKind, doc: &Document) -> Result<String> {
+    super::LIMITS.check_depth(kind, doc)?;
+    let text = serde_json::to_string(doc).map_err(|e| StoreError::InvalidDocument(e.to_string()))?;
+    super::LIMITS.check_size(kind, doc, text.len())?;
+    Ok(text)
 }
 
 #[cfg(test)]
