@@ -12,6 +12,7 @@ pub const ADMIN: &str = "root-token";
 pub const ALICE: &str = "alice-token"; // account acme
 pub const BOB: &str = "bob-token"; // account globex
 pub const PARTNER: &str = "partner-token"; // account acme-partner
+pub const MULTI: &str = "multi-token"; // accounts globex and initech
 
 /// A running `pop serve` child process.
 pub struct Server {
@@ -34,6 +35,7 @@ impl Workspace {
             {"token": ALICE, "userId": "alice", "accounts": ["acme"], "superUser": false},
             {"token": BOB, "userId": "bob", "accounts": ["globex"], "superUser": false},
             {"token": PARTNER, "userId": "pat", "accounts": ["acme-partner"], "superUser": false},
+            {"token": MULTI, "userId": "max", "accounts": ["globex", "initech"], "superUser": false},
         ]});
         std::fs::write(dir.path().join("tokens.json"), tokens.to_string()).expect("write tokens");
         Self { dir }

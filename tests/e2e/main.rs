@@ -7,6 +7,7 @@ mod harness;
 mod cli;
 mod errors;
 mod execution;
+mod isolation;
 mod plugins;
 mod resourcepool;
 mod restart;

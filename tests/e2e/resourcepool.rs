@@ -230,13 +230,13 @@ async fn pullers_are_refused_without_leaking() {
             .post(GET_AGENDA, json!({"insightId": INSIGHT, "count": 1}))
             .await
             .expect_error(
-                400,
+                404,
                 "The Insight specified was not found or is not visible: insight-sample",
             );
     }
     ops.post(GET_AGENDA, json!({"insightId": "nope", "count": 1}))
         .await
-        .expect_error(400, "The Insight specified was not found or is not visible: nope");
+        .expect_error(404, "The Insight specified was not found or is not visible: nope");
 
     // Leases of another owner's queue look absent.
     let claimed = ops.post(GET_AGENDA, json!({"insightId": INSIGHT, "count": 1})).await;
@@ -372,7 +372,7 @@ async fn executors_report_progress_and_resume() {
         json!({"agendaProgress": {"id": "nope", "percentComplete": 1.0}}),
     )
     .await
-    .expect_error(400, "AgendaProgress nope was not found or is not visible");
+    .expect_error(404, "AgendaProgress nope was not found or is not visible");
     let admin = server.client(ADMIN);
     let private = json!({"id": "insight-private", "customerId": "ops", "title": "Private", "resourcePoolId": "pool-1",
         "queueSize": 10, "allowedCustomerIds": ["acme"], "mappers": {"operationType": ["private-work"]}});
@@ -387,7 +387,7 @@ async fn executors_report_progress_and_resume() {
         .post("/pop/resourcepool/service/updateAgendaProgress", report.clone())
         .await
         .expect_error(
-            400,
+            404,
             &format!("AgendaProgress {private_progress} was not found or is not visible"),
         );
     let unchanged = alice
@@ -403,7 +403,7 @@ async fn executors_report_progress_and_resume() {
         .client(BOB)
         .post("/pop/resourcepool/service/updateAgendaProgress", forged)
         .await
-        .expect_error(400, "was not found or is not visible");
+        .expect_error(404, "was not found or is not visible");
 }
 
 #[tokio::test]

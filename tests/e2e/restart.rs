@@ -24,10 +24,10 @@ async fn acknowledged_writes_survive_kill_and_restart() {
     for task in tasks {
         agenda_ids.push(task.await.unwrap().first()["id"].as_str().unwrap().to_string());
     }
-    let template = json!({"id": "t1", "customerId": "acme", "title": "kept", "agenda": {"operations": []}});
+    let template = json!({"id": "acme:t1", "customerId": "acme", "title": "kept", "agenda": {"operations": []}});
     alice.post("/pop/agendatemplate", template).await.first();
     alice
-        .put("/pop/agendatemplate/t1", json!({"title": "kept-updated"}))
+        .put("/pop/agendatemplate/acme:t1", json!({"title": "kept-updated"}))
         .await
         .first();
     let (data_dir, tokens) = (server.data_dir.clone(), server.tokens.clone());
@@ -48,7 +48,7 @@ async fn acknowledged_writes_survive_kill_and_restart() {
     }
     assert_eq!(alice.get("/pop/agenda?bycount=true").await.body["count"], json!(40));
     assert_eq!(
-        alice.get("/pop/agendatemplate/t1").await.first()["title"],
+        alice.get("/pop/agendatemplate/acme:t1").await.first()["title"],
         json!("kept-updated")
     );
 

@@ -88,22 +88,22 @@ async fn template_run_substitutes_parameters() {
         .expect_error(422, "/job/url");
 
     // A template parameter that collides with a payload name is rejected.
-    let dup = json!({"id": "tpl-dup", "customerId": "acme", "staticParameters": {"pop.payload": 1},
+    let dup = json!({"id": "acme:tpl-dup", "customerId": "acme", "staticParameters": {"pop.payload": 1},
         "agenda": {"customerId": "acme", "operations": [{"name": "a", "type": "sample"}]}});
     alice.post("/pop/agendatemplate", dup).await.first();
     alice
         .post(
             "/pop/agenda/service/run",
-            json!({"agendaTemplateId": "tpl-dup", "payload": "{}"}),
+            json!({"agendaTemplateId": "acme:tpl-dup", "payload": "{}"}),
         )
         .await
         .expect_error(422, "Parameter [pop.payload] is duplicated.");
-    let private = json!({"id": "tpl-private", "customerId": "acme", "agenda": {"customerId": "globex", "operations": [{"name": "a", "type": "sample"}]}});
+    let private = json!({"id": "acme:tpl-private", "customerId": "acme", "agenda": {"customerId": "globex", "operations": [{"name": "a", "type": "sample"}]}});
     alice.post("/pop/agendatemplate", private).await.first();
     bob.post(
         "/pop/agenda/service/run",
-        json!({"agendaTemplateId": "tpl-private", "payload": "{}"}),
+        json!({"agendaTemplateId": "acme:tpl-private", "payload": "{}"}),
     )
     .await
-    .expect_error(404, "AgendaTemplate tpl-private not found");
+    .expect_error(404, "AgendaTemplate acme:tpl-private not found");
 }

@@ -164,6 +164,9 @@ pub mod fixtures {
     /// POP's visibility rule built against the frozen `pop:plugin@0.1.0` (a list of object
     /// records) on plain `wit-bindgen`: the host must still serve it.
     pub const LEGACY_VISIBILITY: &[u8] = component!("pop_fixture_legacy_visibility");
+    /// A visibility policy that denies every object to every caller: its owner must still see
+    /// its own objects, and other tenants' listings must not change.
+    pub const DENY_ALL: &[u8] = component!("pop_fixture_deny_all");
 
     /// Answers as big as its config says (`state:<bytes>`, `fill:<bytes>`, `release:<count>`,
     /// `refuse:<bytes>`; anything else is FIFO): the host must refuse an answer over its limits
@@ -236,6 +239,11 @@ pub mod fixtures {
             name: "legacy-visibility",
             kind: VISIBILITY_POLICY,
             wasm: LEGACY_VISIBILITY,
+        },
+        Builtin {
+            name: "deny-all",
+            kind: VISIBILITY_POLICY,
+            wasm: DENY_ALL,
         },
         Builtin {
             name: "huge-state",

@@ -96,6 +96,7 @@ impl From<StoreError> for ApiError {
                 "{kind} {id} was changed concurrently; the request was not applied."
             )),
             StoreError::InvalidDocument(msg) => ApiError::Validation(msg),
+            limit @ StoreError::LimitExceeded { .. } => ApiError::Validation(limit.to_string()),
             StoreError::Backend(msg) => {
                 tracing::error!(error = %msg, "storage failure");
                 ApiError::Internal("The storage backend failed; the request was not applied.".into())
@@ -129,20 +130,37 @@ impl IntoResponse for ErrorWithCid {
         } else {
             tracing::debug!(cid = %self.cid, status = status.as_u16(), error = %self.error, "request rejected");
         }
-        let mut body = self.fields;
-        body.insert("cid".into(), json!(self.cid));
-        body.insert("error".into(), json!(true));
-        body.insert(
-            "errorResponse".into(),
-            json!({
-                "title": self.error.title(),
-                "description": self.error.to_string(),
-                "responseCode": status.as_u16(),
-                "correlationId": self.cid,
-            }),
-        );
-        (status, axum::Json(body)).into_response()
+        error_response(
+            status,
+            self.error.title(),
+            &self.error.to_string(),
+            &self.cid,
+            self.fields,
+        )
     }
+}
+
+/// POP's error body: `fields` plus `cid`, `error: true` and the
+/// `errorResponse` that names the problem.
+pub fn error_response(
+    status: StatusCode,
+    title: &str,
+    description: &str,
+    cid: &str,
+    mut fields: Map<String, Value>,
+) -> Response {
+    fields.insert("cid".into(), json!(cid));
+    fields.insert("error".into(), json!(true));
+    fields.insert(
+        "errorResponse".into(),
+        json!({
+            "title": title,
+            "description": description,
+            "responseCode": status.as_u16(),
+            "correlationId": cid,
+        }),
+    );
+    (status, axum::Json(fields)).into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -4,6 +4,7 @@
 mod context;
 mod objects;
 mod plugins;
+mod rejections;
 mod reply;
 mod resourcepool;
 mod services;
@@ -23,8 +24,15 @@ use crate::app::AppState;
 use crate::cid::{Cid, assign_cid};
 use crate::error::ApiError;
 
-/// Largest accepted request body (a 10,000-operation agenda fits easily).
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Largest accepted request body: the largest document the embedded store
+/// keeps (`pop_store::DocumentLimits::EMBEDDED`), so whatever one request
+/// may carry can be stored. A 10,000-operation agenda is ~2 MB. Plugin
+/// uploads have their own limit (`upload::MAX_PLUGIN_BYTES`).
+pub const MAX_BODY_BYTES: usize = pop_store::DocumentLimits::EMBEDDED.max_bytes;
+
+/// The body limit of plugin uploads: the largest component plus the
+/// multipart form around it.
+pub const MAX_UPLOAD_BODY_BYTES: usize = upload::MAX_PLUGIN_BYTES + 1024 * 1024;
 
 /// The data-object resources and the kind each one serves.
 pub const OBJECT_RESOURCES: [(&str, ObjectKind); 7] = [
@@ -46,7 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/pop/agenda/service/rerun", post(services::rerun))
         .route("/pop/progress/agenda/service", post(services::progress_summary))
         .route("/pop/insight/service/preview", plugins::preview_route())
-        .route("/pop/plugin", plugins::collection())
+        .route(
+            "/pop/plugin",
+            plugins::collection().layer(DefaultBodyLimit::max(MAX_UPLOAD_BODY_BYTES)),
+        )
         .route("/pop/plugin/{id}", plugins::member())
         .route("/pop/plugin/{id}/activate", plugins::activate_route())
         .route("/pop/plugin/{id}/rollback", plugins::rollback_route())
@@ -64,6 +75,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(rejections::decodable_path))
+        .layer(middleware::from_fn(rejections::declared_length))
+        .layer(middleware::from_fn(rejections::json_errors))
         .layer(middleware::from_fn(cors_and_access_log))
         .layer(middleware::from_fn(assign_cid))
         .with_state(state)

@@ -43,29 +43,8 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Reply {
     let result = async {
-        let mut request = parse_list_request(id.map(|Path(id)| id), query.as_deref())?;
-        let policy_owners = app.plugins.policy_owners();
-        let decided_by_policies = pop_wasm::convert::object_kind(kind).is_some();
-        if ctx.caller.is_global() || policy_owners.is_empty() || !decided_by_policies {
-            return domain::list(app.store.as_ref(), &ctx.caller, kind, request).await;
-        }
-        // Some customers' policies decide: list, let them decide, then count.
-        let count_only = std::mem::take(&mut request.count_only);
-        if count_only {
-            request.query.limit = Some(MAX_LIMIT);
-            request.fields = None;
-        }
-        request.policy_owners = Some(policy_owners);
-        let by_id = request.id.clone();
-        let Listing::Objects(docs) = domain::list(app.store.as_ref(), &ctx.caller, kind, request).await? else {
-            return Err(ApiError::Internal("a listing returned a count".into()));
-        };
-        let docs = app.plugins.filter_visible(&ctx.caller, kind, docs).await?;
-        match (count_only, by_id) {
-            (true, _) => Ok(Listing::Count(docs.len() as u64)),
-            (false, Some(id)) if docs.is_empty() => Err(domain::not_found(kind, &id)),
-            (false, _) => Ok(Listing::Objects(docs)),
-        }
+        let request = parse_list_request(id.map(|Path(id)| id), query.as_deref())?;
+        app.plugins.list_visible(&ctx.caller, kind, request).await
     }
     .await;
     match result.map_err(|e| e.with_cid(&ctx.cid))? {

@@ -7,6 +7,7 @@ pub mod body;
 pub mod objects;
 pub mod progress;
 pub mod queue;
+pub mod references;
 pub mod resourcepool;
 pub mod scheduling;
 pub mod service;

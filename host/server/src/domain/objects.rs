@@ -1,7 +1,6 @@
 //! Generic data-object CRUD (spec §3.3–3.5) with the per-kind defaults,
 //! required fields, derived fields and cascades of POP.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use pop_core::visibility::{Caller, can_read_document};
@@ -10,6 +9,7 @@ use pop_store::{DocFilter, Document, Query, Store, Write};
 use serde_json::{Value, json};
 
 use super::body::{non_blank, normalized_document, str_field};
+use super::references::{self, Change, check_client_id};
 use super::{new_id, now_millis, progress};
 use crate::error::{ApiError, ApiResult};
 
@@ -26,9 +26,6 @@ pub struct ListRequest {
     pub fields: Option<Vec<String>>,
     /// `bycount=true`: only the number of matches.
     pub count_only: bool,
-    /// Customers whose objects are decided by their visibility-policy
-    /// plugin: offered past POP's rules, for the policy to decide after.
-    pub policy_owners: Option<Arc<HashSet<String>>>,
 }
 
 /// What a GET returns: objects, or only a count.
@@ -38,26 +35,14 @@ pub enum Listing {
     Count(u64),
 }
 
-/// The scan filter that keeps only what `caller` may read (none for global
-/// callers, who see everything).
+/// The scan filter that keeps only what `caller` may read by POP's rules
+/// (none for global callers, who see everything).
 pub fn visibility_filter(caller: &Caller, kind: ObjectKind) -> Option<DocFilter> {
-    scan_filter(caller, kind, None)
-}
-
-/// [`visibility_filter`], also letting through the objects of
-/// `policy_owners` (their policy decides about them after the scan).
-fn scan_filter(caller: &Caller, kind: ObjectKind, policy_owners: Option<Arc<HashSet<String>>>) -> Option<DocFilter> {
     if caller.is_global() {
         return None;
     }
     let caller = caller.clone();
-    let owners = policy_owners.filter(|o| !o.is_empty());
-    Some(Arc::new(move |doc: &Document| {
-        can_read_document(&caller, kind, doc)
-            || owners
-                .as_ref()
-                .is_some_and(|o| str_field(doc, "customerId").is_some_and(|c| o.contains(c)))
-    }))
+    Some(Arc::new(move |doc: &Document| can_read_document(&caller, kind, doc)))
 }
 
 /// Load an object the caller may read; absent and invisible look the same.
@@ -82,9 +67,11 @@ pub fn display_name(kind: ObjectKind) -> &'static str {
     }
 }
 
-/// GET: by id or by query, visibility applied before the limit.
+/// GET: by id or by query, visibility (POP's rules) applied before the
+/// limit. Listings that visibility policies decide about are
+/// `PluginHost::list_visible`.
 pub async fn list(store: &dyn Store, caller: &Caller, kind: ObjectKind, request: ListRequest) -> ApiResult<Listing> {
-    let visible = scan_filter(caller, kind, request.policy_owners.clone());
+    let visible = visibility_filter(caller, kind);
     if request.count_only {
         if let Some(id) = &request.id {
             let found = store
@@ -102,13 +89,25 @@ pub async fn list(store: &dyn Store, caller: &Caller, kind: ObjectKind, request:
         },
         None => store.query(kind, &request.query, visible).await?,
     };
-    enrich(store, kind, &mut docs, request.fields.as_deref()).await?;
-    if let Some(fields) = &request.fields {
-        for doc in &mut docs {
+    finish(store, kind, &mut docs, request.fields.as_deref()).await?;
+    Ok(Listing::Objects(docs))
+}
+
+/// Turn the documents a listing found into what it answers: derived fields
+/// added, then the `byfields` projection.
+pub async fn finish(
+    store: &dyn Store,
+    kind: ObjectKind,
+    docs: &mut [Document],
+    fields: Option<&[String]>,
+) -> ApiResult<()> {
+    enrich(store, kind, docs, fields).await?;
+    if let Some(fields) = fields {
+        for doc in docs {
             doc.retain(|k, _| k == "id" || fields.iter().any(|f| f == k));
         }
     }
-    Ok(Listing::Objects(docs))
+    Ok(())
 }
 
 /// Add the fields POP derives on read instead of storing.
@@ -165,6 +164,8 @@ pub async fn create(
     if !caller.owns(Some(&customer_id)) {
         return Err(ApiError::forbidden_customer(&customer_id));
     }
+    check_client_id(caller, kind, &mut doc)?;
+    references::check_client_write(store, caller, kind, Change::Create, &mut doc).await?;
     stamp_new(&mut doc, cid);
     let stored = store.write(vec![Write::create(kind, doc)]).await?;
     stored
@@ -287,6 +288,7 @@ pub async fn prepare_update(
             ));
         }
     }
+    references::check_client_write(store, caller, kind, Change::Update { stored: &stored }, &mut patch).await?;
     patch.insert("id".into(), json!(id));
     patch.remove("addedTime");
     patch.insert("updatedTime".into(), json!(now_millis()));

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::body::{non_blank, str_field, to_document, typed};
 use super::now_millis;
 use super::objects::{self, stamp_new};
+use super::references::{self, Change, check_client_id};
 use crate::error::{ApiError, ApiResult};
 
 /// `maximumAttempts` when neither the progress nor the agenda sets one.
@@ -79,6 +80,8 @@ pub async fn create(store: &dyn Store, caller: &Caller, body: Value, cid: &str) 
     if !caller.owns(Some(&customer_id)) {
         return Err(ApiError::forbidden_customer(&customer_id));
     }
+    check_client_id(caller, ObjectKind::AgendaProgress, &mut doc)?;
+    references::check_client_write(store, caller, ObjectKind::AgendaProgress, Change::Create, &mut doc).await?;
     if doc.get("maximumAttempts").is_none() {
         doc.insert("maximumAttempts".into(), json!(DEFAULT_MAXIMUM_ATTEMPTS));
     }
@@ -86,6 +89,7 @@ pub async fn create(store: &dyn Store, caller: &Caller, body: Value, cid: &str) 
     let id = str_field(&doc, "id").unwrap_or_default().to_string();
     let mut writes = vec![Write::create(ObjectKind::AgendaProgress, doc)];
     for op in ops {
+        embedded_op_id(&id, &op)?;
         writes.push(Write::create(
             ObjectKind::OperationProgress,
             embedded_op(&id, &customer_id, cid, op)?,
@@ -105,11 +109,26 @@ fn embedded_op(progress_id: &str, customer_id: &str, cid: &str, op: OperationPro
     let name = op.operation.clone().unwrap_or_default();
     let mut doc = to_document(&new_operation_progress(progress_id, &name, customer_id, cid, None))?;
     let mut given = to_document(&op)?;
-    for server_owned in ["customerId", "addedTime", "updatedTime", "agendaProgressId"] {
+    for server_owned in ["id", "customerId", "addedTime", "updatedTime", "agendaProgressId"] {
         given.remove(server_owned);
     }
     doc.extend(given);
     Ok(doc)
+}
+
+/// The row id of an embedded operation: always derived from its progress
+/// and name (how the executor and rerun address it); a client may send it
+/// back, but not name another row.
+fn embedded_op_id(progress_id: &str, op: &OperationProgress) -> ApiResult<String> {
+    let name = op.operation.as_deref().unwrap_or_default();
+    let derived = OperationProgress::id_for(progress_id, name);
+    match op.envelope.id.as_deref().filter(|s| !s.is_empty()) {
+        Some(given) if given != derived => Err(ApiError::Validation(format!(
+            "The id of operation progress {name} is assigned by the server (the progress id, '-' and the \
+             operation name); leave it out."
+        ))),
+        _ => Ok(derived),
+    }
 }
 
 /// PUT `/pop/progress/agenda/{id}`: update embedded operation rows (creating
@@ -140,17 +159,12 @@ pub async fn update(
         objects::ids_of(&operation_progress_of(store, &id).await?).collect();
     let mut writes = Vec::with_capacity(ops.len() + 1);
     for op in ops {
-        let name = op.operation.clone().unwrap_or_default();
-        let op_id = op
-            .envelope
-            .id
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| OperationProgress::id_for(&id, &name));
+        let op_id = embedded_op_id(&id, &op)?;
         if existing.contains(&op_id) {
             let mut op_patch = to_document(&op)?;
             op_patch.insert("id".into(), json!(op_id));
             op_patch.insert("agendaProgressId".into(), json!(id));
+            op_patch.remove("customerId");
             op_patch.remove("addedTime");
             op_patch.insert("updatedTime".into(), json!(now_millis()));
             writes.push(Write::merge(ObjectKind::OperationProgress, op_id, op_patch));

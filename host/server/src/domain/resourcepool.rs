@@ -60,7 +60,7 @@ pub struct Creation {
 async fn owned_insight(store: &dyn Store, caller: &Caller, insight_id: &str) -> ApiResult<Document> {
     match store.get(ObjectKind::Insight, insight_id).await? {
         Some(doc) if caller.owns(str_field(&doc, "customerId")) => Ok(doc),
-        _ => Err(ApiError::BadRequest(format!(
+        _ => Err(ApiError::NotFound(format!(
             "The Insight specified was not found or is not visible: {insight_id}"
         ))),
     }
@@ -237,7 +237,7 @@ pub async fn update_agenda_progress(store: &dyn Store, caller: &Caller, body: Va
         .ok_or_else(|| ApiError::Validation("The agendaProgress field must be specified.".into()))?;
     let id = non_blank(given.envelope.id.clone())
         .ok_or_else(|| ApiError::Validation("The agendaProgress.id field must be specified.".into()))?;
-    let hidden = || ApiError::BadRequest(format!("AgendaProgress {id} was not found or is not visible"));
+    let hidden = || ApiError::NotFound(format!("AgendaProgress {id} was not found or is not visible"));
     let stored = store.get(ObjectKind::AgendaProgress, &id).await?.ok_or_else(hidden)?;
     if !may_work_on(store, caller, str_field(&stored, "customerId"), insight_id_of(&stored)).await? {
         return Err(hidden());

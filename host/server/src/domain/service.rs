@@ -7,7 +7,7 @@ use pop_core::params::keys;
 use pop_core::rerun::{parse_rerun_params, reset_plan};
 use pop_core::summary::summarize;
 use pop_core::template::expand_template;
-use pop_core::visibility::Caller;
+use pop_core::visibility::{Caller, can_read_document};
 use pop_core::{
     Agenda, AgendaProgress, AgendaTemplate, ObjectKind, OperationProgress, ProcessingState, ProgressSummary,
     ProgressSummaryRequest, RerunAgendaRequest, RunAgendaRequest, WAITING_PENDING,
@@ -153,6 +153,7 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
         let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
         match insight_id {
             Some(insight_id) if !already_queued => {
+                insight_still_open(store, &agenda, &insight_id).await?;
                 writes.push(Write::create(
                     ObjectKind::ReadyAgenda,
                     ready_agenda(&agenda, &insight_id, now)?,
@@ -175,6 +176,20 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
         deleted: plan.delete,
         requeued,
     })
+}
+
+/// The insight an agenda was bound to must still take it: it may have been
+/// deleted, or made private, since the agenda was submitted.
+async fn insight_still_open(store: &dyn Store, agenda: &Agenda, insight_id: &str) -> ApiResult<()> {
+    let customer_id = agenda.envelope.customer_id.as_deref().unwrap_or_default();
+    let customer = Caller::customer(customer_id);
+    match store.get(ObjectKind::Insight, insight_id).await? {
+        Some(insight) if can_read_document(&customer, ObjectKind::Insight, &insight) => Ok(()),
+        _ => Err(ApiError::Validation(format!(
+            "The agenda's Insight {insight_id} no longer exists or no longer takes agendas of customer \
+             {customer_id}; submit the agenda again to bind it to another."
+        ))),
+    }
 }
 
 /// POST `/pop/progress/agenda/service`: the rolled-up progress of every

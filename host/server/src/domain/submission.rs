@@ -126,7 +126,12 @@ pub async fn submit_agenda_in(
         writes.push(Write::put(ObjectKind::OperationProgress, to_document(&op_progress)?));
     }
     let agenda_index = writes.len();
-    writes.push(Write::create(ObjectKind::Agenda, to_document(&agenda)?));
+    let agenda_doc = to_document(&agenda)?;
+    // After template expansion a document can nest deeper than any request
+    // body could: refuse it here, naming the limit, rather than store what
+    // clients could not parse back.
+    store.document_limits().check_depth(ObjectKind::Agenda, &agenda_doc)?;
+    writes.push(Write::create(ObjectKind::Agenda, agenda_doc));
     if !params.contains_key(keys::DO_NOT_RUN) {
         writes.push(Write::create(
             ObjectKind::ReadyAgenda,

@@ -3,17 +3,18 @@
 //! time. Super users are never filtered, and a policy only ever decides about
 //! its own customer's objects.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use pop_core::visibility::{Caller, ObjectPage, can_read_document};
 use pop_core::{Customer, ObjectKind, PluginKind};
-use pop_store::{Document, Query};
+use pop_store::{DocFilter, Document, Query};
 use pop_wasm::convert::object_kind;
 
 use super::{Answerer, PluginHost};
 use crate::domain::body::{from_document, str_field};
+use crate::domain::objects::{self, ListRequest, Listing};
 use crate::error::{ApiError, ApiResult};
 
 impl PluginHost {
@@ -38,30 +39,120 @@ impl PluginHost {
         Ok(())
     }
 
-    /// Keep the documents `caller` may see. Documents of customers with a
-    /// policy are decided by it (one call per customer per page); the rest
-    /// by POP's rules.
-    pub async fn filter_visible(
-        &self,
-        caller: &Caller,
-        kind: ObjectKind,
-        docs: Vec<Document>,
-    ) -> ApiResult<Vec<Document>> {
-        if caller.is_global() {
-            return Ok(docs);
+    /// A GET as `caller`, when customers' policies may decide about some of
+    /// what it finds. The owner of an object always sees it (a policy decides
+    /// only for other callers), so only the policies of customers the caller
+    /// does not own take part; with none of them, this is the single-pass
+    /// scan of [`objects::list`]. Otherwise the objects POP's rules decide
+    /// and the objects a policy decides are scanned together, the policies
+    /// decide, and the limit and count are taken after every decision: a
+    /// tenant's policy never changes what another tenant's listing returns.
+    pub async fn list_visible(&self, caller: &Caller, kind: ObjectKind, request: ListRequest) -> ApiResult<Listing> {
+        let store = self.store.as_ref();
+        let deciding: HashSet<String> = self
+            .policy_owners()
+            .iter()
+            .filter(|owner| !caller.owns(Some(owner.as_str())))
+            .cloned()
+            .collect();
+        if caller.is_global() || deciding.is_empty() || object_kind(kind).is_none() {
+            return objects::list(store, caller, kind, request).await;
         }
-        if object_kind(kind).is_none() {
-            // Kinds no policy decides about (plugins, queues): POP's rules only.
-            return Ok(docs
+        let deciding = Arc::new(deciding);
+        let is_candidate = {
+            let deciding = Arc::clone(&deciding);
+            move |doc: &Document| str_field(doc, "customerId").is_some_and(|owner| deciding.contains(owner))
+        };
+        let sure: DocFilter = {
+            let (caller, is_candidate) = (caller.clone(), is_candidate.clone());
+            Arc::new(move |doc: &Document| !is_candidate(doc) && can_read_document(&caller, kind, doc))
+        };
+        let candidate: DocFilter = Arc::new(is_candidate.clone());
+        let either: DocFilter = {
+            let (caller, is_candidate) = (caller.clone(), is_candidate.clone());
+            Arc::new(move |doc: &Document| is_candidate(doc) || can_read_document(&caller, kind, doc))
+        };
+
+        if let Some(id) = &request.id {
+            let visible = match store.get(kind, id).await? {
+                Some(doc) if is_candidate(&doc) => {
+                    let allowed = self.decisions(caller, kind, std::slice::from_ref(&doc)).await?;
+                    allowed[0].then_some(doc)
+                }
+                Some(doc) => can_read_document(caller, kind, &doc).then_some(doc),
+                None => None,
+            };
+            if request.count_only {
+                return Ok(Listing::Count(u64::from(visible.is_some())));
+            }
+            let mut docs = vec![visible.ok_or_else(|| objects::not_found(kind, id))?];
+            objects::finish(store, kind, &mut docs, request.fields.as_deref()).await?;
+            return Ok(Listing::Objects(docs));
+        }
+
+        let unlimited = Query {
+            filters: request.query.filters.clone(),
+            limit: None,
+        };
+        if request.count_only {
+            let sure_count = store.count(kind, &unlimited, Some(sure)).await?;
+            let candidates = store.query(kind, &unlimited, Some(candidate)).await?;
+            let granted = self.decisions(caller, kind, &candidates).await?;
+            return Ok(Listing::Count(
+                sure_count + granted.iter().filter(|g| **g).count() as u64,
+            ));
+        }
+
+        let limit = request.query.limit.unwrap_or(objects::MAX_LIMIT);
+        let mut decided: HashMap<String, bool> = HashMap::new();
+        let mut fetch = limit;
+        loop {
+            let query = Query {
+                filters: request.query.filters.clone(),
+                limit: Some(fetch),
+            };
+            let docs = store.query(kind, &query, Some(Arc::clone(&either))).await?;
+            let exhausted = docs.len() < fetch;
+            let undecided: Vec<Document> = docs
+                .iter()
+                .filter(|doc| is_candidate(doc) && !decided.contains_key(str_field(doc, "id").unwrap_or_default()))
+                .cloned()
+                .collect();
+            let verdicts = self.decisions(caller, kind, &undecided).await?;
+            for (doc, allowed) in undecided.iter().zip(verdicts) {
+                decided.insert(str_field(doc, "id").unwrap_or_default().to_string(), allowed);
+            }
+            let mut visible: Vec<Document> = docs
                 .into_iter()
-                .filter(|d| can_read_document(caller, kind, d))
-                .collect());
+                .filter(|doc| {
+                    !is_candidate(doc) || decided.get(str_field(doc, "id").unwrap_or_default()) == Some(&true)
+                })
+                .take(limit)
+                .collect();
+            if visible.len() >= limit || exhausted {
+                objects::finish(store, kind, &mut visible, request.fields.as_deref()).await?;
+                return Ok(Listing::Objects(visible));
+            }
+            // Denials pushed visible objects past this scan's end: look
+            // further (the decisions so far are kept).
+            fetch = fetch.saturating_mul(2);
+        }
+    }
+
+    /// Whether `caller` may see each of `docs`: its owner always; a
+    /// customer's policy decides about that customer's objects (one call
+    /// per customer per page); POP's rules decide the rest.
+    pub async fn decisions(&self, caller: &Caller, kind: ObjectKind, docs: &[Document]) -> ApiResult<Vec<bool>> {
+        if caller.is_global() {
+            return Ok(vec![true; docs.len()]);
         }
         let owners = self.policy_owners();
+        let decided_by_policies = object_kind(kind).is_some();
         let mut by_owner: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut keep = vec![false; docs.len()];
         for (i, doc) in docs.iter().enumerate() {
-            match str_field(doc, "customerId").filter(|o| owners.contains(*o)) {
+            let owner = str_field(doc, "customerId");
+            match owner.filter(|o| decided_by_policies && owners.contains(*o) && !caller.owns(Some(o))) {
                 Some(owner) => by_owner.entry(owner.to_string()).or_default().push(i),
                 None => keep[i] = can_read_document(caller, kind, doc),
             }
@@ -73,11 +164,7 @@ impl PluginHost {
                 keep[i] = allowed;
             }
         }
-        Ok(docs
-            .into_iter()
-            .zip(keep)
-            .filter_map(|(doc, k)| k.then_some(doc))
-            .collect())
+        Ok(keep)
     }
 
     async fn decide_page(
