@@ -976,7 +976,11 @@ pub async fn case_document_limits(store: &Arc<dyn Store>) {
     let deepest = unique("limits-deepest");
     let doc = object(json!({"id": deepest, "p": nested(limits.max_depth - 1)}));
     write_one(store, Write::create(kind, doc.clone()), "a document at the depth limit").await;
-    assert_eq!(get(store, kind, &deepest).await, Some(doc), "read back at the depth limit");
+    assert_eq!(
+        get(store, kind, &deepest).await,
+        Some(doc),
+        "read back at the depth limit"
+    );
 
     let fresh = unique("limits-fresh");
     let too_deep = unique("limits-too-deep");
@@ -985,12 +989,21 @@ pub async fn case_document_limits(store: &Arc<dyn Store>) {
         Write::create(kind, object(json!({"id": too_deep, "p": nested(limits.max_depth)}))),
     ];
     match store.write(batch).await {
-        Err(StoreError::LimitExceeded { actual, limit, unit, .. }) => {
-            assert_eq!((actual, limit, unit), (limits.max_depth + 1, limits.max_depth, "levels deep"));
+        Err(StoreError::LimitExceeded {
+            actual, limit, unit, ..
+        }) => {
+            assert_eq!(
+                (actual, limit, unit),
+                (limits.max_depth + 1, limits.max_depth, "levels deep")
+            );
         }
         other => panic!("a document past the depth limit: expected LimitExceeded, got {other:?}"),
     }
-    assert_eq!(get(store, kind, &fresh).await, None, "the batch of a refused document applied");
+    assert_eq!(
+        get(store, kind, &fresh).await,
+        None,
+        "the batch of a refused document applied"
+    );
     assert_eq!(get(store, kind, &too_deep).await, None, "a refused document was stored");
 
     // A merge that makes a stored document too large is refused as well.
@@ -1001,8 +1014,13 @@ pub async fn case_document_limits(store: &Arc<dyn Store>) {
         .write(vec![Write::merge(kind, &base, object(json!({"blob": big})))])
         .await
     {
-        Err(StoreError::LimitExceeded { unit: "bytes", limit, .. }) => assert_eq!(limit, limits.max_bytes),
-        other => panic!("a merge past the size limit: expected LimitExceeded, got {:?}", other.map(|_| ())),
+        Err(StoreError::LimitExceeded {
+            unit: "bytes", limit, ..
+        }) => assert_eq!(limit, limits.max_bytes),
+        other => panic!(
+            "a merge past the size limit: expected LimitExceeded, got {:?}",
+            other.map(|_| ())
+        ),
     }
     assert_eq!(
         get(store, kind, &base).await,

@@ -112,7 +112,11 @@ mod tests {
             max_bytes: 40,
             max_depth: 3,
         };
-        assert!(limits.check(ObjectKind::Agenda, &doc(json!({"id": "a", "p": [[1]]}))).is_ok());
+        assert!(
+            limits
+                .check(ObjectKind::Agenda, &doc(json!({"id": "a", "p": [[1]]})))
+                .is_ok()
+        );
         let deep = limits
             .check(ObjectKind::Agenda, &doc(json!({"id": "a", "p": [[[1]]]})))
             .unwrap_err();
@@ -123,6 +127,16 @@ mod tests {
         let large = limits
             .check(ObjectKind::Agenda, &doc(json!({"id": "a", "p": "x".repeat(40)})))
             .unwrap_err();
-        assert!(matches!(large, StoreError::LimitExceeded { unit: "bytes", limit: 40, .. }), "{large}");
+        assert!(
+            matches!(
+                large,
+                StoreError::LimitExceeded {
+                    unit: "bytes",
+                    limit: 40,
+                    ..
+                }
+            ),
+            "{large}"
+        );
     }
 }

@@ -311,7 +311,10 @@ async fn documents_beyond_todays_limits_stay_readable_and_deletable() {
     let path = dir.path().join("pop.db");
     let store = open(&path);
     store
-        .write(vec![Write::put(ObjectKind::Agenda, object(json!({"id": "deep", "customerId": "acme"})))])
+        .write(vec![Write::put(
+            ObjectKind::Agenda,
+            object(json!({"id": "deep", "customerId": "acme"})),
+        )])
         .await
         .unwrap();
     let depth = 400;
@@ -325,7 +328,11 @@ async fn documents_beyond_todays_limits_stay_readable_and_deletable() {
         conn.execute("UPDATE Agenda SET body = ?1 WHERE id = 'deep'", [&body])
             .unwrap();
     }
-    let read = store.get(ObjectKind::Agenda, "deep").await.unwrap().expect("the deep row");
+    let read = store
+        .get(ObjectKind::Agenda, "deep")
+        .await
+        .unwrap()
+        .expect("the deep row");
     assert_eq!(pop_store::document_depth(&read), depth + 1);
     let listed = store
         .query(ObjectKind::Agenda, &Query::by("customerId", "acme"), None)
