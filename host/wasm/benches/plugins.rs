@@ -9,9 +9,14 @@
 //!   instantiation alone;
 //! * `hot-swap`: upload to active, i.e. compile + activate, cold (goal ≤
 //!   100 ms), from the in-memory cache and from `cache_dir` (goal ≤ 5 ms);
-//! * `visibility-1000`: one decision over 1,000 objects (goal ≤ 5 ms).
+//! * `visibility-1000`: one decision over 1,000 objects (goal ≤ 5 ms);
+//! * `interruption`: the same decisions on three engines, bounded by the
+//!   wall clock only (epochs, the runtime before fuel), by the instruction
+//!   budget only (fuel) and by both (the default), to measure what fuel
+//!   costs.
 //!
-//! `cargo bench -p pop-wasm`.
+//! `cargo bench -p pop-wasm` (one group: `cargo bench -p pop-wasm --
+//! interruption`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -22,7 +27,9 @@ use pop_builtin_plugins::{builtin, fixtures};
 use pop_core::scheduling::{CustomerList, PendingAgenda, ScheduleInput, ScheduleOutput, round_robin, weighted_fair};
 use pop_core::visibility::{Caller, ObjectPage, Ownership, ReadRule, can_read, can_read_document};
 use pop_wasm::convert::object_summary;
-use pop_wasm::{CompiledPlugin, InstanceFor, Limits, PluginCell, PluginKind, Runtime, RuntimeConfig, types};
+use pop_wasm::{
+    CompiledPlugin, InstanceFor, Interruption, Limits, PluginCell, PluginKind, Runtime, RuntimeConfig, types,
+};
 
 /// 10,000 agendas from 100 customers, oldest first, a few priorities.
 struct Backlog {
@@ -66,13 +73,18 @@ impl Backlog {
     }
 }
 
-/// The default runtime except a generous deadline: the machine the benchmarks
-/// run on is shared, and a call descheduled past the 20 ms default would
-/// abort the run instead of showing up in the percentiles.
+/// The default runtime except a generous wall-clock backstop: the machine
+/// the benchmarks run on is shared, and a call descheduled past the 200 ms
+/// default would abort the run instead of showing up in the percentiles.
 fn bench_runtime() -> Runtime {
+    runtime_bounded_by(Interruption::default())
+}
+
+fn runtime_bounded_by(interruption: Interruption) -> Runtime {
     Runtime::new(RuntimeConfig {
         limits: Limits {
             deadline: Duration::from_secs(1),
+            interruption,
             ..Limits::default()
         },
         ..RuntimeConfig::default()
@@ -391,12 +403,97 @@ fn visibility_documents_1000(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same decisions under each [`Interruption`], interleaved in one run
+/// so machine noise hits all three alike: the 10,000-agenda decisions, the
+/// empty one (the fixed cost), and a spin loop's rate of fuel.
+fn interruption(c: &mut Criterion) {
+    let modes = [
+        ("epoch", Interruption::Epoch),
+        ("fuel", Interruption::Fuel),
+        ("fuel+epoch", Interruption::FuelAndEpoch),
+    ];
+    let runtimes: Vec<(&str, Runtime)> = modes
+        .iter()
+        .map(|&(label, mode)| (label, runtime_bounded_by(mode)))
+        .collect();
+    let backlog = Backlog::new(100, 10_000);
+    let empty = Backlog::new(3, 0);
+    let weights = r#"{"weights":{"customer-000":4,"customer-001":2,"customer-002":0.5},"defaultWeight":1}"#;
+    let cases: [(&str, &str, &str, &Backlog); 4] = [
+        ("round-robin-10000", "RoundRobin", "{}", &backlog),
+        ("weighted-fair-10000", "WeightedFair", weights, &backlog),
+        ("priority-10000", "Priority", "{}", &backlog),
+        ("round-robin-0-pending", "RoundRobin", "{}", &empty),
+    ];
+    let mut group = c.benchmark_group("interruption");
+    println!();
+    for (case, name, config, backlog) in cases {
+        let plugins: Vec<Arc<CompiledPlugin>> = runtimes.iter().map(|(_, r)| compile(r, name)).collect();
+        let state = runtimes[0]
+            .1
+            .schedule(
+                &plugins[0],
+                InstanceFor::Tenant("bench"),
+                &backlog.input(10, config, &[]),
+            )
+            .unwrap()
+            .state;
+        let input = backlog.input(10, config, &state);
+        for ((label, runtime), plugin) in runtimes.iter().zip(&plugins) {
+            group.bench_function(format!("{case}/{label}"), |b| {
+                b.iter(|| {
+                    runtime
+                        .schedule(plugin, InstanceFor::Tenant("bench"), black_box(&input))
+                        .unwrap()
+                })
+            });
+        }
+        // Percentiles with the three interleaved call by call.
+        let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(2_000); runtimes.len()];
+        for round in 0..2_200 {
+            for (i, ((_, runtime), plugin)) in runtimes.iter().zip(&plugins).enumerate() {
+                let start = Instant::now();
+                black_box(runtime.schedule(plugin, InstanceFor::Tenant("bench"), &input).unwrap());
+                if round >= 200 {
+                    times[i].push(start.elapsed());
+                }
+            }
+        }
+        let p50 = |t: &mut Vec<Duration>| {
+            t.sort();
+            (t[t.len() / 2], t[t.len() * 99 / 100])
+        };
+        let (base, _) = p50(&mut times[0].clone());
+        for (i, (label, _)) in runtimes.iter().enumerate() {
+            let (median, p99) = p50(&mut times[i]);
+            println!(
+                "{:<36} p50 {median:>9.1?}  p99 {p99:>9.1?}  ({:.2} x epoch)",
+                format!("{case}/{label}"),
+                median.as_secs_f64() / base.as_secs_f64()
+            );
+        }
+    }
+    // How fast a tight loop burns its budget: the budget's meaning in time.
+    let (label, runtime) = &runtimes[1];
+    let spin = runtime.compile(PluginKind::Scheduler, fixtures::SPIN).unwrap();
+    let input = empty.input(1, "{}", &[]);
+    let start = Instant::now();
+    let failure = runtime.schedule(&spin, InstanceFor::Fresh, &input).unwrap_err();
+    let took = start.elapsed();
+    let budget = runtime.limits().fuel.scheduler;
+    println!(
+        "spin ({label}): {failure} after {took:.1?}: {:.1} units per ns",
+        budget as f64 / took.as_nanos() as f64
+    );
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = decide_10000, overhead, hot_swap, visibility_1000, visibility_documents_1000
+    targets = decide_10000, overhead, hot_swap, visibility_1000, visibility_documents_1000, interruption
 }
 criterion_main!(benches);

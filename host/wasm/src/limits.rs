@@ -96,9 +96,10 @@ pub struct Limits {
 ///
 /// The defaults, against the built-ins (`tests/fuel.rs` asserts the
 /// margins; `host/wasm/README.md` has the figures): a tight loop executes
-/// 4–10 of these units per nanosecond on the README's machine, so the
-/// decision budgets stop a spinning plugin after some 20–50 ms, about the
-/// old wall-clock deadline, whatever the load.
+/// about 13 of these units per nanosecond on the README's machine, so a
+/// spinning decision is stopped after some 15 ms of its own work (about
+/// the old 20 ms wall-clock deadline), however long a loaded machine
+/// makes that in wall time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fuel {
     /// One scheduling decision over an insight's whole backlog. The
@@ -112,9 +113,12 @@ pub struct Fuel {
     /// One visibility decision over a page of objects: the built-in policy
     /// uses 5.6 million for a page of 10,000 agendas.
     pub visibility_policy: u64,
-    /// One handler run. Large: a handler does an operation's work and is
-    /// normally stopped by its wall-clock timeout; this caps what a runaway
-    /// handler can burn in computing within that timeout (some seconds).
+    /// One handler run: a ceiling on the computing one operation may do,
+    /// independent of the machine. A handler does an operation's work and
+    /// its timeout (wall time, the registry's `timeoutMs`) is what normally
+    /// ends it, so the default is out of the way (over a minute of a tight
+    /// loop, past the 60 s default timeout); lower it to bound each run's
+    /// CPU deterministically.
     pub handler: u64,
 }
 
@@ -124,7 +128,7 @@ impl Default for Fuel {
             scheduler: 200_000_000,
             insight_matcher: 100_000_000,
             visibility_policy: 200_000_000,
-            handler: 20_000_000_000,
+            handler: 1_000_000_000_000,
         }
     }
 }

@@ -54,7 +54,7 @@ fn the_default_limits_are_the_documented_ones() {
             scheduler: 200_000_000,
             insight_matcher: 100_000_000,
             visibility_policy: 200_000_000,
-            handler: 20_000_000_000,
+            handler: 1_000_000_000_000,
         }
     );
     assert_eq!(limits.memory_bytes, 64 << 20);
@@ -202,9 +202,9 @@ fn each_interruption_mode_stops_a_spin_its_own_way() {
         ..Limits::default()
     });
     assert_eq!(call_fixture(&fuel, fixtures::SPIN).0, out_of_fuel());
-    for runtime in [&epoch, &fuel] {
-        Healthy::new(runtime).still_fine(runtime, "spin");
-    }
+    // (No healthy call on the 5 ms epoch runtime: under load it could time
+    // out, which is the defect fuel fixes.)
+    Healthy::new(&fuel).still_fine(&fuel, "spin");
 }
 
 #[test]
