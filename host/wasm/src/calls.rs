@@ -18,7 +18,7 @@ use crate::limits::{Budget, MAX_MESSAGE_BYTES, Output};
 use crate::plugin::{Bound, CompiledPlugin, Contract, PluginKind};
 use crate::runtime::Runtime;
 use crate::state::CallState;
-use crate::warm::{InstanceFor, Lease, Warm, meter};
+use crate::warm::{InstanceFor, Lease, Warm, spent};
 
 impl Runtime {
     /// Ask a scheduler plugin which pending agendas to release. The
@@ -281,7 +281,8 @@ impl Runtime {
         // The call gets its whole budget, as on a warm instance.
         crate::runtime::arm(&mut store, &budget);
         let result = call(&instance, &mut store);
-        meter(&self.instructions, &store, &budget);
+        self.instructions
+            .fetch_add(spent(&store, &budget), std::sync::atomic::Ordering::Relaxed);
         result.map_err(|e| classify(&e, store.data().limiter.denied, false, &budget))
     }
 }

@@ -223,6 +223,10 @@ pub(crate) struct Lease<'p, P: Warm> {
     pool: &'p WarmPool,
     /// Where the instructions each call executes are added up.
     meter: &'p AtomicU64,
+    /// What of the budget is already on the meter: a lease may call the
+    /// guest more than once (a 0.2.0 policy, one page per kind) within one
+    /// budget.
+    metered: u64,
     /// `(plugin id, tenant)` when the instance may be kept.
     key: Option<(u64, &'p str)>,
     store: Store<CallState>,
@@ -261,6 +265,7 @@ impl<'p, P: Warm> Lease<'p, P> {
         Ok(Self {
             pool,
             meter,
+            metered: 0,
             key,
             store,
             instance,
@@ -277,7 +282,10 @@ impl<'p, P: Warm> Lease<'p, P> {
     ) -> Result<R, PluginFailure> {
         self.uses = self.uses.saturating_add(1);
         let result = call(&self.instance, &mut self.store);
-        meter(self.meter, &self.store, &self.budget);
+        let spent = spent(&self.store, &self.budget);
+        self.meter
+            .fetch_add(spent.saturating_sub(self.metered), Ordering::Relaxed);
+        self.metered = spent;
         match result {
             Ok(answer) => Ok(answer),
             Err(error) => {
@@ -302,10 +310,11 @@ impl<'p, P: Warm> Lease<'p, P> {
     }
 }
 
-/// Add the instructions `store` executed since it was armed with `budget`
-/// to `meter`.
-pub(crate) fn meter(meter: &AtomicU64, store: &Store<CallState>, budget: &Budget) {
-    if let (Some(budget), Ok(left)) = (budget.fuel, store.get_fuel()) {
-        meter.fetch_add(budget.saturating_sub(left), Ordering::Relaxed);
+/// The instructions `store` executed since it was armed with `budget` (0
+/// when fuel is off).
+pub(crate) fn spent(store: &Store<CallState>, budget: &Budget) -> u64 {
+    match (budget.fuel, store.get_fuel()) {
+        (Some(budget), Ok(left)) => budget.saturating_sub(left),
+        _ => 0,
     }
 }

@@ -228,3 +228,40 @@ fn the_budget_bounds_a_call_the_same_way_on_any_instance() {
 fn plugin_wasm(name: &str) -> &'static [u8] {
     pop_builtin_plugins::builtin(name).unwrap().wasm
 }
+
+#[test]
+fn a_decision_of_several_pages_is_counted_once() {
+    // A 0.2.0 policy decides a list of two kinds in two calls within one
+    // budget: what is counted is what those two calls executed, no more.
+    let runtime = runtime();
+    let policy = builtin(&runtime, "pop-visibility");
+    let caller = types::Caller {
+        user_id: "u".into(),
+        accounts: vec!["globex".into()],
+        super_user: false,
+    };
+    let objects = |kind: types::ObjectKind| -> Vec<types::ObjectSummary> {
+        (0..200)
+            .map(|i| types::ObjectSummary {
+                kind,
+                id: format!("object-{i}"),
+                customer_id: "acme".into(),
+                is_global: i % 3 == 0,
+                allowed_customer_ids: vec!["globex".into()],
+            })
+            .collect()
+    };
+    let (agendas, insights) = (objects(types::ObjectKind::Agenda), objects(types::ObjectKind::Insight));
+    let mixed: Vec<types::ObjectSummary> = agendas.iter().chain(&insights).cloned().collect();
+    let decide = |objects: &[types::ObjectSummary]| {
+        used(&runtime, || {
+            runtime
+                .decide_visibility(&policy, InstanceFor::Fresh, &caller, objects)
+                .unwrap()
+        })
+        .1
+    };
+    let (a, b, both) = (decide(&agendas), decide(&insights), decide(&mixed));
+    assert!(a > 0 && b > 0);
+    assert!(both <= a + b, "two pages counted as {both}, one each as {a} and {b}");
+}
