@@ -79,8 +79,9 @@ pub struct ServeOptions {
     /// How often each insight's queue is topped up from its backlog, in milliseconds.
     #[arg(long, env = "POP_SCHEDULE_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub schedule_interval_ms: u64,
-    /// Wall-clock budget of one scheduler, insight-matcher or visibility plugin call, in
-    /// milliseconds; a call past it fails and the host falls back.
+    /// Nominal time of one scheduler, insight-matcher or visibility plugin call, in
+    /// milliseconds. A call is bounded by its instruction budget (fuel, machine-independent);
+    /// the wall clock stops it only at 10 times this, as a backstop. Either way the host falls back.
     #[arg(long, env = "POP_PLUGIN_DEADLINE_MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub plugin_deadline_ms: u64,
     /// Agendas of one insight this server runs at once, for insights that set no
