@@ -40,6 +40,8 @@ const COMPONENTS: &[&str] = &[
     "pop_fixture_call_counter",
     "pop_fixture_legacy_round_robin",
     "pop_fixture_legacy_visibility",
+    "pop_fixture_progress_flood",
+    "pop_fixture_spin_when_busy",
     "pop_fixture_deny_all",
     "pop_fixture_huge_state",
 ];

@@ -164,6 +164,13 @@ pub mod fixtures {
     /// POP's visibility rule built against the frozen `pop:plugin@0.1.0` (a list of object
     /// records) on plain `wit-bindgen`: the host must still serve it.
     pub const LEGACY_VISIBILITY: &[u8] = component!("pop_fixture_legacy_visibility");
+    /// Handler: reports progress with 1 KiB messages in a tight loop, `{"reports": n}` times
+    /// (then returns `{"reports": n}`) or, without that payload, until its deadline: the host
+    /// must coalesce reports instead of queueing them.
+    pub const PROGRESS_FLOOD: &[u8] = component!("pop_fixture_progress_flood");
+    /// Passes the host's smoke call (empty backlog) and loops forever as soon as work is
+    /// pending: a scheduler that runs into its deadline on every real call.
+    pub const SPIN_WHEN_BUSY: &[u8] = component!("pop_fixture_spin_when_busy");
     /// A visibility policy that denies every object to every caller: its owner must still see
     /// its own objects, and other tenants' listings must not change.
     pub const DENY_ALL: &[u8] = component!("pop_fixture_deny_all");
@@ -239,6 +246,16 @@ pub mod fixtures {
             name: "legacy-visibility",
             kind: VISIBILITY_POLICY,
             wasm: LEGACY_VISIBILITY,
+        },
+        Builtin {
+            name: "progress-flood",
+            kind: HANDLER,
+            wasm: PROGRESS_FLOOD,
+        },
+        Builtin {
+            name: "spin-when-busy",
+            kind: SCHEDULER,
+            wasm: SPIN_WHEN_BUSY,
         },
         Builtin {
             name: "deny-all",

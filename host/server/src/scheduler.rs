@@ -4,12 +4,26 @@
 //! insight: the backlog rows go, the queue entries come, and the scheduler's
 //! new state is saved, so a crash between decisions loses or duplicates
 //! nothing. Submission never waits on this loop.
+//!
+//! Insights take their turns concurrently and independently: a round
+//! starts the turn of every insight whose previous turn has ended and does
+//! not wait for them, so one tenant's slow scheduler (a plugin that runs
+//! into its deadline on every call) delays only its own insight's
+//! releases, never another tenant's. An insight has at most one turn
+//! running at a time (two decisions on one backlog would release the same
+//! agendas twice); a round that finds it still running asks for one more
+//! turn after it, so a wake-up is not lost. Turns are bounded: at most
+//! [`CONCURRENT_TURNS`] at once, and at most [`TURNS_PER_TENANT`] of one
+//! insight owner, so a tenant with many slow insights cannot take every
+//! turn either.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pop_core::{Insight, ObjectKind, QueuedAgenda};
 use pop_store::{Query, Store, Write};
+use tokio::sync::Semaphore;
 
 use crate::domain::body::{from_document, to_document};
 use crate::domain::scheduling::state_write;
@@ -17,8 +31,13 @@ use crate::domain::{now_millis, queue};
 use crate::error::ApiResult;
 use crate::plugins::PluginHost;
 
-/// The most insights scheduled per tick.
+/// The most insights scheduled per round.
 const MAX_INSIGHTS: usize = 10_000;
+/// Insights' turns running at once. A turn is mostly waiting (store reads,
+/// one write, a plugin call on a blocking thread), so a few per core.
+pub const CONCURRENT_TURNS: usize = 16;
+/// Turns of one owner's insights running at once.
+pub const TURNS_PER_TENANT: usize = 2;
 
 /// What one insight's turn released.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +51,7 @@ pub struct Released {
 /// of wake-ups costs one round, not one each.
 const MIN_WAKE_SPACING: Duration = Duration::from_millis(10);
 
-/// Run [`tick`] every `interval`, and early when `wake` is notified (the
+/// Run a round every `interval`, and early when `wake` is notified (the
 /// puller claimed entries, so queues have room), until the task is dropped.
 pub fn spawn(
     store: Arc<dyn Store>,
@@ -40,6 +59,7 @@ pub fn spawn(
     interval: Duration,
     wake: Arc<tokio::sync::Notify>,
 ) -> tokio::task::JoinHandle<()> {
+    let turns = Arc::new(Turns::new(store, plugins));
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -51,35 +71,143 @@ pub fn spawn(
                     timer.reset();
                 }
             }
-            if let Err(e) = tick(store.as_ref(), &plugins).await {
+            if let Err(e) = turns.round().await {
                 tracing::error!(error = %e, "scheduling round failed");
             }
         }
     })
 }
 
-/// One scheduling round over every insight; an insight that fails is logged
-/// and does not stop the others.
-pub async fn tick(store: &dyn Store, plugins: &PluginHost) -> ApiResult<Vec<Released>> {
-    let insights = store
-        .query(ObjectKind::Insight, &Query::all().limit(MAX_INSIGHTS), None)
-        .await?;
-    let mut released = Vec::new();
-    for doc in insights {
-        let insight: Insight = match from_document(doc) {
-            Ok(insight) => insight,
-            Err(e) => {
-                tracing::error!(error = %e, "skipping an unreadable insight");
-                continue;
+/// The insights' turns: which are running, and the bounds on them.
+struct Turns {
+    store: Arc<dyn Store>,
+    plugins: Arc<PluginHost>,
+    /// Insights whose turn is running → the insight as a later round read
+    /// it, when that round asked for another turn.
+    running: Mutex<HashMap<String, Option<Insight>>>,
+    permits: Arc<Semaphore>,
+    per_tenant: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Turns {
+    fn new(store: Arc<dyn Store>, plugins: Arc<PluginHost>) -> Self {
+        Self {
+            store,
+            plugins,
+            running: Mutex::default(),
+            permits: Arc::new(Semaphore::new(CONCURRENT_TURNS)),
+            per_tenant: Mutex::default(),
+        }
+    }
+
+    /// Start the turn of every insight that has none running; an insight
+    /// that fails is logged and does not stop the others.
+    async fn round(self: &Arc<Self>) -> ApiResult<()> {
+        let insights = self
+            .store
+            .query(ObjectKind::Insight, &Query::all().limit(MAX_INSIGHTS), None)
+            .await?;
+        for doc in insights {
+            let insight: Insight = match from_document(doc) {
+                Ok(insight) => insight,
+                Err(e) => {
+                    tracing::error!(error = %e, "skipping an unreadable insight");
+                    continue;
+                }
+            };
+            if let Some(insight) = self.claim(insight) {
+                tokio::spawn(self.clone().turns_of(insight));
             }
+        }
+        Ok(())
+    }
+
+    /// `Some(insight)` when its turn may start now; `None` when one is
+    /// running, which will then take another turn with this `insight`.
+    fn claim(&self, insight: Insight) -> Option<Insight> {
+        let id = insight.envelope.id.clone().unwrap_or_default();
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get_mut(&id) {
+            Some(again) => {
+                *again = Some(insight);
+                None
+            }
+            None => {
+                running.insert(id, None);
+                Some(insight)
+            }
+        }
+    }
+
+    /// Take `insight`'s turn, and the further turns rounds asked for
+    /// meanwhile; then let rounds start it again.
+    async fn turns_of(self: Arc<Self>, mut insight: Insight) {
+        let id = insight.envelope.id.clone().unwrap_or_default();
+        let mut claim = Claim {
+            turns: &self,
+            id: &id,
+            held: true,
         };
-        match top_up(store, plugins, &insight).await {
-            Ok(Some(r)) => released.push(r),
+        loop {
+            self.turn(&insight).await;
+            match claim.next() {
+                Some(next) => insight = next,
+                None => return,
+            }
+        }
+    }
+
+    async fn turn(&self, insight: &Insight) {
+        let owner = insight.envelope.customer_id.clone().unwrap_or_default();
+        let tenant = {
+            let mut per_tenant = self.per_tenant.lock().unwrap_or_else(|e| e.into_inner());
+            per_tenant
+                .entry(owner)
+                .or_insert_with(|| Arc::new(Semaphore::new(TURNS_PER_TENANT)))
+                .clone()
+        };
+        // Neither semaphore is ever closed; a closed one would only mean
+        // running unbounded, not failing.
+        let _tenant = tenant.acquire_owned().await.ok();
+        let _turn = self.permits.clone().acquire_owned().await.ok();
+        match top_up(self.store.as_ref(), &self.plugins, insight).await {
+            Ok(Some(released)) => tracing::trace!(insight = released.insight_id, "turn released agendas"),
             Ok(None) => {}
             Err(e) => tracing::error!(insight = ?insight.envelope.id, error = %e, "scheduling an insight failed"),
         }
     }
-    Ok(released)
+}
+
+/// An insight's running turn. Dropped (the turn ended, or its task
+/// panicked), it lets rounds start the insight again.
+struct Claim<'a> {
+    turns: &'a Turns,
+    id: &'a str,
+    held: bool,
+}
+
+impl Claim<'_> {
+    /// The insight of the further turn a round asked for, or `None` after
+    /// letting the claim go (atomically: a round that comes after starts a
+    /// turn of its own).
+    fn next(&mut self) -> Option<Insight> {
+        let mut running = self.turns.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(again) = running.get_mut(self.id).and_then(Option::take) {
+            return Some(again);
+        }
+        running.remove(self.id);
+        self.held = false;
+        None
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            let mut running = self.turns.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.remove(self.id);
+        }
+    }
 }
 
 /// Fill one insight's queue up to `queueSize`.

@@ -1,9 +1,14 @@
 //! Plugin endpoints: upload, list, get, delete, activate, roll back; and a
 //! side-effect-free scheduling decision for an insight (`preview`).
+//!
+//! Plugin versions read back with their circuit breaker (`breaker`: state,
+//! consecutive failures, when the next probe may run), which lives in
+//! memory, not in the stored record.
 
 use axum::extract::{Path, Request, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::handler::Handler;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use pop_core::visibility::Caller;
 use pop_core::{Insight, ObjectKind};
@@ -18,12 +23,50 @@ use crate::error::{ApiError, ApiResult};
 
 /// `/pop/plugin`: POST uploads; GET lists (see [`super::objects`]).
 pub fn collection() -> MethodRouter<AppState> {
-    super::objects::read_routes(ObjectKind::Plugin).post(upload)
+    get(read_with_breakers).post(upload)
 }
 
 /// `/pop/plugin/{id}`: GET one version, DELETE it.
 pub fn member() -> MethodRouter<AppState> {
-    super::objects::read_routes(ObjectKind::Plugin).delete(delete)
+    get(read_with_breakers).delete(delete)
+}
+
+/// Largest listing body the breaker overlay reads back (a listing holds at
+/// most `MAX_LIMIT` plugin records of a few hundred bytes each).
+const MAX_LISTING_BYTES: usize = 64 * 1024 * 1024;
+
+/// A GET of plugin versions as every data-object GET answers it, each
+/// version with its breaker for the caller's tenants added (unless the
+/// caller asked for some fields or for a count only).
+async fn read_with_breakers(State(app): State<AppState>, ctx: RequestContext, request: Request) -> Response {
+    let query = request.uri().query().unwrap_or_default().to_ascii_lowercase();
+    let projected = query.contains("byfields") || query.contains("bycount");
+    let response = super::objects::read_routes(ObjectKind::Plugin)
+        .call(request, app.clone())
+        .await;
+    if projected || response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_LISTING_BYTES).await else {
+        return ApiError::Internal("a plugin listing could not be read back".into())
+            .with_cid(&ctx.cid)
+            .into_response();
+    };
+    let Ok(mut listing) = serde_json::from_slice::<Value>(&bytes) else {
+        return (parts, bytes).into_response();
+    };
+    if let Some(all) = listing.get_mut("all").and_then(Value::as_array_mut) {
+        for version in all.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(id) = version.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let breaker = app.plugins.breaker_view(&ctx.caller, id);
+            version.insert("breaker".into(), json!(breaker));
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    (parts, axum::Json(listing)).into_response()
 }
 
 pub fn activate_route() -> MethodRouter<AppState> {
@@ -52,7 +95,7 @@ async fn metrics(State(app): State<AppState>, ctx: RequestContext) -> Reply {
     if !ctx.caller.super_user {
         return Err(ApiError::Forbidden("Only super users may read the metrics.".into()).with_cid(&ctx.cid));
     }
-    let text = app.plugins.metrics().render();
+    let text = app.plugins.render_metrics();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -9,7 +9,7 @@ use pop_core::{Agenda, Customer, Insight, PluginKind};
 use pop_wasm::InstanceFor;
 use pop_wasm::convert::{agenda_summary, insight_summary};
 
-use super::{Answerer, PluginHost};
+use super::{PluginHost, breaker};
 use crate::error::{ApiError, ApiResult};
 
 impl PluginHost {
@@ -31,8 +31,9 @@ impl PluginHost {
             return Ok(select_insight(agenda, &customer_id, &visible).cloned());
         };
         let runtime = self.runtime.clone();
+        let breakers = self.breakers.clone();
         let agenda = agenda.clone();
-        let (choice, (by, elapsed, failures), visible) = tokio::task::spawn_blocking(move || {
+        let (choice, guarded, elapsed, visible, customer_id) = tokio::task::spawn_blocking(move || {
             let summary = agenda_summary(&agenda, &customer_id);
             let offered: Vec<_> = visible.iter().map(insight_summary).collect();
             let native = || {
@@ -40,19 +41,21 @@ impl PluginHost {
                     .and_then(|chosen| visible.iter().position(|i| std::ptr::eq(i, chosen)))
                     .map(|i| i as u32)
             };
-            let mut failures = Vec::new();
             let started = Instant::now();
-            let answer = slot.cell.call(
+            let guarded = breaker::call(
+                &breakers,
+                PluginKind::InsightMatcher,
+                &slot,
+                &customer_id,
                 |plugin| runtime.select_insight(plugin, InstanceFor::Tenant(&customer_id), &summary, &offered),
                 native,
-                &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
             );
-            let account = (Answerer::from(&answer.by), started.elapsed(), failures);
-            (answer.value, account, visible)
+            let (choice, guarded) = guarded.split();
+            (choice, guarded, started.elapsed(), visible, customer_id)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("matching task failed: {e}")))?;
-        self.account(PluginKind::InsightMatcher, by, elapsed, &failures);
+        self.account_guarded(PluginKind::InsightMatcher, &customer_id, &guarded, elapsed);
         Ok(choice.and_then(|i| visible.into_iter().nth(i as usize)))
     }
 }

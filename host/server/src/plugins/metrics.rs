@@ -1,7 +1,8 @@
 //! Counters of plugin calls for operators, per world: who answered (the
 //! active version, the last good one after the active failed, or the native
-//! built-in), failures by class, and how long the calls took. Rendered in
-//! Prometheus' text format at `GET /pop/metrics`.
+//! built-in), failures by class, and how long the calls took; calls skipped
+//! by a circuit breaker, breakers opened, and breakers not closed now.
+//! Rendered in Prometheus' text format at `GET /pop/metrics`.
 //!
 //! Aggregated over tenants on purpose: which tenant's plugin failed is on
 //! that plugin's record, where its owner sees it; these figures say how the
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use pop_core::PluginKind;
 use pop_wasm::{AnsweredBy, PluginFailure};
+
+use super::breaker::BreakerState;
 
 /// Upper bounds (seconds) of the call-latency histogram's buckets: from a
 /// warm scheduler call (~1 µs) to the 20 ms decision deadline and past it.
@@ -63,6 +66,10 @@ struct Counters {
     answers: BTreeMap<(&'static str, Answerer), u64>,
     failures: BTreeMap<(&'static str, &'static str), u64>,
     latency: BTreeMap<&'static str, Latency>,
+    /// Versions not called because their breaker was open, per world.
+    skipped: BTreeMap<&'static str, u64>,
+    /// Breakers opened, per world.
+    tripped: BTreeMap<&'static str, u64>,
 }
 
 /// The counters of one server (process-wide, reset on restart, as
@@ -98,8 +105,23 @@ impl PluginMetrics {
             .or_default() += 1;
     }
 
-    /// Everything, in Prometheus' text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
+    /// `count` versions of a `kind` plugin were skipped by their breaker.
+    pub fn skipped(&self, kind: PluginKind, count: usize) {
+        if count > 0 {
+            let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+            *counters.skipped.entry(kind.world()).or_default() += count as u64;
+        }
+    }
+
+    /// A breaker of a `kind` plugin opened.
+    pub fn tripped(&self, kind: PluginKind) {
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        *counters.tripped.entry(kind.world()).or_default() += 1;
+    }
+
+    /// Everything, in Prometheus' text exposition format (version 0.0.4),
+    /// with `breakers`, the breakers not closed now, as gauges.
+    pub fn render(&self, breakers: &[(PluginKind, BreakerState)]) -> String {
         let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         out.push_str("# HELP pop_plugin_answers_total Plugin calls by world and by who answered.\n");
@@ -140,6 +162,35 @@ impl PluginMetrics {
                 latency.count
             );
         }
+        out.push_str("# HELP pop_plugin_breaker_skipped_total Plugin versions not called because their circuit breaker was open.\n");
+        out.push_str("# TYPE pop_plugin_breaker_skipped_total counter\n");
+        for (world, count) in &counters.skipped {
+            let _ = writeln!(out, "pop_plugin_breaker_skipped_total{{world=\"{world}\"}} {count}");
+        }
+        out.push_str(
+            "# HELP pop_plugin_breaker_opened_total Circuit breakers opened (per plugin version and tenant).\n",
+        );
+        out.push_str("# TYPE pop_plugin_breaker_opened_total counter\n");
+        for (world, count) in &counters.tripped {
+            let _ = writeln!(out, "pop_plugin_breaker_opened_total{{world=\"{world}\"}} {count}");
+        }
+        out.push_str("# HELP pop_plugin_breakers Circuit breakers not closed now, by world and state.\n");
+        out.push_str("# TYPE pop_plugin_breakers gauge\n");
+        let mut open: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
+        for (kind, state) in breakers {
+            let state = match state {
+                BreakerState::Open => "open",
+                BreakerState::HalfOpen => "half-open",
+                BreakerState::Closed => continue,
+            };
+            *open.entry((kind.world(), state)).or_default() += 1;
+        }
+        for ((world, state), count) in open {
+            let _ = writeln!(
+                out,
+                "pop_plugin_breakers{{world=\"{world}\",state=\"{state}\"}} {count}"
+            );
+        }
         out
     }
 }
@@ -170,7 +221,14 @@ mod tests {
         metrics.answered(PluginKind::Scheduler, Answerer::Active, Duration::from_micros(50));
         metrics.answered(PluginKind::Scheduler, Answerer::Native, Duration::from_millis(30));
         metrics.failed(PluginKind::Scheduler, &PluginFailure::Timeout);
-        let text = metrics.render();
+        metrics.skipped(PluginKind::Scheduler, 2);
+        metrics.tripped(PluginKind::Scheduler);
+        let breakers = [
+            (PluginKind::Scheduler, BreakerState::Open),
+            (PluginKind::Scheduler, BreakerState::Open),
+            (PluginKind::InsightMatcher, BreakerState::HalfOpen),
+        ];
+        let text = metrics.render(&breakers);
         for line in [
             "pop_plugin_answers_total{world=\"scheduler\",answered_by=\"active\"} 1",
             "pop_plugin_answers_total{world=\"scheduler\",answered_by=\"native\"} 1",
@@ -181,9 +239,16 @@ mod tests {
             "pop_plugin_call_seconds_bucket{world=\"scheduler\",le=\"0.1\"} 2",
             "pop_plugin_call_seconds_bucket{world=\"scheduler\",le=\"+Inf\"} 2",
             "pop_plugin_call_seconds_count{world=\"scheduler\"} 2",
+            "pop_plugin_breaker_skipped_total{world=\"scheduler\"} 2",
+            "pop_plugin_breaker_opened_total{world=\"scheduler\"} 1",
+            "pop_plugin_breakers{world=\"scheduler\",state=\"open\"} 2",
+            "pop_plugin_breakers{world=\"insight-matcher\",state=\"half-open\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }
-        assert!(!text.contains("insight-matcher"), "nothing counted, nothing shown");
+        assert!(
+            !text.contains("answers_total{world=\"insight-matcher\""),
+            "nothing counted, nothing shown"
+        );
     }
 }

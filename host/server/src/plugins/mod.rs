@@ -2,12 +2,14 @@
 //! which one is active per slot (`registry`), the built-ins shipped as wasm
 //! (`builtins`), and the decisions that run through them with fallback
 //! (`scheduling`, `matching`, `visibility`), failures being recorded where
-//! the plugin's owner sees them (`failures`).
+//! the plugin's owner sees them (`failures`), and a version that keeps
+//! failing for a tenant skipped for a while (`breaker`).
 //!
 //! A *slot* is `<owner>:<kind>:<name>`: the named plugin of one customer (or
 //! of `pop`, the built-ins). Each slot is a [`PluginCell`]: activation is an
 //! atomic swap, calls in flight finish on the version they started with.
 
+pub mod breaker;
 mod builtins;
 mod failures;
 mod handlers;
@@ -30,6 +32,7 @@ use pop_wasm::{AnsweredBy, CompiledPlugin, PluginCell, PluginFailure, Runtime};
 pub use metrics::{Answerer, PluginMetrics};
 pub use registry::Registry;
 
+use breaker::{BreakerPolicy, BreakerView, Breakers, Clock, Guarded, SystemClock};
 use failures::FailureLog;
 
 /// Owner of the built-in plugins.
@@ -96,6 +99,8 @@ pub struct PluginHost {
     policy_owners: ArcSwap<HashSet<String>>,
     failures: FailureLog,
     metrics: PluginMetrics,
+    /// Per (version, tenant): versions that keep failing are skipped.
+    breakers: Arc<Breakers>,
 }
 
 impl PluginHost {
@@ -105,6 +110,18 @@ impl PluginHost {
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
     ) -> Result<Arc<Self>, crate::error::ApiError> {
+        Self::start_with_clock(runtime, store, blobs, Arc::new(SystemClock), BreakerPolicy::default()).await
+    }
+
+    /// [`Self::start`] with the breakers' clock and policy chosen (tests
+    /// drive a manual clock).
+    pub async fn start_with_clock(
+        runtime: Arc<Runtime>,
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        policy: BreakerPolicy,
+    ) -> Result<Arc<Self>, crate::error::ApiError> {
         let host = Arc::new(Self {
             runtime,
             failures: FailureLog::new(store.clone()),
@@ -113,6 +130,7 @@ impl PluginHost {
             slots: RwLock::new(HashMap::new()),
             policy_owners: ArcSwap::from_pointee(HashSet::new()),
             metrics: PluginMetrics::default(),
+            breakers: Arc::new(Breakers::new(clock, policy)),
         });
         builtins::register(&host).await?;
         host.registry().restore().await?;
@@ -124,9 +142,38 @@ impl PluginHost {
         Registry::new(self)
     }
 
-    /// The plugin-call counters (`GET /pop/metrics`).
-    pub fn metrics(&self) -> &PluginMetrics {
-        &self.metrics
+    /// Everything `GET /pop/metrics` shows: the counters, and the breakers
+    /// not closed right now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.breakers.not_closed())
+    }
+
+    /// The breaker of version `version_id` as `caller` may see it: the
+    /// worst of the breakers of the tenants the caller owns (a global
+    /// plugin has one per tenant using it; other tenants' are not shown).
+    pub fn breaker_view(&self, caller: &pop_core::visibility::Caller, version_id: &str) -> BreakerView {
+        self.breakers
+            .views(version_id)
+            .into_iter()
+            .filter(|(tenant, _)| caller.owns(Some(tenant)))
+            .fold(BreakerView::CLOSED, |worst, (_, view)| worst.worse(view))
+    }
+
+    /// Count a guarded call (see [`breaker::call`]) of a `kind` plugin:
+    /// who answered, the failures of the versions called, the versions
+    /// skipped and the breakers it opened.
+    fn account_guarded<R>(&self, kind: PluginKind, tenant: &str, guarded: &Guarded<R>, elapsed: Duration) {
+        self.account(kind, Answerer::from(&guarded.answer.by), elapsed, &guarded.failures);
+        self.metrics.skipped(kind, guarded.skipped);
+        for (version, until) in &guarded.opened {
+            self.metrics.tripped(kind);
+            tracing::warn!(
+                plugin = version,
+                tenant,
+                open_until = until,
+                "plugin keeps failing for this tenant; skipping it until then"
+            );
+        }
     }
 
     /// Count one call of a `kind` plugin, answered by `by` after `elapsed`,

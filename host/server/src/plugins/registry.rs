@@ -70,7 +70,7 @@ impl<'a> Registry<'a> {
             ..Default::default()
         };
         version.envelope.id = Some(id.clone());
-        version.envelope.customer_id = Some(owner);
+        version.envelope.customer_id = Some(owner.clone());
         version.envelope.title = Some(upload.name.clone());
         let mut doc = to_document(&version)?;
         stamp_new(&mut doc, cid);
@@ -83,6 +83,9 @@ impl<'a> Registry<'a> {
             .pop()
             .flatten()
             .ok_or_else(|| ApiError::Internal("upload stored nothing".into()))?;
+        // The owner changed something: the slot's versions get a fresh chance.
+        let slot_id = PluginVersion::slot_id(&owner, upload.kind, &upload.name);
+        self.host.breakers.reset_slot(&slot_id);
         if upload.activate {
             self.activate(caller, &id).await?;
         }
@@ -108,6 +111,7 @@ impl<'a> Registry<'a> {
             .host
             .slot_or_insert(&owner, kind, &name, version.is_global.unwrap_or(false));
         slot.activate(&label, compiled);
+        self.host.breakers.reset_slot(&slot_id);
         tracing::info!(slot = slot_id, version = label, "plugin activated");
         Ok(activation)
     }
@@ -147,6 +151,7 @@ impl<'a> Registry<'a> {
             .host
             .slot_or_insert(&owner, kind, &name, activation.is_global.unwrap_or(false));
         slot.activate(&previous, compiled);
+        self.host.breakers.reset_slot(slot_id);
         tracing::info!(slot = slot_id, version = previous, "plugin rolled back");
         Ok(saved)
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use pop_wasm::InstanceFor;
 
-use super::{Answerer, PluginHost};
+use super::{Answerer, PluginHost, breaker};
 use crate::domain::now_millis;
 use crate::domain::scheduling::{Backlog, gather};
 use crate::error::{ApiError, ApiResult};
@@ -46,37 +46,37 @@ impl PluginHost {
             tracing::warn!(insight = ?insight.envelope.id, scheduler = name, "unknown scheduler; using the native one");
         }
         let runtime = self.runtime.clone();
+        let breakers = self.breakers.clone();
         let now = now_millis().max(0) as u64;
-        let (output, decided_by, fallback, account, backlog) = tokio::task::spawn_blocking(move || {
+        let (output, decided_by, fallback, account, backlog, owner) = tokio::task::spawn_blocking(move || {
             let input = backlog.input(now, slots);
             let native_decision = || native.schedule(&input).or_else(|_| fifo(&input)).unwrap_or_default();
             let (output, decided_by, fallback, account) = match &slot {
                 Some(slot) => {
-                    let mut failures = Vec::new();
                     let started = Instant::now();
-                    let answer = slot.cell.call(
-                        // Warm instances are per tenant: the insight's owner.
+                    // Warm instances and breakers are per tenant: the insight's owner.
+                    let guarded = breaker::call(
+                        &breakers,
+                        PluginKind::Scheduler,
+                        slot,
+                        &owner,
                         |plugin| runtime.schedule(plugin, InstanceFor::Tenant(&owner), &input),
                         native_decision,
-                        &mut |plugin, failure| failures.push((slot.label(plugin), failure.clone())),
                     );
-                    let by = Answerer::from(&answer.by);
-                    let label = slot.answered_label(&answer.by, native.name());
-                    (
-                        answer.value,
-                        label,
-                        by != Answerer::Active,
-                        Some((by, started.elapsed(), failures)),
-                    )
+                    let elapsed = started.elapsed();
+                    let fallback = Answerer::from(&guarded.answer.by) != Answerer::Active;
+                    let label = slot.answered_label(&guarded.answer.by, native.name());
+                    let (output, guarded) = guarded.split();
+                    (output, label, fallback, Some((guarded, elapsed)))
                 }
                 None => (native_decision(), format!("native:{}", native.name()), true, None),
             };
-            (output, decided_by, fallback, account, backlog)
+            (output, decided_by, fallback, account, backlog, owner)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("scheduling task failed: {e}")))?;
-        if let Some((by, elapsed, failures)) = &account {
-            self.account(PluginKind::Scheduler, *by, *elapsed, failures);
+        if let Some((guarded, elapsed)) = &account {
+            self.account_guarded(PluginKind::Scheduler, &owner, guarded, *elapsed);
         }
         let released = output
             .release

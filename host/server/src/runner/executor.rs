@@ -5,6 +5,9 @@
 //! repeat until the plan's outcome is decided; then write the final
 //! progress together with the queue entry's removal. Progress is recorded
 //! behind the run by the [`Recorder`]; losing the lease aborts the run.
+//! Running reports are coalesced (see [`super::progress`]): the latest of
+//! each operation is written at most every [`FLUSH_INTERVAL`], completions
+//! at once.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,11 +20,12 @@ use pop_core::{
 };
 use pop_store::{Document, Write};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::Runner;
 use super::launch::{OperationResult, OperationRun, event};
+use super::progress::{self, FLUSH_INTERVAL, ProgressReceiver, ProgressSender};
 use super::recorder::{RecordError, Recorder};
 use crate::domain::body::{from_document, to_document};
 use crate::domain::progress::{new_operation_progress, operation_progress_of};
@@ -128,9 +132,14 @@ impl AgendaRun {
         self.recorder.write(vec![self.agenda_write(&start)?]);
 
         let parallelism = self.runner.config.operation_parallelism.max(1);
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let (progress_tx, progress_rx) = progress::board();
         let mut tasks: JoinSet<(String, OperationResult)> = JoinSet::new();
         let mut names_by_task = HashMap::new();
+        // Reports wait on the board until the next flush is due: the first
+        // report of a quiet spell is written at once, later ones at most
+        // every FLUSH_INTERVAL.
+        let mut next_flush = Instant::now();
+        let mut flush_due = false;
         loop {
             let room = parallelism.saturating_sub(tasks.len());
             if room > 0 && !plan.is_halted() {
@@ -150,9 +159,17 @@ impl AgendaRun {
                     while let Some(joined) = tasks.try_join_next_with_id() {
                         done.push(completion(joined, &mut names_by_task));
                     }
+                    for (name, _) in &done {
+                        progress_rx.forget(name);
+                    }
                     self.complete(&mut plan, done)?;
                 }
-                Some((name, reported)) = progress_rx.recv() => self.report(&mut plan, &name, reported)?,
+                () = progress_rx.changed(), if !flush_due => flush_due = true,
+                () = tokio::time::sleep_until(next_flush), if flush_due => {
+                    flush_due = false;
+                    next_flush = Instant::now() + FLUSH_INTERVAL;
+                    self.report(&mut plan, &progress_rx)?;
+                }
                 reason = self.recorder.stopped() => {
                     tasks.abort_all();
                     tracing::warn!(agenda = self.agenda_id, %reason, "agenda run stopped");
@@ -172,7 +189,7 @@ impl AgendaRun {
         ready: Vec<ReadyOperation>,
         tasks: &mut JoinSet<(String, OperationResult)>,
         names_by_task: &mut HashMap<tokio::task::Id, String>,
-        progress: &mpsc::UnboundedSender<(String, OperationProgress)>,
+        progress: &ProgressSender,
     ) -> Result<(), RunError> {
         let now = now_millis();
         let mut writes = Vec::with_capacity(ready.len());
@@ -268,17 +285,24 @@ impl AgendaRun {
         Ok(())
     }
 
-    /// A running operation's own report (EXECUTING, percent, message).
-    fn report(&mut self, plan: &mut ExecutionPlan, name: &str, reported: OperationProgress) -> Result<(), RunError> {
-        if reported.processing_state != Some(ProcessingState::Executing) || self.recorded_complete.contains(name) {
-            // COMPLETE arrives as the task's result, with the launcher's verdict.
-            return Ok(());
+    /// The running operations' latest reports (EXECUTING, percent,
+    /// message), in one batch with the agenda's percent.
+    fn report(&mut self, plan: &mut ExecutionPlan, reports: &ProgressReceiver) -> Result<(), RunError> {
+        let mut writes = Vec::new();
+        for (name, reported) in reports.take() {
+            if reported.processing_state != Some(ProcessingState::Executing) || self.recorded_complete.contains(&name) {
+                // COMPLETE arrives as the task's result, with the launcher's verdict.
+                continue;
+            }
+            if let Some(percent) = reported.percent_complete {
+                plan.report_percent(&name, percent);
+            }
+            writes.push(self.operation_write(&name, reported)?);
         }
-        if let Some(percent) = reported.percent_complete {
-            plan.report_percent(name, percent);
+        if !writes.is_empty() {
+            writes.push(self.percent_write(plan)?);
+            self.recorder.write(writes);
         }
-        let writes = vec![self.operation_write(name, reported)?, self.percent_write(plan)?];
-        self.recorder.write(writes);
         Ok(())
     }
 

@@ -12,6 +12,8 @@
 //!   expired and the agenda went to someone else, or a rerun cleared it)
 //!   cannot record anything more; the last batch removes the queue entry
 //!   together with the final progress (acknowledgement).
+//! * [`progress`]: running operations' reports, coalesced (latest wins) and
+//!   bounded, written a few times a second at most.
 //! * [`launch`]: operation type → resident handler, local process or wasm
 //!   component (the handlers registry), each returning the final
 //!   OperationProgress and, on success, the output.
@@ -25,6 +27,7 @@
 
 mod executor;
 mod launch;
+mod progress;
 mod puller;
 mod recorder;
 

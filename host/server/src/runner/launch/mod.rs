@@ -15,10 +15,16 @@ use std::path::PathBuf;
 use pop_core::{CompleteStateMessage, DiagnosticEvent, Operation, OperationProgress, ProcessingState};
 use pop_handlers_registry::HandlerSpec;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::Runner;
+pub use super::progress::ProgressSender;
 use crate::domain::now_millis;
+
+/// Largest operation result kept, in bytes of its JSON text. A result goes
+/// into the operation's progress row and into the payloads of the
+/// operations that reference it, so it must stay well inside a stored
+/// document; a larger one fails the operation, saying so.
+pub const MAX_RESULT_BYTES: usize = 1 << 20;
 
 /// One operation to run, its payload already resolved.
 #[derive(Debug, Clone)]
@@ -88,15 +94,17 @@ pub fn event(message: impl Into<String>) -> DiagnosticEvent {
     }
 }
 
-/// Progress a running operation reports, for the executor's roll-up.
-pub type ProgressSender = mpsc::UnboundedSender<(String, OperationProgress)>;
-
 impl Runner {
-    /// Run `run` to its end.
+    /// Run `run` to its end; a result over [`MAX_RESULT_BYTES`] fails it.
     pub async fn launch(&self, run: OperationRun, progress: ProgressSender) -> OperationResult {
+        let result = self.launch_unchecked(&run, progress).await;
+        within_result_limit(result, &run.name)
+    }
+
+    async fn launch_unchecked(&self, run: &OperationRun, progress: ProgressSender) -> OperationResult {
         let started = now_millis();
         let op_type = run.operation.op_type.clone().unwrap_or_default();
-        if let Some(result) = resident::run(self, &op_type, &run).await {
+        if let Some(result) = resident::run(self, &op_type, run).await {
             return result;
         }
         let spec = match self.registry.resolve(&op_type) {
@@ -104,8 +112,8 @@ impl Runner {
             Err(e) => return OperationResult::failed_with(started, format!("{e} on operation: {}", run.name)),
         };
         match spec {
-            HandlerSpec::Process(spec) => process::run(&spec, &run, progress).await,
-            HandlerSpec::Wasm(spec) => wasm::run(self, &spec, &run, progress).await,
+            HandlerSpec::Process(spec) => process::run(&spec, run, progress).await,
+            HandlerSpec::Wasm(spec) => wasm::run(self, &spec, run, progress).await,
             HandlerSpec::Pod(_) => OperationResult::failed_with(
                 started,
                 format!(
@@ -114,5 +122,45 @@ impl Runner {
                 ),
             ),
         }
+    }
+}
+
+/// `result`, or a failure saying its result is too large to keep.
+fn within_result_limit(result: OperationResult, name: &str) -> OperationResult {
+    let bytes = match (&result.output, &result.progress.result_payload) {
+        (Some(_), Some(text)) => text.len(),
+        (Some(output), None) => serde_json::to_vec(output).map_or(0, |b| b.len()),
+        (None, _) => return result,
+    };
+    if bytes <= MAX_RESULT_BYTES {
+        return result;
+    }
+    let mut progress = result.progress;
+    progress.result_payload = None;
+    progress.percent_complete = Some(0.0);
+    let message = format!(
+        "Failed to execute operation: {name}: its result is {bytes} bytes; at most {MAX_RESULT_BYTES} are kept"
+    );
+    OperationResult::failed(progress, Some(event(message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_result_fails_the_operation_and_says_why() {
+        let big = Value::String("x".repeat(MAX_RESULT_BYTES));
+        let result = within_result_limit(OperationResult::succeeded(OperationProgress::default(), big), "op");
+        assert!(result.output.is_none());
+        assert_eq!(result.progress.result_payload, None);
+        assert_eq!(
+            result.progress.processing_state_message.as_deref(),
+            Some(CompleteStateMessage::Failed.as_str())
+        );
+        let message = result.progress.diagnostic_events.unwrap_or_default()[0].message.clone();
+        assert!(message.unwrap_or_default().contains("at most 1048576"));
+        let small = OperationResult::succeeded(OperationProgress::default(), serde_json::json!({"ok": true}));
+        assert!(within_result_limit(small, "op").output.is_some());
     }
 }

@@ -26,7 +26,7 @@ pub async fn run(spec: &ProcessSpec, run: &OperationRun, progress: ProgressSende
     };
     let name = run.name.clone();
     let launched = run_process(spec, &input, |reported: &OperationProgress| {
-        let _ = progress.send((name.clone(), reported.clone()));
+        progress.report(&name, reported);
     })
     .await;
     match launched {

@@ -1,7 +1,7 @@
 //! Operations run in-process by a component of the `handler` world, under
 //! the plugin limits (deadline, memory cap, no I/O).
 
-use pop_core::{OperationProgress, ProcessingState};
+use pop_core::OperationProgress;
 use pop_handlers_registry::{WasmSource, WasmSpec};
 use pop_wasm::types::OperationContext;
 use serde_json::Value;
@@ -29,16 +29,9 @@ pub async fn run(runner: &Runner, spec: &WasmSpec, run: &OperationRun, progress:
         last_progress: run.last_progress.as_ref().and_then(|p| serde_json::to_string(p).ok()),
     };
     let operation = run.name.clone();
-    let on_progress = move |percent: f64, message: &str| {
-        let reported = OperationProgress {
-            operation: Some(operation.clone()),
-            processing_state: Some(ProcessingState::Executing),
-            processing_state_message: Some(message.to_owned()),
-            percent_complete: Some(percent),
-            ..Default::default()
-        };
-        let _ = progress.send((operation.clone(), reported));
-    };
+    // Overwrites the operation's latest report in place: a handler that
+    // reports in a loop costs the host one report, not one per call.
+    let on_progress = move |percent: f64, message: &str| progress.report_running(&operation, percent, message);
     let payload = run.payload.to_string();
     let base = OperationProgress {
         started_time: Some(started),
