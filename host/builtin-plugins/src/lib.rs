@@ -165,7 +165,7 @@ pub mod fixtures {
     /// records) on plain `wit-bindgen`: the host must still serve it.
     pub const LEGACY_VISIBILITY: &[u8] = component!("pop_fixture_legacy_visibility");
     /// Handler: reports progress with 1 KiB messages in a tight loop, `{"reports": n}` times
-    /// (then returns `{"reports": n}`) or, without that payload, until its deadline: the host
+    /// (then returns `{"reports": n}`) or, with `{"forever": true}`, until its deadline: the host
     /// must coalesce reports instead of queueing them.
     pub const PROGRESS_FLOOD: &[u8] = component!("pop_fixture_progress_flood");
     /// Passes the host's smoke call (empty backlog) and loops forever as soon as work is

@@ -118,7 +118,7 @@ pub struct BenchOptions {
     /// Pending agendas submitted to measure memory per pending agenda.
     #[arg(long, default_value_t = 20_000)]
     pub pending_agendas: usize,
-    /// Run one section only: submissions, execution or memory.
+    /// Run one section only: submissions, execution, isolation or memory.
     #[arg(long, value_parser = ["submissions", "execution", "memory"])]
     pub only: Option<String>,
 }

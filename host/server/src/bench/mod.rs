@@ -5,9 +5,11 @@
 //! * [`submissions`]: agenda POSTs per second (and p50/p99), reads by id;
 //! * [`execution`]: per-operation orchestration overhead with the wasm and
 //!   the process handler, and a 10,000-operation agenda accepted and run;
-//! * [`memory`]: server memory per pending agenda.
+//! * [`memory`]: server memory per pending agenda;
+//! * [`isolation`]: one tenant's latency beside another's failing scheduler.
 
 mod execution;
+mod isolation;
 mod memory;
 mod submissions;
 
@@ -39,6 +41,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         }
         if options.section("execution") {
             execution::measure(&bench).await?;
+        }
+        if options.section("isolation") {
+            isolation::measure(&bench).await?;
         }
         anyhow::Ok(())
     }
@@ -141,6 +146,22 @@ impl Bench {
             bail!("POST {path} failed with {status}: {}", String::from_utf8_lossy(&reply));
         }
         Ok(())
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("PUT {path} failed with {status}: {body}");
+        }
+        Ok(body)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
