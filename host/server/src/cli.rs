@@ -119,6 +119,6 @@ pub struct BenchOptions {
     #[arg(long, default_value_t = 20_000)]
     pub pending_agendas: usize,
     /// Run one section only: submissions, execution, isolation or memory.
-    #[arg(long, value_parser = ["submissions", "execution", "memory"])]
+    #[arg(long, value_parser = ["submissions", "execution", "isolation", "memory"])]
     pub only: Option<String>,
 }
