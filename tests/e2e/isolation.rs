@@ -907,3 +907,76 @@ async fn a_handler_flooding_progress_costs_the_host_nothing() {
     assert!(lag < 1000, "the final state became readable {lag} ms after completion");
     eprintln!("flood: RSS {before} → {after} bytes, final state readable {lag} ms after completion");
 }
+
+/// Defect 11: a scheduler that fails on every call is skipped by its
+/// circuit breaker after a few failures, which its plugin record and
+/// `/pop/metrics` show; activating it again gives it a fresh chance.
+#[tokio::test]
+async fn a_plugin_failing_every_call_is_skipped_by_its_breaker() {
+    let workspace = Workspace::new();
+    let server = start_scheduling(&workspace);
+    setup_tenancy(&server).await;
+    let (admin, alice) = (server.client(ADMIN), server.client(ALICE));
+    let version = alice
+        .post_bytes(
+            "/pop/plugin?kind=scheduler&name=spinner&version=1&customerId=acme&activate=true",
+            fixtures::SPIN_WHEN_BUSY,
+        )
+        .await
+        .first();
+    let version_id = version["id"].as_str().unwrap().to_string();
+    let fresh = alice.get(&format!("/pop/plugin/{version_id}")).await.first();
+    assert_eq!(fresh["breaker"]["state"], json!("closed"), "{fresh}");
+    admin
+        .post(
+            "/pop/insight",
+            json!({"id": "acme-spin", "customerId": "acme", "title": "spins", "resourcePoolId": "pool-1",
+                "queueSize": 1000, "schedulingAlgorithm": "spinner", "mappers": {"operationType": ["acme-work"]}}),
+        )
+        .await
+        .first();
+    let work = json!({"customerId": "acme", "title": "w", "operations": [{"name": "a", "type": "acme-work"}]});
+    // Every submission gives the loop a decision to make, and every real
+    // call spins into the instruction budget; the host falls back each time.
+    let mut opened = None;
+    for _ in 0..400 {
+        alice.post("/pop/agenda", work.clone()).await.first();
+        let record = alice.get(&format!("/pop/plugin/{version_id}")).await.first();
+        if record["breaker"]["state"] == json!("open") {
+            opened = Some(record);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let opened = opened.expect("the breaker never opened");
+    assert!(
+        opened["breaker"]["consecutiveFailures"].as_u64().unwrap() >= 3,
+        "{opened}"
+    );
+    assert!(opened["breaker"]["openUntil"].as_u64().is_some(), "{opened}");
+    // The super user sees it as well.
+    let as_admin = admin.get(&format!("/pop/plugin/{version_id}")).await.first();
+    assert_eq!(as_admin["breaker"]["state"], json!("open"), "{as_admin}");
+    let metrics = admin.get("/pop/metrics").await;
+    let text = metrics.body.as_str().unwrap_or_default().to_string();
+    let opened_total = text
+        .lines()
+        .find(|l| l.starts_with("pop_plugin_breaker_opened_total{world=\"scheduler\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(opened_total.is_some_and(|n| n >= 1), "{text}");
+    // The agendas were still released, by the fallback.
+    let queued = alice.get("/pop/queue?byinsightId=acme-spin&bycount=true").await;
+    assert!(queued.body["count"].as_u64().unwrap() >= 1, "{}", queued.body);
+    // A new activation resets the breaker (decisions stopped first, so
+    // no new failure races the read).
+    admin
+        .put("/pop/insight/acme-spin", json!({"queueSize": 0}))
+        .await
+        .first();
+    alice
+        .post(&format!("/pop/plugin/{version_id}/activate"), json!({}))
+        .await;
+    let reset = alice.get(&format!("/pop/plugin/{version_id}")).await.first();
+    assert_eq!(reset["breaker"]["state"], json!("closed"), "{reset}");
+}
