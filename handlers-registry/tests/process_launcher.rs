@@ -136,12 +136,9 @@ async fn quietness_timeout_kills_a_silent_sleeper() {
         ..sample_spec()
     };
     let payload = json!({"actions": [{"action": "log", "paramsMap": {"sleepMilliseconds": 30000}}]});
-    let started = std::time::Instant::now();
+    // The outcome below says the quiet-log timeout ended it (a handler that
+    // slept its 30 s out would have succeeded).
     let output = run_process(&spec, &input(payload), |_| {}).await.unwrap();
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "killed early, not slept out"
-    );
     assert_eq!(
         output.outcome,
         Outcome::Failed {

@@ -1,7 +1,6 @@
 //! Table-driven tests of the plan, driven the way the executor will drive it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -513,8 +512,9 @@ fn percent_rolls_up_running_and_ignores_failed() {
     assert_eq!(c.percent_complete, Some(100.0));
 }
 
-fn timed(case: &str, ops: Vec<Operation>, check: impl Fn(&Run)) {
-    let started = Instant::now();
+/// Drive a large agenda to its end. How long it takes is measured by the
+/// benchmarks (`pop bench`: a 10,000-operation agenda), not asserted here.
+fn run_large(case: &str, ops: Vec<Operation>, check: impl Fn(&Run)) {
     let plan = ExecutionPlan::new(
         &Agenda {
             operations: Some(ops),
@@ -525,14 +525,12 @@ fn timed(case: &str, ops: Vec<Operation>, check: impl Fn(&Run)) {
     )
     .unwrap();
     let run = drive(plan, |r| Ok(json!({"v": r.payload})));
-    let elapsed = started.elapsed();
     assert_eq!(run.outcome, Outcome::Succeeded, "{case}");
     check(&run);
-    assert!(elapsed < Duration::from_secs(1), "{case} took {elapsed:?}");
 }
 
 #[test]
-fn ten_thousand_operation_chain_is_fast() {
+fn ten_thousand_operation_chain_runs_to_the_end() {
     const N: usize = 10_000;
     let ops = (0..N)
         .map(|i| match i {
@@ -545,14 +543,14 @@ fn ten_thousand_operation_chain_is_fast() {
             ),
         })
         .collect();
-    timed("chain", ops, |run| {
+    run_large("chain", ops, |run| {
         assert_eq!(run.batches.len(), N);
         assert_eq!(run.payloads["op2"], json!({"prev": 1, "i": 2}));
     });
 }
 
 #[test]
-fn ten_thousand_operation_fan_out_is_fast() {
+fn ten_thousand_operation_fan_out_runs_to_the_end() {
     const N: usize = 10_000;
     let mut ops: Vec<Operation> = vec![op("root", json!({"seed": 3}))];
     ops.extend((0..N).map(|i| op(&format!("leaf{i}"), json!(format!("@<root.out::/v/seed>-{i}")))));
@@ -562,7 +560,7 @@ fn ten_thousand_operation_fan_out_is_fast() {
             .unwrap(),
         ..Default::default()
     });
-    timed("fan-out", ops, |run| {
+    run_large("fan-out", ops, |run| {
         assert_eq!(run.batches.iter().map(Vec::len).collect::<Vec<_>>(), [1, N, 1]);
         assert_eq!(run.payloads["leaf9999"], json!("3-9999"));
     });
