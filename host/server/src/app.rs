@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pop_store::Store;
+use pop_store::{Clock, Queue, Store};
 use tokio::sync::Notify;
 
 use crate::auth::Authenticator;
@@ -12,6 +12,8 @@ use crate::plugins::PluginHost;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
     pub auth: Arc<Authenticator>,
     pub plugins: Arc<PluginHost>,
     /// Wakes the scheduler loop: an agenda entered a backlog, so a queue
@@ -19,15 +21,20 @@ pub struct AppState {
     pub backlog_grew: Arc<Notify>,
 }
 
+/// The engines the application runs on.
+#[derive(Clone)]
+pub struct Engines {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+}
+
 impl AppState {
-    pub fn new(
-        store: Arc<dyn Store>,
-        auth: Authenticator,
-        plugins: Arc<PluginHost>,
-        backlog_grew: Arc<Notify>,
-    ) -> Self {
+    pub fn new(engines: Engines, auth: Authenticator, plugins: Arc<PluginHost>, backlog_grew: Arc<Notify>) -> Self {
         Self {
-            store,
+            store: engines.store,
+            queue: engines.queue,
+            clock: engines.clock,
             auth: Arc::new(auth),
             plugins,
             backlog_grew,

@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pop_store::StoreError;
+use pop_store::{BlobError, QueueError, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::cid::Cid;
@@ -37,6 +37,10 @@ pub enum ApiError {
     /// A fault of ours or of the storage below; details go to the log.
     #[error("{0}")]
     Internal(String),
+    /// An engine below is busy or unreachable for now; the same request
+    /// may succeed later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -51,6 +55,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -66,6 +71,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "PayloadTooLargeException",
             ApiError::Validation(_) => "ValidationException",
             ApiError::Internal(_) => "RuntimeException",
+            ApiError::Unavailable(_) => "ServiceUnavailableException",
         }
     }
 
@@ -97,9 +103,43 @@ impl From<StoreError> for ApiError {
             )),
             StoreError::InvalidDocument(msg) => ApiError::Validation(msg),
             limit @ StoreError::LimitExceeded { .. } => ApiError::Validation(limit.to_string()),
-            StoreError::Backend(msg) => {
-                tracing::error!(error = %msg, "storage failure");
+            unavailable @ StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %unavailable, "storage unavailable");
+                ApiError::Unavailable("The storage backend is busy; the request was not applied, retry it.".into())
+            }
+            failed @ StoreError::Backend { .. } => {
+                tracing::error!(error = ?failed, "storage failure");
                 ApiError::Internal("The storage backend failed; the request was not applied.".into())
+            }
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::LeaseLost { .. } => ApiError::Conflict(e.to_string()),
+            QueueError::InvalidMessage(_) => ApiError::Validation(e.to_string()),
+            QueueError::Unavailable { .. } => {
+                tracing::warn!(error = %e, "queue unavailable");
+                ApiError::Unavailable("The queue is busy; the request was not applied, retry it.".into())
+            }
+            QueueError::Backend { .. } => {
+                tracing::error!(error = ?e, "queue failure");
+                ApiError::Internal("The queue failed; the request was not applied.".into())
+            }
+        }
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::InvalidAddress(_) => ApiError::Validation(e.to_string()),
+            BlobError::Unavailable { .. } => ApiError::Unavailable("The blob store is busy; retry the request.".into()),
+            BlobError::Backend { .. } => {
+                tracing::error!(error = ?e, "blob store failure");
+                ApiError::Internal("The blob store failed; the request was not applied.".into())
             }
         }
     }

@@ -21,13 +21,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pop_core::{Insight, ObjectKind, QueuedAgenda};
-use pop_store::{Query, Store, Write};
-use tokio::sync::Semaphore;
+use pop_core::{EpochMillis, Insight, ObjectKind, QueuedAgenda, ReadyAgenda};
+use pop_store::{Clock, Expect, Query, Queue, Store, StoreError, Write};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore};
 
-use crate::domain::body::{from_document, to_document};
-use crate::domain::scheduling::state_write;
-use crate::domain::{now_millis, queue};
+use crate::domain::body::from_document;
+use crate::domain::scheduling::{gather, state_write};
 use crate::error::ApiResult;
 use crate::plugins::PluginHost;
 
@@ -47,30 +47,36 @@ pub struct Released {
     pub decided_by: String,
 }
 
-/// Shortest pause between two rounds started by [`spawn`]'s `wake`: a burst
-/// of wake-ups costs one round, not one each.
+/// Shortest time between the starts of two rounds started by [`spawn`]'s
+/// `wake`: a burst of wake-ups costs one round, not one each, while the
+/// first wake-up after a quiet spell starts its round at once (the
+/// submission → release latency).
 const MIN_WAKE_SPACING: Duration = Duration::from_millis(10);
 
 /// Run a round every `interval`, and early when `wake` is notified (the
 /// puller claimed entries, so queues have room), until the task is dropped.
 pub fn spawn(
-    store: Arc<dyn Store>,
+    ports: SchedulerPorts,
     plugins: Arc<PluginHost>,
     interval: Duration,
     wake: Arc<tokio::sync::Notify>,
 ) -> tokio::task::JoinHandle<()> {
-    let turns = Arc::new(Turns::new(store, plugins));
+    let clock = ports.clock.clone();
+    let turns = Arc::new(Turns::new(ports, plugins));
+    let spacing = i64::try_from(MIN_WAKE_SPACING.as_millis()).unwrap_or(10);
     tokio::spawn(async move {
-        let mut timer = tokio::time::interval(interval);
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_round: Option<EpochMillis> = None;
         loop {
             tokio::select! {
-                _ = timer.tick() => {}
+                () = clock.sleep(interval) => {}
                 () = wake.notified() => {
-                    tokio::time::sleep(MIN_WAKE_SPACING).await;
-                    timer.reset();
+                    let since = last_round.map_or(spacing, |last| clock.now_millis().saturating_sub(last));
+                    if since < spacing {
+                        clock.sleep(Duration::from_millis((spacing - since) as u64)).await;
+                    }
                 }
             }
+            last_round = Some(clock.now_millis());
             if let Err(e) = turns.round().await {
                 tracing::error!(error = %e, "scheduling round failed");
             }
@@ -80,7 +86,7 @@ pub fn spawn(
 
 /// The insights' turns: which are running, and the bounds on them.
 struct Turns {
-    store: Arc<dyn Store>,
+    ports: SchedulerPorts,
     plugins: Arc<PluginHost>,
     /// Insights whose turn is running → the insight as a later round read
     /// it, when that round asked for another turn.
@@ -90,9 +96,9 @@ struct Turns {
 }
 
 impl Turns {
-    fn new(store: Arc<dyn Store>, plugins: Arc<PluginHost>) -> Self {
+    fn new(ports: SchedulerPorts, plugins: Arc<PluginHost>) -> Self {
         Self {
-            store,
+            ports,
             plugins,
             running: Mutex::default(),
             permits: Arc::new(Semaphore::new(CONCURRENT_TURNS)),
@@ -104,6 +110,7 @@ impl Turns {
     /// that fails is logged and does not stop the others.
     async fn round(self: &Arc<Self>) -> ApiResult<()> {
         let insights = self
+            .ports
             .store
             .query(ObjectKind::Insight, &Query::all().limit(MAX_INSIGHTS), None)
             .await?;
@@ -170,7 +177,7 @@ impl Turns {
         // running unbounded, not failing.
         let _tenant = tenant.acquire_owned().await.ok();
         let _turn = self.permits.clone().acquire_owned().await.ok();
-        match top_up(self.store.as_ref(), &self.plugins, insight).await {
+        match top_up(&self.ports, &self.plugins, insight).await {
             Ok(Some(released)) => tracing::trace!(insight = released.insight_id, "turn released agendas"),
             Ok(None) => {}
             Err(e) => tracing::error!(insight = ?insight.envelope.id, error = %e, "scheduling an insight failed"),
@@ -210,44 +217,75 @@ impl Drop for Claim<'_> {
     }
 }
 
+/// What a scheduler turn works with.
+#[derive(Clone)]
+pub struct SchedulerPorts {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    /// Rung after every release (the puller looks for new insights).
+    pub released: Arc<Notify>,
+}
+
 /// Fill one insight's queue up to `queueSize`.
-async fn top_up(store: &dyn Store, plugins: &PluginHost, insight: &Insight) -> ApiResult<Option<Released>> {
+///
+/// A release is three steps, none sharing a transaction with the queue:
+/// 1. one conditional store write marks the chosen backlog rows released
+///    (each only if not released yet) and saves the scheduler's state; a
+///    second scheduler deciding on the same backlog fails here whole, so
+///    nothing is released twice;
+/// 2. the queue messages are enqueued, idempotently by the rows' ids;
+/// 3. the released rows are deleted.
+///
+/// A process that dies after 1 leaves released rows behind; a later turn
+/// finds them (`Backlog::stale_releases`) and does 2 and 3 for them.
+pub async fn top_up(ports: &SchedulerPorts, plugins: &PluginHost, insight: &Insight) -> ApiResult<Option<Released>> {
+    let store = ports.store.as_ref();
     let insight_id = insight.envelope.id.clone().unwrap_or_default();
     let size = insight.queue_size.unwrap_or(0).max(0) as u64;
     if size == 0 {
         return Ok(None);
     }
-    let by_insight = Query::by("insightId", insight_id.clone());
     // Like SQS's visible messages: entries under a live lease are being run
     // by a puller and do not take a slot; an expired one waits again.
-    let waiting = Some(queue::claimable(now_millis()));
-    let queued = store.count(ObjectKind::QueuedAgenda, &by_insight, waiting).await?;
-    let free = size.saturating_sub(queued);
+    let waiting = ports.queue.depth(&insight_id).await?.waiting;
+    let free = size.saturating_sub(waiting);
+    let by_insight = Query::by("insightId", insight_id.clone());
     if free == 0 || store.count(ObjectKind::ReadyAgenda, &by_insight, None).await? == 0 {
         return Ok(None);
     }
-    let decision = plugins.decide(insight, free.min(u64::from(u32::MAX)) as u32).await?;
-    let now = now_millis();
-    let mut writes = Vec::with_capacity(decision.released.len() * 2 + 1);
-    let mut agenda_ids = Vec::with_capacity(decision.released.len());
+    let now = ports.clock.now_millis();
+    let backlog = gather(store, ports.queue.as_ref(), insight, now).await?;
+    if !backlog.stale_releases.is_empty() {
+        let stale = backlog.stale_releases.clone();
+        tracing::warn!(
+            insight = insight_id,
+            count = stale.len(),
+            "re-driving releases a stopped scheduler left unfinished"
+        );
+        finish_release(ports, &stale, now).await?;
+    }
+    if backlog.rows.is_empty() {
+        return Ok(None);
+    }
+    let decision = plugins
+        .decide(insight, backlog, free.min(u64::from(u32::MAX)) as u32)
+        .await?;
+    let mut writes = Vec::with_capacity(decision.released.len() + 1);
+    let mut released = Vec::with_capacity(decision.released.len());
     for row in &decision.released {
         let id = row.envelope.id.clone().unwrap_or_default();
-        let mut queued = QueuedAgenda {
-            insight_id: row.insight_id.clone(),
-            agenda_id: row.agenda_id.clone(),
-            added: row.added,
-            priority: row.priority,
-            queued_time: Some(now),
-            released_by: Some(decision.decided_by.clone()),
-            ..Default::default()
-        };
-        queued.envelope.id = Some(id.clone());
-        queued.envelope.customer_id = row.envelope.customer_id.clone();
-        queued.envelope.added_time = Some(now);
-        queued.envelope.updated_time = Some(now);
-        writes.push(Write::delete(ObjectKind::ReadyAgenda, id));
-        writes.push(Write::put(ObjectKind::QueuedAgenda, to_document(&queued)?));
-        agenda_ids.push(row.agenda_id.clone().unwrap_or_default());
+        let mark = json!({"releasedAt": now, "releasedBy": decision.decided_by, "updatedTime": now});
+        writes.push(Write::merge_if(
+            ObjectKind::ReadyAgenda,
+            id,
+            Expect::field("releasedAt", Value::Null),
+            mark.as_object().cloned().unwrap_or_default(),
+        ));
+        let mut row = row.clone();
+        row.released_at = Some(now);
+        row.released_by = Some(decision.decided_by.clone());
+        released.push(row);
     }
     writes.push(state_write(
         &decision.backlog,
@@ -255,7 +293,22 @@ async fn top_up(store: &dyn Store, plugins: &PluginHost, insight: &Insight) -> A
         &decision.output,
         &decision.decided_by,
     )?);
-    store.write(writes).await?;
+    match store.write(writes).await {
+        Ok(_) => {}
+        // Another scheduler released some of these rows first (or they
+        // went with their agenda): this decision is void, the next turn
+        // decides on the backlog as it is then.
+        Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => {
+            tracing::debug!(insight = insight_id, "another turn released first; decision dropped");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    finish_release(ports, &released, now).await?;
+    let agenda_ids = released
+        .iter()
+        .map(|r| r.agenda_id.clone().unwrap_or_default())
+        .collect::<Vec<_>>();
     tracing::debug!(
         insight = insight_id,
         released = agenda_ids.len(),
@@ -267,4 +320,53 @@ async fn top_up(store: &dyn Store, plugins: &PluginHost, insight: &Insight) -> A
         agenda_ids,
         decided_by: decision.decided_by,
     }))
+}
+
+/// Steps 2 and 3 of a release: enqueue the released rows' messages, then
+/// delete the rows.
+async fn finish_release(ports: &SchedulerPorts, rows: &[ReadyAgenda], now: EpochMillis) -> ApiResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let messages = rows.iter().map(|row| queued_from(row, now)).collect();
+    ports.queue.enqueue(messages).await?;
+    ports.released.notify_waiters();
+    let deletes = rows
+        .iter()
+        .map(|row| {
+            Write::delete_if(
+                ObjectKind::ReadyAgenda,
+                row.envelope.id.clone().unwrap_or_default(),
+                Expect::field("releasedAt", row.released_at),
+            )
+        })
+        .collect::<Vec<_>>();
+    // One by one: a row that went meanwhile (its agenda was deleted) must
+    // not keep the others.
+    for delete in deletes {
+        match ports.store.write(vec![delete]).await {
+            Ok(_) | Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The queue message of a released backlog row (same id: the enqueue of a
+/// re-driven release finds it).
+fn queued_from(row: &ReadyAgenda, now: EpochMillis) -> QueuedAgenda {
+    let mut queued = QueuedAgenda {
+        insight_id: row.insight_id.clone(),
+        agenda_id: row.agenda_id.clone(),
+        added: row.added,
+        priority: row.priority,
+        queued_time: Some(now),
+        released_by: row.released_by.clone(),
+        ..Default::default()
+    };
+    queued.envelope.id = row.envelope.id.clone();
+    queued.envelope.customer_id = row.envelope.customer_id.clone();
+    queued.envelope.added_time = Some(now);
+    queued.envelope.updated_time = Some(now);
+    queued
 }

@@ -4,16 +4,19 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use pop_store::{CacheOptions, CachedStore, DirBlobStore, SqliteOptions, SqliteStore, Store};
+use pop_store::{
+    CacheOptions, CachedStore, Clock, DirBlobStore, Queue, SqliteOptions, SqliteStore, Store, StoreQueue, SystemClock,
+};
 use pop_wasm::{Limits, Runtime, RuntimeConfig};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-use crate::app::AppState;
+use crate::app::{AppState, Engines};
 use crate::auth::Authenticator;
 use crate::cli::ServeOptions;
 use crate::plugins::PluginHost;
 use crate::runner::{Runner, RunnerConfig};
+use crate::scheduler::SchedulerPorts;
 use pop_handlers_registry::Registry;
 
 /// File name of the embedded store inside the data directory.
@@ -28,6 +31,8 @@ pub const RUNS_DIR: &str = "runs";
 pub const NODE_ID_FILE: &str = "node-id";
 /// The handlers registry looked for inside the data directory.
 pub const REGISTRY_FILE: &str = "registry.json";
+/// How long shutdown waits for running agendas before giving them back.
+pub const DRAIN_BOUND: Duration = Duration::from_secs(10);
 
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)
@@ -46,6 +51,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // Customers, insights, pools and templates are read on every submission
     // and rarely change: serve them from memory (invalidated on write).
     let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(store), CacheOptions::default()));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // The insight queues live in the same file, as their own table.
+    let queue: Arc<dyn Queue> = Arc::new(StoreQueue::new(store.clone(), clock.clone()));
     let blobs = DirBlobStore::open(options.data_dir.join(BLOB_DIR))?;
     // Compiled plugins are kept next to the data so restarts skip Cranelift.
     let limits = Limits {
@@ -62,20 +70,35 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
     let wake_scheduler = Arc::new(tokio::sync::Notify::new());
+    let released = Arc::new(tokio::sync::Notify::new());
+    let ports = SchedulerPorts {
+        store: store.clone(),
+        queue: queue.clone(),
+        clock: clock.clone(),
+        released: released.clone(),
+    };
     let scheduler = crate::scheduler::spawn(
-        store.clone(),
+        ports,
         plugins.clone(),
         std::time::Duration::from_millis(options.schedule_interval_ms),
         wake_scheduler.clone(),
     );
     let runner = Runner {
         store: store.clone(),
+        queue: queue.clone(),
+        clock: clock.clone(),
         plugins: plugins.clone(),
         registry: Arc::new(load_registry(&options)?),
         config: runner_config(&options)?,
         wake_scheduler,
+        released,
     };
-    let state = AppState::new(store.clone(), auth, plugins.clone(), runner.wake_scheduler.clone());
+    let engines = Engines {
+        store: store.clone(),
+        queue,
+        clock,
+    };
+    let state = AppState::new(engines, auth, plugins.clone(), runner.wake_scheduler.clone());
     let puller = crate::runner::spawn(Arc::new(runner));
 
     let listener = TcpListener::bind(&options.listen)
@@ -89,8 +112,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("pop stopped accepting requests; flushing the store");
-    puller.abort();
-    let _ = puller.await;
+    // SIGTERM drains: running agendas get a bound to finish, the rest are
+    // given back to the queue for another puller (nothing stays EXECUTING
+    // with no owner: the next delivery takes over its fencing token).
+    let unfinished = puller.drain(DRAIN_BOUND).await;
+    if unfinished > 0 {
+        tracing::info!(unfinished, "released the leases of unfinished agendas");
+    }
     scheduler.abort();
     let _ = scheduler.await;
     drop(state);
@@ -121,7 +149,7 @@ fn runner_config(options: &ServeOptions) -> anyhow::Result<RunnerConfig> {
         operation_parallelism: options.operation_parallelism,
         lease: Duration::from_millis(options.lease_ms),
         heartbeat: Duration::from_millis(options.heartbeat_ms.min(options.lease_ms / 3).max(10)),
-        idle_poll: Duration::from_millis(100),
+        claim_wait: Duration::from_secs(1),
         runs_dir: options.data_dir.join(RUNS_DIR),
     })
 }

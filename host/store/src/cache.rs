@@ -145,7 +145,7 @@ impl Store for CachedStore {
         match task.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(StoreError::Backend(format!("cached write task failed: {e}"))),
+            Err(e) => Err(StoreError::backend(format!("cached write task failed: {e}"))),
         }
     }
 }

@@ -1,191 +1,23 @@
-//! Storage ports of POP and their embedded implementation.
+//! The embedded adapters of POP's storage ports.
 //!
-//! * [`Store`]: data objects as JSON documents in one table per
-//!   [`ObjectKind`], with equality queries (`by<field>`), counts, sparse
-//!   updates and atomic, conditional multi-object writes (existence
-//!   conditions, and [`Expect`]ed field values for compare-and-set).
-//! * [`SqliteStore`]: the embedded default, one SQLite file in WAL mode.
+//! * [`SqliteStore`]: the `Store` port on one SQLite file in WAL mode.
+//! * [`StoreQueue`]: the `Queue` port on a `Store`'s `QueuedAgenda` table
+//!   (on the embedded default, the same SQLite file), with in-process
+//!   wake-ups for long-polling claims.
 //! * [`CachedStore`]: a read-through cache in front of any `Store`, for the
 //!   rarely changing kinds read on every submission.
-//! * [`BlobStore`] / [`DirBlobStore`]: content-addressed blobs (plugin
-//!   binaries) in a directory.
-//! * [`conformance`]: the behaviour every `Store` must show; each backend's
-//!   tests run it unchanged.
+//! * [`DirBlobStore`]: the `BlobStore` port on a directory.
+//!
+//! The ports themselves (traits, records, errors, conformance suites) are
+//! `pop-ports`; they are re-exported here for the adapters' callers.
 
-mod blob;
 mod cache;
-pub mod conformance;
-mod document;
-mod error;
-mod expect;
-mod limits;
+mod dir_blob;
 mod sqlite;
+mod store_queue;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-pub use blob::{BlobStore, DirBlobStore, blob_conformance, sha256_hex};
 pub use cache::{CacheOptions, CachedStore};
-pub use document::{Document, field_text};
-pub use error::StoreError;
-pub use expect::Expect;
-pub use limits::{DocumentLimits, document_depth};
-pub use pop_core::ObjectKind;
+pub use dir_blob::DirBlobStore;
+pub use pop_ports::*;
 pub use sqlite::{SqliteOptions, SqliteStore};
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// A caller-supplied predicate applied while scanning, so that `limit`
-/// counts only documents the caller may see (POP applied visibility after the
-/// limit and returned short pages; see spec §9.1).
-pub type DocFilter = Arc<dyn Fn(&Document) -> bool + Send + Sync>;
-
-/// An equality query over top-level fields, compared as text (spec §3.3).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Query {
-    /// `(field, value)` pairs; all must match.
-    pub filters: Vec<(String, String)>,
-    /// Maximum number of documents returned. `None` means no limit.
-    pub limit: Option<usize>,
-}
-
-impl Query {
-    pub fn all() -> Self {
-        Self::default()
-    }
-
-    pub fn by(field: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            filters: vec![(field.into(), value.into())],
-            limit: None,
-        }
-    }
-
-    pub fn and(mut self, field: impl Into<String>, value: impl Into<String>) -> Self {
-        self.filters.push((field.into(), value.into()));
-        self
-    }
-
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = Some(limit);
-        self
-    }
-}
-
-/// What must hold about the existing row for a [`Write::Put`] to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
-    /// Create or replace.
-    None,
-    /// Fail with [`StoreError::AlreadyExists`] if the id is taken.
-    MustNotExist,
-    /// Fail with [`StoreError::NotFound`] if the id is absent.
-    MustExist,
-}
-
-/// One change inside an atomic [`Store::write`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Write {
-    /// Store `doc` (which must carry a string `id`) under `condition`.
-    Put {
-        kind: ObjectKind,
-        doc: Document,
-        condition: Condition,
-    },
-    /// Sparse update: each non-null field of `patch` replaces the stored one
-    /// (a nested object is replaced whole, an existing field keeps its
-    /// place); null fields are ignored. Fails with `NotFound` if the id is
-    /// absent, with `ConditionFailed` if the stored row does not hold
-    /// `expect`, and with `InvalidDocument` if `patch` has a non-null `id`
-    /// other than `id`.
-    Merge {
-        kind: ObjectKind,
-        id: String,
-        patch: Document,
-        expect: Expect,
-    },
-    /// Remove the row. Unguarded (empty `expect`), an absent row is not an
-    /// error; guarded, it fails with `NotFound`, and a row that does not
-    /// hold `expect` with `ConditionFailed`.
-    Delete {
-        kind: ObjectKind,
-        id: String,
-        expect: Expect,
-    },
-}
-
-impl Write {
-    pub fn create(kind: ObjectKind, doc: Document) -> Self {
-        Write::Put {
-            kind,
-            doc,
-            condition: Condition::MustNotExist,
-        }
-    }
-
-    pub fn put(kind: ObjectKind, doc: Document) -> Self {
-        Write::Put {
-            kind,
-            doc,
-            condition: Condition::None,
-        }
-    }
-
-    pub fn merge(kind: ObjectKind, id: impl Into<String>, patch: Document) -> Self {
-        Self::merge_if(kind, id, Expect::nothing(), patch)
-    }
-
-    /// A [`Write::Merge`] that applies only while the stored row holds
-    /// `expect` (compare-and-set).
-    pub fn merge_if(kind: ObjectKind, id: impl Into<String>, expect: Expect, patch: Document) -> Self {
-        Write::Merge {
-            kind,
-            id: id.into(),
-            patch,
-            expect,
-        }
-    }
-
-    pub fn delete(kind: ObjectKind, id: impl Into<String>) -> Self {
-        Self::delete_if(kind, id, Expect::nothing())
-    }
-
-    /// A [`Write::Delete`] that applies only while the stored row holds
-    /// `expect`.
-    pub fn delete_if(kind: ObjectKind, id: impl Into<String>, expect: Expect) -> Self {
-        Write::Delete {
-            kind,
-            id: id.into(),
-            expect,
-        }
-    }
-}
-
-/// The data-object store port. Every implementation must pass
-/// [`conformance::run_all`].
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// The document with this id, if any.
-    async fn get(&self, kind: ObjectKind, id: &str) -> Result<Option<Document>>;
-
-    /// Up to `query.limit` documents matching every filter and `visible`, in
-    /// insertion order (a replaced or merged row keeps its place).
-    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<Vec<Document>>;
-
-    /// How many documents match every filter and `visible` (`limit` ignored).
-    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64>;
-
-    /// Apply all writes atomically and durably: either every write applies
-    /// and is on disk when this returns `Ok`, or none does. Returns, per
-    /// write, the stored document after a Put/Merge and the removed one after
-    /// a Delete (`None` when there was nothing to delete).
-    async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>>;
-
-    /// The largest and deepest document this store keeps. A write of a
-    /// document beyond them fails with [`StoreError::LimitExceeded`] and
-    /// changes nothing; documents stored before a limit was lowered stay
-    /// readable and deletable.
-    fn document_limits(&self) -> DocumentLimits {
-        DocumentLimits::EMBEDDED
-    }
-}
+pub use store_queue::StoreQueue;

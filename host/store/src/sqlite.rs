@@ -137,7 +137,7 @@ fn open_writer_connection(path: &Path, options: &SqliteOptions) -> Result<Connec
     // Readers on their own connections need WAL to see one file; an
     // in-memory or otherwise WAL-less database would silently split them.
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "{}: journal_mode is {mode}, WAL is required",
             path.display()
         )));
@@ -154,7 +154,12 @@ fn open_writer_connection(path: &Path, options: &SqliteOptions) -> Result<Connec
 
 /// Maps a SQLite failure to the port's error.
 fn db(error: rusqlite::Error) -> StoreError {
-    StoreError::Backend(error.to_string())
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match error.sqlite_error_code() {
+        // Another connection holds the file: the same write may pass later.
+        Some(DatabaseBusy | DatabaseLocked) => StoreError::unavailable("the database is busy", error),
+        _ => StoreError::backend_caused_by("SQLite failed", error),
+    }
 }
 
 /// Parses a stored body; a row that is not a JSON object is a backend fault,
@@ -169,7 +174,7 @@ fn parse_body(kind: ObjectKind, id: &str, body: &str) -> Result<Document> {
         parser.end()?;
         Ok(doc)
     });
-    parsed.map_err(|e| StoreError::Backend(format!("{kind} {id}: stored body is not a JSON object: {e}")))
+    parsed.map_err(|e| StoreError::backend(format!("{kind} {id}: stored body is not a JSON object: {e}")))
 }
 
 /// Reads `(id, body)` from a row selected as `SELECT id, body ...` and
@@ -179,11 +184,11 @@ fn row_document(kind: ObjectKind, row: &rusqlite::Row<'_>) -> Result<Document> {
         .get_ref(0)
         .map_err(db)?
         .as_str()
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        .map_err(|e| StoreError::backend(e.to_string()))?;
     let body = row
         .get_ref(1)
         .map_err(db)?
         .as_str()
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        .map_err(|e| StoreError::backend(e.to_string()))?;
     parse_body(kind, id, body)
 }

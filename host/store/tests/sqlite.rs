@@ -111,7 +111,7 @@ fn reopen_keeps_schema_and_version() {
 fn open_fails_cleanly_on_a_bad_path() {
     let dir = TempDir::new().unwrap();
     let result = SqliteStore::open(dir.path().join("missing").join("pop.db"), SqliteOptions::default());
-    assert!(matches!(result, Err(StoreError::Backend(_))));
+    assert!(matches!(result, Err(StoreError::Backend { .. })));
 }
 
 #[test]
@@ -240,7 +240,7 @@ async fn a_corrupted_body_is_an_error_not_a_panic() {
             .unwrap();
     }
     for kind in [ObjectKind::InsightScheduleInfo, ObjectKind::Agenda] {
-        let backend = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Backend(_)));
+        let backend = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Backend { .. }));
         assert!(backend(store.get(kind, "bad").await.map(drop)), "get {kind}");
         assert!(
             backend(store.query(kind, &Query::all(), None).await.map(drop)),

@@ -68,6 +68,12 @@ pub struct AgendaProgress {
     pub params: Option<ParamsMap>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agenda_insight: Option<AgendaInsight>,
+    /// The delivery that runs the agenda now (`<queue message id>/<receive
+    /// count>`): the executor's writes are conditional on it, so a run whose
+    /// lease was lost records nothing, whatever queue backs it. Set by the
+    /// executor when it starts and by a rerun; never by a client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<String>,
 }
 data_object!(AgendaProgress, ObjectKind::AgendaProgress);
 

@@ -17,6 +17,16 @@ pub struct ReadyAgenda {
     /// The agenda's `params.priority`, copied for the schedulers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
+    /// When a scheduler released the row (its decision is saved, its queue
+    /// message is being enqueued). A released row is no longer pending; it
+    /// is deleted once the message is in the queue, and a row still here
+    /// long after its release (the process died in between) is enqueued
+    /// again by the next turn (the enqueue is idempotent by id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<EpochMillis>,
+    /// The scheduler version that released it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<String>,
 }
 data_object!(ReadyAgenda, ObjectKind::ReadyAgenda);
 

@@ -19,6 +19,7 @@ use super::reply::{self, Reply, body_object};
 use super::upload::read_upload;
 use crate::app::AppState;
 use crate::domain::body::{from_document, typed};
+use crate::domain::scheduling;
 use crate::error::{ApiError, ApiResult};
 
 /// `/pop/plugin`: POST uploads; GET lists (see [`super::objects`]).
@@ -165,7 +166,9 @@ async fn preview(
             return Err(ApiError::Validation("slots must be at most 10000".into()));
         }
         let insight = owned_insight(&app, &ctx.caller, &insight_id).await?;
-        let decision = app.plugins.decide(&insight, request.slots).await?;
+        let now = app.clock.now_millis();
+        let backlog = scheduling::gather(app.store.as_ref(), app.queue.as_ref(), &insight, now).await?;
+        let decision = app.plugins.decide(&insight, backlog, request.slots).await?;
         let released: Vec<Value> = decision.released.iter().map(|r| json!(r.agenda_id)).collect();
         let mut fields = Map::new();
         fields.insert("insightId".into(), json!(insight_id));

@@ -33,7 +33,10 @@ fn documents(docs: Vec<pop_store::Document>) -> Value {
 }
 
 async fn get_agenda(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
-    let result = async { resourcepool::get_agenda(app.store.as_ref(), &ctx.caller, body_object(body)?).await }.await;
+    let result = async {
+        resourcepool::get_agenda(app.store.as_ref(), app.queue.as_ref(), &ctx.caller, body_object(body)?).await
+    }
+    .await;
     let delivery = result.map_err(|e| e.with_cid(&ctx.cid))?;
     let mut fields = reply::agenda_fields(delivery.agendas);
     fields.insert("agendaProgresses".into(), documents(delivery.agenda_progresses));
@@ -42,7 +45,10 @@ async fn get_agenda(State(app): State<AppState>, ctx: RequestContext, body: Resu
 }
 
 async fn extend_lease(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
-    let result = async { resourcepool::extend_lease(app.store.as_ref(), &ctx.caller, body_object(body)?).await }.await;
+    let result = async {
+        resourcepool::extend_lease(app.store.as_ref(), app.queue.as_ref(), &ctx.caller, body_object(body)?).await
+    }
+    .await;
     let lease = result.map_err(|e| e.with_cid(&ctx.cid))?;
     match serde_json::to_value(&lease) {
         Ok(Value::Object(fields)) => Ok(reply::service(fields, &ctx.cid)),
@@ -51,7 +57,10 @@ async fn extend_lease(State(app): State<AppState>, ctx: RequestContext, body: Re
 }
 
 async fn ack_agenda(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
-    let result = async { resourcepool::ack_agenda(app.store.as_ref(), &ctx.caller, body_object(body)?).await }.await;
+    let result = async {
+        resourcepool::ack_agenda(app.store.as_ref(), app.queue.as_ref(), &ctx.caller, body_object(body)?).await
+    }
+    .await;
     result.map_err(|e| e.with_cid(&ctx.cid))?;
     Ok(reply::service(Map::new(), &ctx.cid))
 }

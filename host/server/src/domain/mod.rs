@@ -4,6 +4,7 @@
 //! executors. Handlers in `api` only translate HTTP to these calls.
 
 pub mod body;
+pub mod fence;
 pub mod objects;
 pub mod progress;
 pub mod queue;

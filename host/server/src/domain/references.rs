@@ -42,8 +42,9 @@ pub fn server_assigned(kind: ObjectKind) -> &'static [&'static str] {
         // it was matched to. A client that could rewrite them could point
         // its agenda at another customer's progress or private queue.
         ObjectKind::Agenda => &["progressId", "agendaInsight"],
-        // The insight is the agenda's; attempts are counted on completion.
-        ObjectKind::AgendaProgress => &["agendaInsight", "attemptsCompleted"],
+        // The insight is the agenda's; attempts are counted on completion;
+        // the fencing token names the delivery allowed to record.
+        ObjectKind::AgendaProgress => &["agendaInsight", "attemptsCompleted", "fencingToken"],
         // Derived on read from the insights that name the pool.
         ObjectKind::ResourcePool => &["insightIds"],
         _ => &[],

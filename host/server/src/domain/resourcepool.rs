@@ -12,6 +12,8 @@
 //! ownership of the insight. Executors are authorized through the agenda's
 //! insight with the insight read rule, as POP did.
 
+use std::time::Duration;
+
 use pop_core::params::keys;
 use pop_core::validation::validate_agenda;
 use pop_core::visibility::Caller;
@@ -19,7 +21,7 @@ use pop_core::{
     Agenda, AgendaProgress, CreateAgendaRequest, GetAgendaRequest, Lease, LeaseRequest, ObjectKind, ParamsMap,
     ProcessingState, QueuedAgenda, UpdateAgendaProgressRequest, UpdateAgendaRequest,
 };
-use pop_store::{Document, Expect, Store, Write};
+use pop_store::{Document, Expect, Queue, Store, Write};
 use serde_json::{Value, json};
 
 use super::body::{from_document, str_field, to_document, typed};
@@ -110,7 +112,7 @@ fn lease_ms(given: Option<i64>) -> ApiResult<i64> {
 /// POST `getAgenda`: claim up to `count` queued agendas of the insight,
 /// oldest first, each leased for `leaseMs` to `puller` (default: the
 /// caller's user id).
-pub async fn get_agenda(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult<Delivery> {
+pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: Value) -> ApiResult<Delivery> {
     let request: GetAgendaRequest = typed(body)?;
     let insight_id = non_blank(request.insight_id)
         .ok_or_else(|| ApiError::Validation("The insightId field must be specified.".into()))?;
@@ -128,10 +130,12 @@ pub async fn get_agenda(store: &dyn Store, caller: &Caller, body: Value) -> ApiR
     owned_insight(store, caller, &insight_id).await?;
 
     let mut delivery = Delivery::default();
-    for entry in queue::claim(store, &insight_id, count, &puller, lease_ms).await? {
+    let lease = queue::lease_duration(lease_ms);
+    let claimed = queue.claim(&insight_id, count, &puller, lease, Duration::ZERO).await?;
+    for entry in claimed {
         let Some((agenda, progress)) = deliverable(store, &entry).await? else {
             // POP skipped messages whose agenda was gone; the entry goes too.
-            queue::drop_orphan(store, &entry).await?;
+            queue.acknowledge(&entry).await?;
             continue;
         };
         delivery.agendas.push(agenda);
@@ -181,9 +185,9 @@ async fn deliverable(store: &dyn Store, entry: &QueuedAgenda) -> ApiResult<Optio
 
 /// The queue entry named by a lease request, if the caller owns its
 /// insight strictly; absent and not owned answer alike (404).
-async fn owned_entry(store: &dyn Store, caller: &Caller, queue_id: &str) -> ApiResult<QueuedAgenda> {
+async fn owned_entry(store: &dyn Store, queue: &dyn Queue, caller: &Caller, queue_id: &str) -> ApiResult<QueuedAgenda> {
     let not_found = || ApiError::NotFound(format!("Queue entry {queue_id} not found"));
-    let entry = queue::load(store, queue_id).await?.ok_or_else(not_found)?;
+    let entry = queue.get(queue_id).await?.ok_or_else(not_found)?;
     let insight_id = entry.insight_id.as_deref().unwrap_or_default();
     owned_insight(store, caller, insight_id)
         .await
@@ -202,12 +206,12 @@ fn lease_target(request: &LeaseRequest) -> ApiResult<(String, String)> {
 
 /// POST `extendLease`: the holder's heartbeat. 409 when the lease is held
 /// by another puller, or expired and was claimed again meanwhile.
-pub async fn extend_lease(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult<Lease> {
+pub async fn extend_lease(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: Value) -> ApiResult<Lease> {
     let request: LeaseRequest = typed(body)?;
     let (queue_id, puller) = lease_target(&request)?;
     let lease_ms = lease_ms(request.lease_ms)?;
-    let entry = owned_entry(store, caller, &queue_id).await?;
-    let entry = queue::extend(store, &entry, &puller, request.deliveries, lease_ms).await?;
+    let entry = owned_entry(store, queue, caller, &queue_id).await?;
+    let entry = queue::extend(queue, &entry, &puller, request.deliveries, lease_ms).await?;
     Ok(Lease {
         agenda_id: entry.agenda_id.unwrap_or_default(),
         queue_id,
@@ -218,11 +222,11 @@ pub async fn extend_lease(store: &dyn Store, caller: &Caller, body: Value) -> Ap
 
 /// POST `ackAgenda`: the holder is done with the agenda (succeeded, or
 /// failed for good); its queue entry goes. Same 409s as `extendLease`.
-pub async fn ack_agenda(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult<()> {
+pub async fn ack_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: Value) -> ApiResult<()> {
     let request: LeaseRequest = typed(body)?;
     let (queue_id, puller) = lease_target(&request)?;
-    let entry = owned_entry(store, caller, &queue_id).await?;
-    queue::acknowledge(store, &entry, &puller, request.deliveries).await
+    let entry = owned_entry(store, queue, caller, &queue_id).await?;
+    queue::acknowledge(queue, &entry, &puller, request.deliveries).await
 }
 
 /// POST `updateAgendaProgress`: an executor's progress report. Only the

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use pop_core::scheduling::{CustomerList, PendingAgenda, ScheduleInput, ScheduleOutput};
 use pop_core::{Insight, InsightScheduleInfo, ObjectKind, ReadyAgenda};
-use pop_store::{Document, Query, Store, Write};
+use pop_store::{Document, Query, Queue, Store, Write};
 use serde_json::{Value, json};
 
 use super::body::{from_document, str_field, to_document};
@@ -28,7 +28,17 @@ pub struct Backlog {
     pub running: Vec<u32>,
     pub config: String,
     pub state: Vec<u8>,
+    /// Rows released longer than [`REDRIVE_AFTER`] ago whose queue message
+    /// may never have been enqueued (see `ReadyAgenda::released_at`).
+    pub stale_releases: Vec<ReadyAgenda>,
 }
+
+/// How long after its release a backlog row counts as left behind by a
+/// scheduler that died before enqueuing it. A live scheduler enqueues and
+/// deletes within milliseconds; a redundant re-drive is harmless anyway
+/// (the enqueue is idempotent, and a run of an agenda that already ran
+/// finds its succeeded operations done).
+pub const REDRIVE_AFTER_MS: i64 = 30_000;
 
 impl Backlog {
     pub fn input(&self, now_ms: u64, free_slots: u32) -> ScheduleInput<'_> {
@@ -56,7 +66,7 @@ pub fn info_id(insight: &Insight) -> String {
 /// Read the backlog of `insight`: its ReadyAgendas (oldest first), the
 /// customers of its pool (pool order, then any other customer with work),
 /// its scheduler configuration and the scheduler's persisted state.
-pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> {
+pub async fn gather(store: &dyn Store, queue: &dyn Queue, insight: &Insight, now: i64) -> ApiResult<Backlog> {
     let insight_id = insight.envelope.id.clone().unwrap_or_default();
     let query = Query::by("insightId", insight_id.clone()).limit(MAX_BACKLOG);
     let mut rows: Vec<ReadyAgenda> = store
@@ -66,6 +76,14 @@ pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> 
         .map(from_document)
         .collect::<ApiResult<_>>()?;
     rows.sort_by_key(|r| r.added.unwrap_or(0));
+    let (released, mut rows): (Vec<_>, Vec<_>) = std::mem::take(&mut rows)
+        .into_iter()
+        .partition(|r| r.released_at.is_some());
+    rows.shrink_to_fit();
+    let stale_releases = released
+        .into_iter()
+        .filter(|r| r.released_at.unwrap_or(0) <= now.saturating_sub(REDRIVE_AFTER_MS))
+        .collect();
     let pool_customers = match insight.resource_pool_id.as_deref() {
         Some(pool) => {
             store
@@ -117,9 +135,8 @@ pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> 
     // customer, so a customer with work in flight does not also take the
     // next free slots.
     let mut running = vec![0u32; customers.len()];
-    let in_queue = Query::by("insightId", insight_id).limit(MAX_BACKLOG);
-    for entry in store.query(ObjectKind::QueuedAgenda, &in_queue, None).await? {
-        if let Some(&customer) = str_field(&entry, "customerId").and_then(|id| index.get(id)) {
+    for entry in queue.list(&insight_id, MAX_BACKLOG).await? {
+        if let Some(&customer) = entry.envelope.customer_id.as_deref().and_then(|id| index.get(id)) {
             running[customer as usize] += 1;
         }
     }
@@ -131,6 +148,7 @@ pub async fn gather(store: &dyn Store, insight: &Insight) -> ApiResult<Backlog> 
         running,
         config,
         state,
+        stale_releases,
     })
 }
 
@@ -173,8 +191,11 @@ pub fn decode_state(value: &Value) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use pop_core::QueuedAgenda;
-    use pop_store::{SqliteOptions, SqliteStore};
+    use pop_memory::{MemoryQueue, MemoryStore};
+    use pop_store::ManualClock;
 
     use super::*;
 
@@ -190,7 +211,7 @@ mod tests {
         to_document(&row).unwrap()
     }
 
-    fn queued(id: &str, customer: &str, insight: &str) -> Document {
+    fn queued(id: &str, customer: &str, insight: &str) -> QueuedAgenda {
         let mut entry = QueuedAgenda {
             insight_id: Some(insight.into()),
             agenda_id: Some(id.into()),
@@ -198,35 +219,54 @@ mod tests {
         };
         entry.envelope.id = Some(id.into());
         entry.envelope.customer_id = Some(customer.into());
-        to_document(&entry).unwrap()
+        entry
     }
 
     #[tokio::test]
     async fn running_counts_the_insights_queue_entries_per_customer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("pop.db"), SqliteOptions::default()).unwrap();
+        let store = MemoryStore::new();
+        let queue = MemoryQueue::new(Arc::new(ManualClock::default()));
+        let released = |id: &str, at: i64| {
+            let mut row = ready(id, "hooli", 0);
+            row.insert("releasedAt".into(), json!(at));
+            row
+        };
         store
             .write(vec![
                 Write::put(ObjectKind::ReadyAgenda, ready("r1", "acme", 1)),
                 Write::put(ObjectKind::ReadyAgenda, ready("r2", "globex", 2)),
                 Write::put(ObjectKind::ReadyAgenda, ready("r3", "initech", 3)),
-                Write::put(ObjectKind::QueuedAgenda, queued("q1", "acme", "work")),
-                Write::put(ObjectKind::QueuedAgenda, queued("q2", "acme", "work")),
-                Write::put(ObjectKind::QueuedAgenda, queued("q3", "initech", "work")),
+                // Released: no longer pending; the old one is re-driven.
+                Write::put(ObjectKind::ReadyAgenda, released("r4", 1_000)),
+                Write::put(ObjectKind::ReadyAgenda, released("r5", 100_000)),
+            ])
+            .await
+            .unwrap();
+        queue
+            .enqueue(vec![
+                queued("q1", "acme", "work"),
+                queued("q2", "acme", "work"),
+                queued("q3", "initech", "work"),
                 // Another insight's queue, and a customer with nothing pending.
-                Write::put(ObjectKind::QueuedAgenda, queued("q4", "globex", "other")),
-                Write::put(ObjectKind::QueuedAgenda, queued("q5", "umbrella", "work")),
+                queued("q4", "globex", "other"),
+                queued("q5", "umbrella", "work"),
             ])
             .await
             .unwrap();
         let mut insight = Insight::default();
         insight.envelope.id = Some("work".into());
-        let backlog = gather(&store, &insight).await.unwrap();
+        let backlog = gather(&store, &queue, &insight, 100_000).await.unwrap();
         assert_eq!(
             backlog.customers.ids().iter().collect::<Vec<_>>(),
             ["acme", "globex", "initech"]
         );
         assert_eq!(backlog.running, [2, 0, 1]);
+        let stale: Vec<_> = backlog.stale_releases.iter().map(|r| r.envelope.id.clone()).collect();
+        assert_eq!(
+            stale,
+            [Some("r4".to_string())],
+            "released 99 s ago, past REDRIVE_AFTER_MS"
+        );
         let input = backlog.input(0, 1);
         assert_eq!(input.running.len(), input.customers.len());
     }

@@ -12,14 +12,14 @@ use pop_core::{
     Agenda, AgendaProgress, AgendaTemplate, ObjectKind, OperationProgress, ProcessingState, ProgressSummary,
     ProgressSummaryRequest, RerunAgendaRequest, RunAgendaRequest, WAITING_PENDING,
 };
-use pop_store::{Document, Query, Store, Write};
+use pop_store::{Document, Query, Queue, Store, Write, queue::message_id};
 use serde_json::{Value, json};
 
 use super::body::{from_document, str_field, to_document, typed};
 use super::objects::{MAX_LIMIT, get_visible, visibility_filter};
 use super::progress::operation_progress_of;
 use super::submission::{ready_agenda, submit_agenda};
-use super::{now_millis, queue};
+use super::{fence, now_millis};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::PluginHost;
 
@@ -74,7 +74,7 @@ pub struct RerunOutcome {
 /// POST `/pop/agenda/service/rerun`: reset the progress of an agenda (and of
 /// every operation that depends on a reset one), delete operations generated
 /// by reset ones, and put the agenda back in its insight's backlog — atomically.
-pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult<RerunOutcome> {
+pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: Value) -> ApiResult<RerunOutcome> {
     let request: RerunAgendaRequest = typed(body)?;
     let agenda_id =
         non_blank(request.agenda_id).ok_or_else(|| ApiError::Validation("agendaId must be specified".into()))?;
@@ -105,6 +105,9 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
     };
     let mut patch = to_document(&progress_patch)?;
     patch.insert("updatedTime".into(), json!(now));
+    // A token no delivery holds: whatever run of the earlier attempt is
+    // still going records nothing more (see [`fence`]).
+    patch.insert(fence::FIELD.into(), json!(fence::rerun_token()));
     writes.push(Write::merge(ObjectKind::AgendaProgress, progress_id.clone(), patch));
     for name in &plan.reset {
         let reset = OperationProgress {
@@ -148,7 +151,7 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
     let mut queued = Vec::new();
     if requeue {
         let by_agenda = Query::by("agendaId", agenda_id.clone());
-        queued = queue::entries_of_agenda(store, &agenda_id).await?;
+        queued = queue.of_agenda(&agenda_id).await?;
         let already_queued = store.count(ObjectKind::ReadyAgenda, &by_agenda, None).await? > 0 || !queued.is_empty();
         let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
         match insight_id {
@@ -166,10 +169,10 @@ pub async fn rerun(store: &dyn Store, caller: &Caller, body: Value) -> ApiResult
     }
     store.write(writes).await?;
     // An entry still queued may be leased to an executor running the old
-    // attempt: clearing the lease stops that executor (its next guarded
-    // write fails) and lets a puller run the reset agenda at once.
+    // attempt: that executor stopped recording with the new token above;
+    // releasing the lease lets a puller run the reset agenda at once.
     for entry in &queued {
-        queue::unlease(store, entry).await?;
+        queue.release_any(message_id(entry)).await?;
     }
     Ok(RerunOutcome {
         reset: plan.reset,

@@ -10,7 +10,7 @@ use pop_wasm::InstanceFor;
 
 use super::{Answerer, PluginHost, breaker};
 use crate::domain::now_millis;
-use crate::domain::scheduling::{Backlog, gather};
+use crate::domain::scheduling::Backlog;
 use crate::error::{ApiError, ApiResult};
 
 /// The algorithm an insight without `schedulingAlgorithm` uses (POP crashed).
@@ -34,9 +34,9 @@ pub struct Decision {
 }
 
 impl PluginHost {
-    /// Decide which of `insight`'s pending agendas to release into `slots`.
-    pub async fn decide(&self, insight: &Insight, slots: u32) -> ApiResult<Decision> {
-        let backlog = gather(self.store.as_ref(), insight).await?;
+    /// Decide which of `insight`'s pending agendas (its `backlog`, as
+    /// [`crate::domain::scheduling::gather`] read it) to release into `slots`.
+    pub async fn decide(&self, insight: &Insight, backlog: Backlog, slots: u32) -> ApiResult<Decision> {
         let name = insight.scheduling_algorithm.clone().filter(|n| !n.is_empty());
         let name = name.unwrap_or_else(|| DEFAULT_ALGORITHM.name().to_string());
         let owner = insight.envelope.customer_id.clone().unwrap_or_default();

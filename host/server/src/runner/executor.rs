@@ -26,10 +26,11 @@ use tokio::time::Instant;
 use super::Runner;
 use super::launch::{OperationResult, OperationRun, event};
 use super::progress::{self, FLUSH_INTERVAL, ProgressReceiver, ProgressSender};
-use super::recorder::{RecordError, Recorder};
+use super::recorder::{RecordError, Recorder, RecorderPorts};
 use crate::domain::body::{from_document, to_document};
+use crate::domain::fence;
+use crate::domain::now_millis;
 use crate::domain::progress::{new_operation_progress, operation_progress_of};
-use crate::domain::{now_millis, queue};
 use crate::error::ApiError;
 
 /// POP's executor message while operations run.
@@ -45,6 +46,8 @@ pub enum RunError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] pop_store::StoreError),
+    #[error(transparent)]
+    Queue(#[from] pop_store::QueueError),
 }
 
 /// Run the agenda of a claimed queue entry to its end.
@@ -53,7 +56,7 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
     let store = runner.store.as_ref();
     let Some(agenda_doc) = store.get(ObjectKind::Agenda, &agenda_id).await? else {
         tracing::warn!(agenda_id, "queued agenda no longer exists; dropping its queue entry");
-        queue::drop_orphan(store, &entry).await?;
+        runner.queue.acknowledge(&entry).await?;
         return Ok(());
     };
     let agenda: Agenda = from_document(agenda_doc)?;
@@ -63,7 +66,7 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
             agenda_id,
             "queued agenda has no progress to report to; dropping its queue entry"
         );
-        queue::drop_orphan(store, &entry).await?;
+        runner.queue.acknowledge(&entry).await?;
         return Ok(());
     };
     let rows: Vec<OperationProgress> = operation_progress_of(store, &progress_id)
@@ -71,12 +74,21 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
         .into_iter()
         .map(from_document)
         .collect::<Result<_, _>>()?;
-    let recorder = Recorder::start(
-        runner.store.clone(),
+    let ports = RecorderPorts {
+        store: runner.store.clone(),
+        queue: runner.queue.clone(),
+        clock: runner.clock.clone(),
+    };
+    let stored_token = progress_doc.get(fence::FIELD).cloned();
+    let recorder = Recorder::open(
+        ports,
         entry,
-        runner.config.lease_ms(),
+        progress_id.clone(),
+        stored_token,
+        runner.config.lease,
         runner.config.heartbeat,
-    );
+    )
+    .await?;
     let run = AgendaRun {
         runs_dir: runner.config.runs_dir.join(short_hash(&agenda_id)),
         customer_id: agenda.envelope.customer_id.clone().unwrap_or_default(),

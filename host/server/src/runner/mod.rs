@@ -7,11 +7,11 @@
 //! * [`executor`]: drives `pop_core::execution::ExecutionPlan` for one
 //!   agenda: operations in parallel as their references are met, fail-fast,
 //!   resume from recorded progress, generators, progress roll-up.
-//! * [`recorder`]: the executor's only writer. Every batch it writes carries
-//!   the lease renewal as a guard, so an executor that lost its lease (it
-//!   expired and the agenda went to someone else, or a rerun cleared it)
-//!   cannot record anything more; the last batch removes the queue entry
-//!   together with the final progress (acknowledgement).
+//! * [`recorder`]: the executor's only writer. Every batch it writes is
+//!   conditional on the delivery's fencing token ([`crate::domain::fence`]), so an executor
+//!   that lost its lease (it expired and the agenda went to someone else, or
+//!   a rerun reset it) cannot record anything more; after the final
+//!   progress it acknowledges the delivery (idempotent).
 //! * [`progress`]: running operations' reports, coalesced (latest wins) and
 //!   bounded, written a few times a second at most.
 //! * [`launch`]: operation type → resident handler, local process or wasm
@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pop_handlers_registry::Registry;
-use pop_store::Store;
+use pop_store::{Clock, Queue, Store};
 use tokio::sync::Notify;
 
 use crate::plugins::PluginHost;
@@ -57,24 +57,25 @@ pub struct RunnerConfig {
     pub lease: Duration,
     /// Progress heartbeat (POP re-sent progress every 5 s).
     pub heartbeat: Duration,
-    /// How long the puller sleeps when no insight has work.
-    pub idle_poll: Duration,
+    /// How long one long-polling claim waits for work before the puller
+    /// looks again (for insights created meanwhile, and for messages that
+    /// another process enqueued or whose lease ran out).
+    pub claim_wait: Duration,
     /// Where process handlers report (one file per operation run).
     pub runs_dir: PathBuf,
-}
-
-impl RunnerConfig {
-    pub fn lease_ms(&self) -> i64 {
-        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
-    }
 }
 
 /// What every executor shares.
 pub struct Runner {
     pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
     pub plugins: Arc<PluginHost>,
     pub registry: Arc<Registry>,
     pub config: RunnerConfig,
     /// Wakes the scheduler loop when claims made room in a queue.
     pub wake_scheduler: Arc<Notify>,
+    /// Rung by the scheduler after a release: the puller looks for insights
+    /// it does not serve yet at once.
+    pub released: Arc<Notify>,
 }

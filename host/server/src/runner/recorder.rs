@@ -1,6 +1,8 @@
-//! The executor's writer: batches progress writes, renews the lease with
-//! each batch (and on a heartbeat when there is nothing to write), and ends
-//! with the final progress plus the queue entry's removal in one batch.
+//! The executor's writer: batches progress writes, each batch conditional
+//! on the run's fencing token (see [`crate::domain::fence`]); extends the queue
+//! lease on a heartbeat; ends with the final progress and then the
+//! acknowledgement of the delivery (idempotent, so a crash between the two
+//! leaves a complete agenda whose redelivery finds nothing to run).
 //!
 //! Writes are *behind* the executor: it hands a batch over and goes on
 //! launching, so no operation waits for a disk flush (the store commits
@@ -15,20 +17,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pop_core::{ObjectKind, QueuedAgenda};
-use pop_store::{Store, StoreError, Write};
-use serde_json::json;
+use pop_store::{Clock, Queue, QueueError, Store, StoreError, Write};
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::domain::body::from_document;
-use crate::domain::{now_millis, queue};
+use crate::domain::fence;
 
 /// Why recording stopped.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RecordError {
     #[error("the lease on the agenda was lost (it expired and was delivered again, or a rerun cleared it)")]
     LeaseLost,
+    /// Retried [`ATTEMPTS`] times and still failing (transient), or failing
+    /// in a way retrying cannot fix (permanent, not retried).
     #[error("the store failed: {0}")]
     Store(String),
+}
+
+/// What a recorder writes through and with.
+#[derive(Clone)]
+pub struct RecorderPorts {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
 }
 
 enum Command {
@@ -41,6 +52,9 @@ enum Command {
 pub struct Recorder {
     commands: mpsc::UnboundedSender<Command>,
     stopped: watch::Receiver<Option<RecordError>>,
+    /// Owned: it ends when the executor drops its handle (the channel
+    /// closes) or after the final batch, and `finish` waits for it.
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Attempts per batch before the run gives up (the lease then expires and
@@ -48,17 +62,35 @@ pub struct Recorder {
 const ATTEMPTS: u32 = 3;
 
 impl Recorder {
-    pub fn start(store: Arc<dyn Store>, lease: QueuedAgenda, lease_ms: i64, heartbeat: Duration) -> Self {
+    /// Take over the agenda's progress for the delivery `lease` (the
+    /// progress held `stored_token` when read) and start recording. Fails
+    /// with `LeaseLost` when another delivery took over meanwhile.
+    pub async fn open(
+        ports: RecorderPorts,
+        lease: QueuedAgenda,
+        progress_id: String,
+        stored_token: Option<Value>,
+        lease_time: Duration,
+        heartbeat: Duration,
+    ) -> Result<Self, RecordError> {
+        let token = fence::token_of(&lease);
+        let take_over = fence::take_over(&progress_id, stored_token.as_ref(), &token);
+        let mut task = Task {
+            ports,
+            lease,
+            lease_time,
+            progress_id,
+            token,
+        };
+        task.commit_once(vec![take_over]).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let (stop_tx, stopped) = watch::channel(None);
-        let task = Task {
-            store,
-            lease,
-            lease_ms,
-            agenda_progress_id: None,
-        };
-        tokio::spawn(task.run(receiver, heartbeat, stop_tx));
-        Self { commands, stopped }
+        let task = tokio::spawn(task.run(receiver, heartbeat, stop_tx));
+        Ok(Self {
+            commands,
+            stopped,
+            task,
+        })
     }
 
     /// Queue writes; they are committed with the next batch.
@@ -83,7 +115,9 @@ impl Recorder {
         self.commands
             .send(Command::Finish(writes, reply))
             .map_err(|_| self.stop_reason())?;
-        done.await.map_err(|_| self.stop_reason())?
+        let outcome = done.await.map_err(|_| self.stop_reason())?;
+        let _ = self.task.await;
+        outcome
     }
 
     /// Resolves when recording stopped for good (lease lost, store broken).
@@ -126,11 +160,13 @@ impl Batch {
 }
 
 struct Task {
-    store: Arc<dyn Store>,
+    ports: RecorderPorts,
+    /// The delivery as the queue last confirmed it.
     lease: QueuedAgenda,
-    lease_ms: i64,
-    /// Touched on heartbeats so `updatedTime` shows the agenda is alive.
-    agenda_progress_id: Option<String>,
+    lease_time: Duration,
+    progress_id: String,
+    /// This delivery's fencing token, held by the progress while it runs.
+    token: String,
 }
 
 impl Task {
@@ -140,9 +176,9 @@ impl Task {
         heartbeat: Duration,
         stop: watch::Sender<Option<RecordError>>,
     ) {
-        let mut timer = tokio::time::interval(heartbeat);
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        timer.tick().await;
+        // The heartbeat is not reset by batches: batches no longer carry
+        // the lease, so it must be extended on time however busy the run.
+        let mut next_beat = self.ports.clock.sleep(heartbeat);
         loop {
             let first = tokio::select! {
                 command = commands.recv() => match command {
@@ -150,13 +186,18 @@ impl Task {
                     // The executor is gone (aborted): the lease runs out.
                     None => return,
                 },
-                _ = timer.tick() => None,
+                () = &mut next_beat => None,
+            };
+            let Some(first) = first else {
+                next_beat = self.ports.clock.sleep(heartbeat);
+                if let Err(error) = self.beat().await {
+                    let _ = stop.send(Some(error));
+                    return;
+                }
+                continue;
             };
             let mut batch = Batch::default();
-            match first {
-                Some(command) => batch.add(command),
-                None => batch.writes.extend(self.heartbeat_touch()),
-            }
+            batch.add(first);
             while batch.finish.is_none() {
                 match commands.try_recv() {
                     Ok(command) => batch.add(command),
@@ -168,8 +209,10 @@ impl Task {
                 replies,
                 finish,
             } = batch;
-            self.remember_progress_id(&batch);
-            let outcome = self.commit(batch, finish.is_some()).await;
+            let mut outcome = self.commit(batch).await;
+            if finish.is_some() && outcome.is_ok() {
+                outcome = self.acknowledge().await;
+            }
             for reply in replies {
                 let _ = reply.send(outcome.clone());
             }
@@ -181,68 +224,88 @@ impl Task {
                 let _ = stop.send(Some(error));
                 return;
             }
-            timer.reset();
         }
     }
 
-    fn remember_progress_id(&mut self, batch: &[Write]) {
-        if self.agenda_progress_id.is_some() {
-            return;
-        }
-        self.agenda_progress_id = batch.iter().find_map(|w| match w {
-            Write::Merge {
-                kind: ObjectKind::AgendaProgress,
-                id,
-                ..
-            } => Some(id.clone()),
-            _ => None,
-        });
-    }
-
-    fn heartbeat_touch(&self) -> Option<Write> {
-        let id = self.agenda_progress_id.clone()?;
-        let patch = json!({"updatedTime": now_millis()});
-        Some(Write::merge(
+    /// Heartbeat: extend the lease, and touch the progress so its
+    /// `updatedTime` shows the agenda is alive (guarded like every write).
+    async fn beat(&mut self) -> Result<(), RecordError> {
+        self.lease = self
+            .with_retries(|ports, lease, lease_time| async move { ports.queue.extend(&lease, lease_time).await })
+            .await?;
+        let patch = json!({"updatedTime": self.ports.clock.now_millis()});
+        let touch = Write::merge(
             ObjectKind::AgendaProgress,
-            id,
+            self.progress_id.clone(),
             patch.as_object().cloned().unwrap_or_default(),
-        ))
+        );
+        self.commit(vec![touch]).await
     }
 
-    /// One batch, guarded by the lease: renewed, or removed when `last`.
-    async fn commit(&mut self, mut batch: Vec<Write>, last: bool) -> Result<(), RecordError> {
-        let guard = if last {
-            queue::removal(&self.lease)
-        } else {
-            queue::renewal(&self.lease, self.lease_ms)
-        };
-        batch.insert(0, guard);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.store.write(batch.clone()).await {
-                Ok(mut stored) => {
-                    if !last && let Some(Some(doc)) = stored.drain(..1).next() {
-                        match from_document::<QueuedAgenda>(doc) {
-                            Ok(lease) => self.lease = lease,
-                            Err(e) => return Err(RecordError::Store(e.to_string())),
-                        }
-                    }
-                    return Ok(());
-                }
-                Err(StoreError::ConditionFailed { .. }) => return Err(RecordError::LeaseLost),
-                Err(StoreError::NotFound { .. }) if !self.lease_exists().await => return Err(RecordError::LeaseLost),
-                Err(e) if attempt >= ATTEMPTS => return Err(RecordError::Store(e.to_string())),
-                Err(e) => {
-                    tracing::warn!(error = %e, attempt, "recording agenda progress failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                }
+    /// The delivery is done: remove its message. Idempotent; a message
+    /// delivered again since belongs to its new holder, who will find the
+    /// agenda complete, so losing it here is not an error of this run.
+    async fn acknowledge(&mut self) -> Result<(), RecordError> {
+        match self
+            .with_retries(|ports, lease, _| async move { ports.queue.acknowledge(&lease).await })
+            .await
+        {
+            Ok(()) | Err(RecordError::LeaseLost) => Ok(()),
+            Err(e) => {
+                // The final progress is recorded: a redelivery finds it.
+                tracing::warn!(error = %e, "acknowledging a finished agenda failed; it will be delivered again and found complete");
+                Ok(())
             }
         }
     }
 
-    async fn lease_exists(&self) -> bool {
-        let id = self.lease.envelope.id.as_deref().unwrap_or_default();
-        !matches!(self.store.get(ObjectKind::QueuedAgenda, id).await, Ok(None))
+    async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T, RecordError>
+    where
+        F: Fn(RecorderPorts, QueuedAgenda, Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<T, QueueError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call(self.ports.clone(), self.lease.clone(), self.lease_time).await {
+                Ok(value) => return Ok(value),
+                Err(QueueError::LeaseLost { .. }) => return Err(RecordError::LeaseLost),
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "the queue failed; retrying");
+                    self.ports.clock.sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(RecordError::Store(e.to_string())),
+            }
+        }
     }
+
+    /// One batch, conditional on the fencing token.
+    async fn commit(&mut self, mut batch: Vec<Write>) -> Result<(), RecordError> {
+        batch.insert(0, fence::guard(&self.progress_id, &self.token));
+        self.commit_once(batch).await
+    }
+
+    /// Write `batch`, retrying transient failures; a failed condition means
+    /// another delivery (or a rerun) owns the agenda now.
+    async fn commit_once(&mut self, batch: Vec<Write>) -> Result<(), RecordError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.ports.store.write(batch.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => {
+                    return Err(RecordError::LeaseLost);
+                }
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "recording agenda progress failed; retrying");
+                    self.ports.clock.sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(RecordError::Store(e.to_string())),
+            }
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50 << attempt.min(6))
 }

@@ -39,7 +39,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("pop-sqlite-checkpoint".into())
             .spawn(move || run(&conn, &stopped))
-            .map_err(|e| crate::StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
+            .map_err(|e| crate::StoreError::backend(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self {
             stop: Some(stop),
             thread: Some(thread),

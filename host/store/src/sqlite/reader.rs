@@ -57,14 +57,14 @@ impl ReadPool {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
-            .map_err(|_| StoreError::Backend("read pool closed".into()))?;
+            .map_err(|_| StoreError::backend("read pool closed"))?;
         let shared = Arc::clone(&self.shared);
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             shared.with_connection(f)
         });
         task.await
-            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+            .map_err(|e| StoreError::backend(format!("read task failed: {e}")))?
     }
 
     /// Runs `f` on a pooled connection on the calling thread (diagnostics).
@@ -164,7 +164,7 @@ fn count_in_sql(conn: &Connection, kind: ObjectKind, driver: &Driver) -> Result<
     let n: i64 = stmt
         .query_row(params_from_iter(driver.param()), |row| row.get(0))
         .map_err(db)?;
-    u64::try_from(n).map_err(|_| StoreError::Backend(format!("negative count {n}")))
+    u64::try_from(n).map_err(|_| StoreError::backend(format!("negative count {n}")))
 }
 
 /// Steps the rows SQLite selects, in insertion order, handing each document

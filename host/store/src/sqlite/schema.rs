@@ -30,7 +30,7 @@ pub(super) fn ensure(conn: &mut Connection) -> Result<()> {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(db)?;
     if found > SCHEMA_VERSION {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "database schema version {found} is newer than this build's {SCHEMA_VERSION}"
         )));
     }
@@ -122,7 +122,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         let err = ensure(&mut conn).unwrap_err();
-        assert!(matches!(err, StoreError::Backend(m) if m.contains("newer")));
+        assert!(matches!(err, StoreError::Backend { message: m, .. } if m.contains("newer")));
     }
 
     #[test]

@@ -11,11 +11,11 @@
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::schema::table;
 use super::{SqliteOptions, db, parse_body};
+use crate::rules::{check_patch_id, document_id, overlay};
 use crate::{Condition, Document, Expect, ObjectKind, Result, StoreError, Write};
 
 type Reply = oneshot::Sender<Result<Vec<Option<Document>>>>;
@@ -39,7 +39,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("pop-store-writer".into())
             .spawn(move || run(conn, jobs, max_group))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::backend(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             queue: Some(queue),
             thread: Some(thread),
@@ -50,7 +50,7 @@ impl Writer {
     /// A caller that stops waiting once the batch is queued does not stop
     /// it: the batch still commits or fails as a whole.
     pub(super) async fn submit(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
-        let stopped = || StoreError::Backend("the writer thread has stopped".into());
+        let stopped = || StoreError::backend("the writer thread has stopped");
         let queue = self.queue.as_ref().ok_or_else(stopped)?;
         let (reply, answer) = oneshot::channel();
         queue.send(Job { writes, reply }).await.map_err(|_| stopped())?;
@@ -180,7 +180,14 @@ fn fail_all(group: Vec<Job>, error: &StoreError) -> Outcomes {
 /// `StoreError` is not `Clone` (it is the port's public type); a backend
 /// failure shared by a group is copied as its message.
 fn copy(error: &StoreError) -> StoreError {
-    StoreError::Backend(error.to_string())
+    if error.is_transient() {
+        StoreError::Unavailable {
+            message: error.to_string(),
+            source: None,
+        }
+    } else {
+        StoreError::backend(error.to_string())
+    }
 }
 
 /// Applies `writes` in order (a later write sees the earlier ones).
@@ -305,13 +312,7 @@ fn check(kind: ObjectKind, id: &str, doc: &Document, expect: &Expect) -> Result<
 }
 
 fn merge(conn: &Connection, kind: ObjectKind, id: &str, patch: Document, expect: &Expect) -> Result<Document> {
-    if let Some(patch_id) = patch.get("id").filter(|v| !v.is_null())
-        && patch_id.as_str() != Some(id)
-    {
-        return Err(StoreError::InvalidDocument(format!(
-            "merge into {kind} {id} cannot change its id to {patch_id}"
-        )));
-    }
+    check_patch_id(kind, id, &patch)?;
     let mut doc = stored(conn, kind, id)?.ok_or_else(|| StoreError::NotFound {
         kind,
         id: id.to_owned(),
@@ -324,16 +325,6 @@ fn merge(conn: &Connection, kind: ObjectKind, id: &str, patch: Document, expect:
         .execute((id, serialize(kind, &doc)?))
         .map_err(db)?;
     Ok(doc)
-}
-
-/// Sparse update (spec §3.4): each non-null patch field replaces the stored
-/// one whole (nested objects included); an existing field keeps its place.
-fn overlay(doc: &mut Document, patch: Document) {
-    for (field, value) in patch {
-        if !value.is_null() {
-            doc.insert(field, value);
-        }
-    }
 }
 
 fn delete(conn: &Connection, kind: ObjectKind, id: &str, expect: &Expect) -> Result<Option<Document>> {
@@ -354,14 +345,6 @@ fn delete(conn: &Connection, kind: ObjectKind, id: &str, expect: &Expect) -> Res
     body.map(|body| parse_body(kind, id, &body)).transpose()
 }
 
-fn document_id(doc: &Document) -> Result<&str> {
-    match doc.get("id") {
-        Some(Value::String(id)) => Ok(id),
-        Some(other) => Err(StoreError::InvalidDocument(format!("id must be a string, not {other}"))),
-        None => Err(StoreError::InvalidDocument("a stored document needs an id".into())),
-    }
-}
-
 /// The stored text of `doc`, refused when it is beyond the store's limits.
 fn serialize(kind: ObjectKind, doc: &Document) -> Result<String> {
     super::LIMITS.check_depth(kind, doc)?;
@@ -372,7 +355,7 @@ fn serialize(kind: ObjectKind, doc: &Document) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::sqlite::schema;
@@ -467,16 +450,19 @@ mod tests {
         conn.execute_batch("BEGIN").unwrap();
         let (only, answer) = job(vec![create("a")]);
         commit_group(&mut conn, vec![only]);
-        assert!(matches!(answer.blocking_recv().unwrap(), Err(StoreError::Backend(_))));
+        assert!(matches!(
+            answer.blocking_recv().unwrap(),
+            Err(StoreError::Backend { .. })
+        ));
     }
 
     #[test]
     fn abort_keeps_refusals_and_pads() {
-        let error = StoreError::Backend("disk".into());
+        let error = StoreError::backend("disk");
         let outcomes = vec![Ok(vec![None]), Err(StoreError::InvalidDocument("x".into()))];
         let aborted = abort(outcomes, 3, &error);
-        assert!(matches!(&aborted[0], Err(StoreError::Backend(_))));
+        assert!(matches!(&aborted[0], Err(StoreError::Backend { .. })));
         assert!(matches!(&aborted[1], Err(StoreError::InvalidDocument(_))));
-        assert!(matches!(&aborted[2], Err(StoreError::Backend(_))));
+        assert!(matches!(&aborted[2], Err(StoreError::Backend { .. })));
     }
 }

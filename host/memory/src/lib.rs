@@ -1,0 +1,10 @@
+//! In-memory adapters of the `Store` and `Queue` ports. They keep the
+//! ports' contracts exactly (each passes the same conformance suite as the
+//! embedded adapters) and nothing survives the process: the application's
+//! unit tests run on them, with a [`pop_ports::ManualClock`].
+
+mod queue;
+mod store;
+
+pub use queue::MemoryQueue;
+pub use store::MemoryStore;
