@@ -118,7 +118,15 @@ pub struct BenchOptions {
     /// Pending agendas submitted to measure memory per pending agenda.
     #[arg(long, default_value_t = 20_000)]
     pub pending_agendas: usize,
-    /// Run one section only: submissions, execution, isolation or memory.
-    #[arg(long, value_parser = ["submissions", "execution", "isolation", "memory"])]
+    /// Run one section only: submissions, execution, isolation, latency or memory.
+    #[arg(long, value_parser = ["submissions", "execution", "isolation", "latency", "memory"])]
     pub only: Option<String>,
+    /// The `pop` binary whose `serve` is measured (default: this one), e.g. an older build to
+    /// compare with; its `pop-sample-handler` must sit next to it.
+    #[arg(long)]
+    pub server: Option<PathBuf>,
+    /// An older `pop` binary measured in the same run beside `--server` where a section
+    /// supports it (latency), with the ratio printed.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
 }

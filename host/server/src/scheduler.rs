@@ -1,9 +1,10 @@
 //! The scheduler loop: every interval, each insight's queue is topped up to
 //! its `queueSize` waiting (unleased) entries from the insight's backlog, by
-//! the insight's scheduler plugin. Releasing is one atomic write per
-//! insight: the backlog rows go, the queue entries come, and the scheduler's
-//! new state is saved, so a crash between decisions loses or duplicates
-//! nothing. Submission never waits on this loop.
+//! the insight's scheduler plugin. The queue shares no transaction with the
+//! store, so a release is a conditional store write (rows marked released,
+//! state saved), then an idempotent enqueue, then the rows' removal; see
+//! [`top_up`] for why a crash between any two neither loses nor doubles an
+//! agenda. Submission never waits on this loop.
 //!
 //! Insights take their turns concurrently and independently: a round
 //! starts the turn of every insight whose previous turn has ended and does
@@ -27,6 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::domain::body::from_document;
+use crate::domain::fence;
 use crate::domain::scheduling::{gather, state_write};
 use crate::error::ApiResult;
 use crate::plugins::PluginHost;
@@ -238,7 +240,12 @@ pub struct SchedulerPorts {
 /// 3. the released rows are deleted.
 ///
 /// A process that dies after 1 leaves released rows behind; a later turn
-/// finds them (`Backlog::stale_releases`) and does 2 and 3 for them.
+/// finds them (`Backlog::stale_releases`, older than
+/// `REDRIVE_AFTER_MS`) and does 2 and 3 for them. One that dies after 2
+/// may have had its messages run and acknowledged since, so before
+/// re-enqueueing a row the turn checks the agenda's fencing token: a token
+/// of that message (`<row id>/<n>`) means a delivery of it started, and the
+/// row is only removed.
 pub async fn top_up(ports: &SchedulerPorts, plugins: &PluginHost, insight: &Insight) -> ApiResult<Option<Released>> {
     let store = ports.store.as_ref();
     let insight_id = insight.envelope.id.clone().unwrap_or_default();
@@ -257,13 +264,15 @@ pub async fn top_up(ports: &SchedulerPorts, plugins: &PluginHost, insight: &Insi
     let now = ports.clock.now_millis();
     let backlog = gather(store, ports.queue.as_ref(), insight, now).await?;
     if !backlog.stale_releases.is_empty() {
-        let stale = backlog.stale_releases.clone();
+        let (redo, delivered) = split_delivered(store, &backlog.stale_releases).await?;
         tracing::warn!(
             insight = insight_id,
-            count = stale.len(),
+            redo = redo.len(),
+            delivered = delivered.len(),
             "re-driving releases a stopped scheduler left unfinished"
         );
-        finish_release(ports, &stale, now).await?;
+        finish_release(ports, &redo, now).await?;
+        remove_rows(ports, &delivered).await?;
     }
     if backlog.rows.is_empty() {
         return Ok(None);
@@ -331,6 +340,11 @@ async fn finish_release(ports: &SchedulerPorts, rows: &[ReadyAgenda], now: Epoch
     let messages = rows.iter().map(|row| queued_from(row, now)).collect();
     ports.queue.enqueue(messages).await?;
     ports.released.notify_waiters();
+    remove_rows(ports, rows).await
+}
+
+/// Step 3: delete released rows (each only while still marked as read).
+async fn remove_rows(ports: &SchedulerPorts, rows: &[ReadyAgenda]) -> ApiResult<()> {
     let deletes = rows
         .iter()
         .map(|row| {
@@ -352,6 +366,38 @@ async fn finish_release(ports: &SchedulerPorts, rows: &[ReadyAgenda], now: Epoch
     Ok(())
 }
 
+/// Stale released rows whose message was never delivered (to enqueue
+/// again), and those whose message a delivery already started, or whose
+/// agenda is gone (to remove only).
+async fn split_delivered(store: &dyn Store, rows: &[ReadyAgenda]) -> ApiResult<(Vec<ReadyAgenda>, Vec<ReadyAgenda>)> {
+    let mut redo = Vec::new();
+    let mut delivered = Vec::new();
+    for row in rows {
+        let row_id = row.envelope.id.as_deref().unwrap_or_default();
+        let agenda = store
+            .get(ObjectKind::Agenda, row.agenda_id.as_deref().unwrap_or_default())
+            .await?;
+        let progress_id = agenda
+            .as_ref()
+            .and_then(|a| a.get("progressId"))
+            .and_then(Value::as_str);
+        let token = match progress_id {
+            Some(id) => store
+                .get(ObjectKind::AgendaProgress, id)
+                .await?
+                .and_then(|p| p.get(fence::FIELD).and_then(Value::as_str).map(String::from)),
+            None => None,
+        };
+        let started = token.is_some_and(|t| t.strip_prefix(row_id).is_some_and(|rest| rest.starts_with('/')));
+        if agenda.is_none() || started {
+            delivered.push(row.clone());
+        } else {
+            redo.push(row.clone());
+        }
+    }
+    Ok((redo, delivered))
+}
+
 /// The queue message of a released backlog row (same id: the enqueue of a
 /// re-driven release finds it).
 fn queued_from(row: &ReadyAgenda, now: EpochMillis) -> QueuedAgenda {
@@ -369,4 +415,227 @@ fn queued_from(row: &ReadyAgenda, now: EpochMillis) -> QueuedAgenda {
     queued.envelope.added_time = Some(now);
     queued.envelope.updated_time = Some(now);
     queued
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use pop_memory::{Fault, FaultyQueue, MemoryQueue, MemoryStore};
+    use pop_store::{DirBlobStore, DocFilter, Document, ManualClock};
+    use pop_wasm::{Runtime, RuntimeConfig};
+    use tokio::sync::Barrier;
+
+    use super::*;
+
+    const AGENDAS: usize = 5;
+
+    fn doc(value: Value) -> Document {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    fn insight() -> Insight {
+        from_document(doc(json!({"id": "work", "customerId": "acme", "queueSize": 10,
+            "schedulingAlgorithm": "FirstInFirstOut"})))
+        .unwrap()
+    }
+
+    /// Agendas a0.. with their progress, each waiting in the backlog as
+    /// row r-a<n>, released (by a scheduler that stopped) when `released`.
+    async fn backlog(store: &dyn Store, released: Option<EpochMillis>) {
+        let mut writes = Vec::new();
+        for n in 0..AGENDAS {
+            writes.push(Write::put(
+                ObjectKind::Agenda,
+                doc(json!({"id": format!("a{n}"), "customerId": "acme", "progressId": format!("p{n}")})),
+            ));
+            writes.push(Write::put(
+                ObjectKind::AgendaProgress,
+                doc(json!({"id": format!("p{n}"), "customerId": "acme", "processingState": "WAITING"})),
+            ));
+            let mut row = json!({"id": format!("r-a{n}"), "customerId": "acme", "insightId": "work",
+                "agendaId": format!("a{n}"), "added": n});
+            if let Some(at) = released {
+                row["releasedAt"] = json!(at);
+                row["releasedBy"] = json!("FirstInFirstOut");
+            }
+            writes.push(Write::put(ObjectKind::ReadyAgenda, doc(row)));
+        }
+        store.write(writes).await.unwrap();
+    }
+
+    async fn plugins(store: Arc<dyn Store>, blobs: &tempfile::TempDir) -> Arc<PluginHost> {
+        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+        let blobs = DirBlobStore::open(blobs.path()).unwrap();
+        PluginHost::start(Arc::new(runtime), store, Arc::new(blobs))
+            .await
+            .unwrap()
+    }
+
+    fn ports(store: Arc<dyn Store>, queue: Arc<dyn Queue>, clock: Arc<ManualClock>) -> SchedulerPorts {
+        SchedulerPorts {
+            store,
+            queue,
+            clock,
+            released: Arc::new(Notify::new()),
+        }
+    }
+
+    async fn queued_agendas(queue: &dyn Queue) -> Vec<String> {
+        let mut ids: Vec<String> = queue
+            .list("work", 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.agenda_id.unwrap_or_default())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    async fn rows_left(store: &dyn Store) -> u64 {
+        store.count(ObjectKind::ReadyAgenda, &Query::all(), None).await.unwrap()
+    }
+
+    /// A store whose first two backlog reads wait for each other: two
+    /// schedulers then decide on the same backlog, as two processes can.
+    struct SameBacklog {
+        inner: Arc<dyn Store>,
+        gate: Barrier,
+        gated: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Store for SameBacklog {
+        async fn get(&self, kind: ObjectKind, id: &str) -> pop_store::Result<Option<Document>> {
+            self.inner.get(kind, id).await
+        }
+        async fn query(
+            &self,
+            kind: ObjectKind,
+            query: &Query,
+            visible: Option<DocFilter>,
+        ) -> pop_store::Result<Vec<Document>> {
+            let rows = self.inner.query(kind, query, visible).await;
+            if kind == ObjectKind::ReadyAgenda && self.gated.fetch_add(1, Ordering::SeqCst) < 2 {
+                self.gate.wait().await;
+            }
+            rows
+        }
+        async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> pop_store::Result<u64> {
+            self.inner.count(kind, query, visible).await
+        }
+        async fn write(&self, writes: Vec<Write>) -> pop_store::Result<Vec<Option<Document>>> {
+            self.inner.write(writes).await
+        }
+    }
+
+    #[tokio::test]
+    async fn two_schedulers_deciding_on_one_backlog_release_each_agenda_once() {
+        let clock = Arc::new(ManualClock::default());
+        let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        backlog(memory.as_ref(), None).await;
+        let store: Arc<dyn Store> = Arc::new(SameBacklog {
+            inner: memory.clone(),
+            gate: Barrier::new(2),
+            gated: AtomicUsize::new(0),
+        });
+        let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(clock.clone()));
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // Two processes: each its own plugin host, the same engines.
+        let (host_a, host_b) = (
+            plugins(store.clone(), &dir_a).await,
+            plugins(store.clone(), &dir_b).await,
+        );
+        let ports = ports(store, queue.clone(), clock);
+        let insight = insight();
+        let (a, b) = tokio::join!(top_up(&ports, &host_a, &insight), top_up(&ports, &host_b, &insight));
+        let released: Vec<Released> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        assert_eq!(released.len(), 1, "exactly one decision took effect: {released:?}");
+        assert_eq!(released[0].agenda_ids.len(), AGENDAS);
+        assert_eq!(queued_agendas(queue.as_ref()).await, ["a0", "a1", "a2", "a3", "a4"]);
+        assert_eq!(rows_left(memory.as_ref()).await, 0);
+        // The next turn finds nothing left to release.
+        assert_eq!(top_up(&ports, &host_a, &insight).await.unwrap(), None);
+        assert_eq!(queue.list("work", 100).await.unwrap().len(), AGENDAS);
+    }
+
+    #[tokio::test]
+    async fn a_release_cut_off_before_the_enqueue_is_redriven_once() {
+        let clock = Arc::new(ManualClock::default());
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        backlog(store.as_ref(), None).await;
+        let memory_queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(clock.clone()));
+        let queue = Arc::new(FaultyQueue::new(memory_queue.clone()));
+        let dir = tempfile::tempdir().unwrap();
+        let host = plugins(store.clone(), &dir).await;
+        let ports = ports(store.clone(), queue.clone(), clock.clone());
+        let insight = insight();
+        // The process "dies" between marking the rows and the enqueue.
+        queue.fail_next_enqueues([Fault::Permanent]);
+        assert!(top_up(&ports, &host, &insight).await.is_err());
+        assert!(queued_agendas(queue.as_ref()).await.is_empty());
+        assert_eq!(rows_left(store.as_ref()).await, AGENDAS as u64, "marked, not lost");
+        // Marked rows are neither decided on again nor re-driven at once
+        // (their scheduler may still be finishing).
+        assert_eq!(top_up(&ports, &host, &insight).await.unwrap(), None);
+        assert!(queued_agendas(queue.as_ref()).await.is_empty());
+        clock.advance(Duration::from_millis(
+            crate::domain::scheduling::REDRIVE_AFTER_MS as u64 + 1,
+        ));
+        top_up(&ports, &host, &insight).await.unwrap();
+        assert_eq!(queued_agendas(queue.as_ref()).await, ["a0", "a1", "a2", "a3", "a4"]);
+        assert_eq!(rows_left(store.as_ref()).await, 0);
+        clock.advance(Duration::from_secs(60));
+        top_up(&ports, &host, &insight).await.unwrap();
+        assert_eq!(queue.list("work", 100).await.unwrap().len(), AGENDAS, "released once");
+    }
+
+    #[tokio::test]
+    async fn a_release_cut_off_after_the_enqueue_does_not_run_delivered_agendas_again() {
+        let clock = Arc::new(ManualClock::default());
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        // The state a process leaves when it dies after the enqueue and
+        // before removing the rows: marked rows, their messages queued.
+        backlog(store.as_ref(), Some(clock.now_millis())).await;
+        let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(clock.clone()));
+        let rows: Vec<ReadyAgenda> = store
+            .query(ObjectKind::ReadyAgenda, &Query::all(), None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| from_document(d).unwrap())
+            .collect();
+        queue
+            .enqueue(rows.iter().map(|r| queued_from(r, clock.now_millis())).collect())
+            .await
+            .unwrap();
+        // a0 ran to the end meanwhile: its delivery took the token over and
+        // acknowledged the message.
+        let delivered = queue
+            .claim("work", 1, "puller", Duration::from_secs(60), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(delivered[0].agenda_id.as_deref(), Some("a0"));
+        let token = doc(json!({ fence::FIELD: fence::token_of(&delivered[0]), "processingState": "COMPLETE" }));
+        store
+            .write(vec![Write::merge(ObjectKind::AgendaProgress, "p0", token)])
+            .await
+            .unwrap();
+        queue.acknowledge(&delivered[0]).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let host = plugins(store.clone(), &dir).await;
+        let ports = ports(store.clone(), queue.clone(), clock.clone());
+        clock.advance(Duration::from_millis(
+            crate::domain::scheduling::REDRIVE_AFTER_MS as u64 + 1,
+        ));
+        top_up(&ports, &host, &insight()).await.unwrap();
+        assert_eq!(
+            queued_agendas(queue.as_ref()).await,
+            ["a1", "a2", "a3", "a4"],
+            "a0 is not queued again; the others stay queued once"
+        );
+        assert_eq!(rows_left(store.as_ref()).await, 0);
+    }
 }

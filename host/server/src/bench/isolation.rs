@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::Bench;
+use super::{Bench, percentile};
 
 /// Agendas of `calm` measured per phase, one submitted every [`SPACING`].
 const SAMPLES: usize = 80;
@@ -113,10 +113,4 @@ async fn completion_ms(bench: &Bench, progress_id: &str) -> anyhow::Result<f64> 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// The `q` quantile of sorted samples (nearest rank).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }

@@ -11,7 +11,7 @@ use super::Bench;
 use crate::cli::BenchOptions;
 
 pub async fn measure(options: &BenchOptions) -> anyhow::Result<()> {
-    let bench = Bench::start("memory", &[]).await?;
+    let bench = Bench::start(&options.server_binary()?, "memory", &[]).await?;
     let outcome = async {
         bench.setup().await?;
         let agenda = json!({"customerId": "bench", "title": "parked", "operations": [

@@ -6,10 +6,13 @@
 //! * [`execution`]: per-operation orchestration overhead with the wasm and
 //!   the process handler, and a 10,000-operation agenda accepted and run;
 //! * [`memory`]: server memory per pending agenda;
-//! * [`isolation`]: one tenant's latency beside another's failing scheduler.
+//! * [`isolation`]: one tenant's latency beside another's failing scheduler;
+//! * [`latency`]: one small agenda POST → COMPLETE on an idle server, and
+//!   the idle server's CPU.
 
 mod execution;
 mod isolation;
+mod latency;
 mod memory;
 mod submissions;
 
@@ -33,7 +36,7 @@ pub struct Bench {
 }
 
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
-    let bench = Bench::start("main", &[]).await?;
+    let bench = Bench::start(&options.server_binary()?, "main", &[]).await?;
     bench.setup().await?;
     let outcome = async {
         if options.section("submissions") {
@@ -50,6 +53,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     .await;
     bench.stop().await;
     outcome?;
+    if options.section("latency") {
+        latency::measure(&options).await?;
+    }
     if options.section("memory") {
         memory::measure(&options).await?;
     }
@@ -60,16 +66,24 @@ impl BenchOptions {
     fn section(&self, name: &str) -> bool {
         self.only.as_deref().is_none_or(|only| only == name)
     }
+
+    /// The `pop` binary whose server is measured.
+    fn server_binary(&self) -> anyhow::Result<PathBuf> {
+        match &self.server {
+            Some(path) => Ok(path.clone()),
+            None => Ok(std::env::current_exe()?),
+        }
+    }
 }
 
 impl Bench {
     /// Start `pop serve` on a fresh data directory, with the built-in
     /// registry (`sample` as a process, `sampleWasm` in-process).
-    pub async fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    pub async fn start(server: &Path, name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("pop-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let (child, base) = start_server(&dir, env).await?;
+        let (child, base) = start_server(server, &dir, env).await?;
         let token = std::fs::read_to_string(dir.join(crate::auth::ADMIN_TOKEN_FILE))?
             .trim()
             .to_string();
@@ -191,6 +205,25 @@ impl Bench {
         Ok(kib * 1024)
     }
 
+    /// CPU time (user + system) the server used so far, from `/proc`.
+    pub fn server_cpu_ms(&self) -> anyhow::Result<f64> {
+        let pid = self.child.id().context("the server exited")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the command name (which may hold spaces): state is
+        // the 3rd field, utime and stime the 14th and 15th.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("bad /proc stat")?;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = fields
+            .get(11..13)
+            .context("short /proc stat")?
+            .iter()
+            .map(|f| f.parse::<f64>().unwrap_or(0.0))
+            .sum();
+        // Linux reports in clock ticks of 1/100 s (USER_HZ) on every
+        // mainstream architecture.
+        Ok(ticks * 10.0)
+    }
+
     /// Bytes of the store files (database and WAL).
     pub fn store_bytes(&self) -> u64 {
         ["pop.db", "pop.db-wal"]
@@ -206,8 +239,8 @@ impl Bench {
     }
 }
 
-async fn start_server(dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(std::env::current_exe()?)
+async fn start_server(server: &Path, dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<(Child, String)> {
+    let mut child = Command::new(server)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("RUST_LOG", "warn")
@@ -233,4 +266,10 @@ async fn start_server(dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<(Child
         }
     }
     bail!("pop serve did not report its address")
+}
+
+/// The `q` quantile of sorted samples (nearest rank).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }

@@ -309,3 +309,220 @@ impl Task {
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50 << attempt.min(6))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use pop_memory::{Fault, FaultyStore, MemoryQueue, MemoryStore};
+    use pop_store::{Document, ManualClock, Queue};
+
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(60);
+    const HEARTBEAT: Duration = Duration::from_secs(5);
+
+    struct Setup {
+        clock: Arc<ManualClock>,
+        memory: Arc<MemoryStore>,
+        store: Arc<FaultyStore>,
+        queue: Arc<MemoryQueue>,
+    }
+
+    impl Setup {
+        async fn new() -> Self {
+            let clock = Arc::new(ManualClock::default());
+            let memory = Arc::new(MemoryStore::new());
+            let store = Arc::new(FaultyStore::new(memory.clone()));
+            let queue = Arc::new(MemoryQueue::new(clock.clone()));
+            let progress = json!({"id": "p1", "customerId": "acme", "processingState": "WAITING"});
+            memory
+                .write(vec![Write::put(ObjectKind::AgendaProgress, doc(progress))])
+                .await
+                .unwrap();
+            let mut message = QueuedAgenda {
+                insight_id: Some("work".into()),
+                agenda_id: Some("a1".into()),
+                ..Default::default()
+            };
+            message.envelope.id = Some("m1".into());
+            queue.enqueue(vec![message]).await.unwrap();
+            Self {
+                clock,
+                memory,
+                store,
+                queue,
+            }
+        }
+
+        fn ports(&self) -> RecorderPorts {
+            RecorderPorts {
+                store: self.store.clone(),
+                queue: self.queue.clone(),
+                clock: self.clock.clone(),
+            }
+        }
+
+        async fn claim(&self) -> QueuedAgenda {
+            let mut claimed = self
+                .queue
+                .claim("work", 1, "puller", LEASE, Duration::ZERO)
+                .await
+                .unwrap();
+            claimed.pop().expect("a message to claim")
+        }
+
+        async fn progress(&self) -> Document {
+            self.memory
+                .get(ObjectKind::AgendaProgress, "p1")
+                .await
+                .unwrap()
+                .unwrap()
+        }
+
+        /// Run `work` while moving the manual clock on, so its retries'
+        /// backoffs pass without anyone sleeping.
+        async fn with_time<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
+            let task = tokio::spawn(work);
+            let clock = self.clock.clone();
+            let passing = async {
+                while !task.is_finished() {
+                    clock.advance(Duration::from_millis(50));
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), passing)
+                .await
+                .expect("the recorder call ended");
+            task.await.expect("the recorder call did not panic")
+        }
+    }
+
+    fn doc(value: Value) -> Document {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    fn state(progress: &str, state: &str) -> Write {
+        Write::merge(
+            ObjectKind::AgendaProgress,
+            progress,
+            doc(json!({"processingState": state})),
+        )
+    }
+
+    async fn open(setup: &Setup, lease: QueuedAgenda, stored: Option<Value>) -> Result<Recorder, RecordError> {
+        let ports = setup.ports();
+        setup
+            .with_time(Recorder::open(ports, lease, "p1".into(), stored, LEASE, HEARTBEAT))
+            .await
+    }
+
+    #[tokio::test]
+    async fn transient_store_failures_are_retried_until_the_write_lands() {
+        let setup = Setup::new().await;
+        let lease = setup.claim().await;
+        setup.store.fail_next_writes([Fault::Transient, Fault::Transient]);
+        let recorder = open(&setup, lease, None).await;
+        assert!(recorder.is_ok(), "{:?}", recorder.err());
+        assert_eq!(setup.store.write_attempts(), 3, "two failures, then the write");
+        assert_eq!(setup.progress().await[fence::FIELD], json!("m1/1"));
+    }
+
+    #[tokio::test]
+    async fn an_outage_longer_than_the_retries_stops_the_run() {
+        let setup = Setup::new().await;
+        let lease = setup.claim().await;
+        setup.store.fail_next_writes([Fault::Transient; ATTEMPTS as usize]);
+        let outcome = open(&setup, lease, None).await;
+        assert!(matches!(outcome, Err(RecordError::Store(_))), "{:?}", outcome.err());
+        assert_eq!(setup.store.write_attempts(), ATTEMPTS as usize);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_is_not_retried() {
+        let setup = Setup::new().await;
+        let lease = setup.claim().await;
+        setup.store.fail_next_writes([Fault::Permanent]);
+        let outcome = open(&setup, lease, None).await;
+        assert!(matches!(outcome, Err(RecordError::Store(_))), "{:?}", outcome.err());
+        assert_eq!(setup.store.write_attempts(), 1, "not retried");
+        assert!(setup.progress().await.get(fence::FIELD).is_none(), "nothing recorded");
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_agenda_was_rerun_records_nothing_more() {
+        let setup = Setup::new().await;
+        let lease = setup.claim().await;
+        let mut recorder = open(&setup, lease, None).await.expect("open");
+        // A rerun replaces the token (service::rerun).
+        let rerun = doc(json!({ fence::FIELD: fence::rerun_token() }));
+        setup
+            .memory
+            .write(vec![Write::merge(ObjectKind::AgendaProgress, "p1", rerun)])
+            .await
+            .unwrap();
+        let outcome = recorder.write_durably(vec![state("p1", "EXECUTING")]).await;
+        assert!(matches!(outcome, Err(RecordError::LeaseLost)), "{outcome:?}");
+        assert!(matches!(recorder.stopped().await, RecordError::LeaseLost));
+        assert_eq!(setup.progress().await["processingState"], json!("WAITING"));
+    }
+
+    #[tokio::test]
+    async fn a_newer_delivery_takes_over_and_the_older_one_goes_quiet() {
+        let setup = Setup::new().await;
+        let first = setup.claim().await;
+        let old = open(&setup, first, None).await.expect("open the first delivery");
+        // The first holder stalls past its lease; the message comes back.
+        setup.clock.advance(LEASE + Duration::from_secs(1));
+        let second = setup.claim().await;
+        assert_eq!(second.deliveries, Some(2));
+        // Opened with the token as it was before the first took over: a
+        // second run starting at the same moment as the first loses.
+        let stale = open(&setup, second.clone(), None).await;
+        assert!(matches!(stale, Err(RecordError::LeaseLost)), "{:?}", stale.err());
+        let read = setup.progress().await.get(fence::FIELD).cloned();
+        let new = open(&setup, second, read).await.expect("open the second delivery");
+        let outcome = old.write_durably(vec![state("p1", "EXECUTING")]).await;
+        assert!(matches!(outcome, Err(RecordError::LeaseLost)), "{outcome:?}");
+        assert_eq!(setup.progress().await["processingState"], json!("WAITING"));
+        new.write_durably(vec![state("p1", "EXECUTING")])
+            .await
+            .expect("the current run records");
+        assert_eq!(setup.progress().await["processingState"], json!("EXECUTING"));
+        assert_eq!(setup.progress().await[fence::FIELD], json!("m1/2"));
+    }
+
+    #[tokio::test]
+    async fn finishing_records_the_end_and_acknowledges_the_delivery() {
+        let setup = Setup::new().await;
+        let lease = setup.claim().await;
+        let recorder = open(&setup, lease, None).await.expect("open");
+        recorder.finish(vec![state("p1", "COMPLETE")]).await.expect("finish");
+        assert_eq!(setup.progress().await["processingState"], json!("COMPLETE"));
+        assert!(setup.queue.get("m1").await.unwrap().is_none(), "acknowledged");
+    }
+
+    #[tokio::test]
+    async fn the_heartbeat_extends_the_lease_on_the_clock() {
+        let setup = Setup::new().await;
+        let lease = setup.claim().await;
+        let expires = lease.lease_expires.unwrap();
+        let _recorder = open(&setup, lease, None).await.expect("open");
+        let queue = setup.queue.clone();
+        let extended = setup.with_time(async move {
+            loop {
+                let current = queue.get("m1").await.unwrap().unwrap();
+                if current.lease_expires.unwrap() > expires {
+                    return current;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        let extended = extended.await;
+        assert_eq!(extended.deliveries, Some(1), "the same delivery, extended");
+        assert!(
+            setup.progress().await["updatedTime"].is_i64(),
+            "the progress was touched"
+        );
+    }
+}
