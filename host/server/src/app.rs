@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use pop_store::{Clock, Queue, Store};
+use pop_store::{Clock, Identity, Queue, Store};
 use tokio::sync::Notify;
 
-use crate::auth::Authenticator;
 use crate::plugins::PluginHost;
 
 /// What every request handler can reach.
@@ -14,7 +13,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
-    pub auth: Arc<Authenticator>,
+    pub auth: Arc<dyn Identity>,
     pub plugins: Arc<PluginHost>,
     /// Wakes the scheduler loop: an agenda entered a backlog, so a queue
     /// may be topped up before the next interval.
@@ -30,12 +29,12 @@ pub struct Engines {
 }
 
 impl AppState {
-    pub fn new(engines: Engines, auth: Authenticator, plugins: Arc<PluginHost>, backlog_grew: Arc<Notify>) -> Self {
+    pub fn new(engines: Engines, auth: Arc<dyn Identity>, plugins: Arc<PluginHost>, backlog_grew: Arc<Notify>) -> Self {
         Self {
             store: engines.store,
             queue: engines.queue,
             clock: engines.clock,
-            auth: Arc::new(auth),
+            auth,
             plugins,
             backlog_grew,
         }

@@ -4,16 +4,19 @@
 //! Gateway Lambda authorizer), in this format:
 //! `{"tokens":[{"token":"…","userId":"…","accounts":["acme"],"superUser":false}]}`.
 //! With no file, a super-user token is generated into the data directory.
+//!
+//! [`Authenticator`] is the token-file adapter of the `Identity` port; the
+//! API reaches it only through that trait.
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use axum::http::HeaderMap;
+use async_trait::async_trait;
+use axum::http::request::Parts;
 use pop_core::visibility::Caller;
+use pop_store::{Identity, IdentityError, bearer_token};
 use serde::Deserialize;
-
-use crate::error::ApiError;
 
 /// Name of the generated super-user token file inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -102,22 +105,17 @@ impl Authenticator {
         callers.insert(token, Caller::new("admin", [], true));
         Ok((Self { callers }, path))
     }
+}
 
-    /// The caller behind the request's `Authorization` header.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let header = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated("The Authorization header is required.".into()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::Unauthenticated("The Authorization header must be 'Bearer <token>'.".into()))?;
+#[async_trait]
+impl Identity for Authenticator {
+    /// The caller behind the request's `Authorization: Bearer` token.
+    async fn authenticate(&self, request: &Parts) -> Result<Caller, IdentityError> {
+        let token = bearer_token(request)?;
         self.callers
             .get(token)
             .cloned()
-            .ok_or_else(|| ApiError::Unauthenticated("The bearer token is not valid.".into()))
+            .ok_or_else(|| IdentityError::Rejected("The bearer token is not valid.".into()))
     }
 }
 
@@ -146,15 +144,27 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
 
-    fn headers(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(axum::http::header::AUTHORIZATION, value.parse().unwrap());
-        h
+    fn headers(value: &str) -> Parts {
+        let mut request = axum::http::Request::new(());
+        request
+            .headers_mut()
+            .insert(axum::http::header::AUTHORIZATION, value.parse().unwrap());
+        request.into_parts().0
     }
 
-    #[test]
-    fn token_file_roundtrip_and_rejections() {
+    fn no_headers() -> Parts {
+        axum::http::Request::new(()).into_parts().0
+    }
+
+    /// As the API sees it: through the port, errors mapped to `ApiError`.
+    async fn authenticate(auth: &Authenticator, request: &Parts) -> Result<Caller, ApiError> {
+        Identity::authenticate(auth, request).await.map_err(ApiError::from)
+    }
+
+    #[tokio::test]
+    async fn token_file_roundtrip_and_rejections() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.json");
         std::fs::write(
@@ -163,19 +173,19 @@ mod tests {
         )
         .unwrap();
         let auth = Authenticator::from_token_file(&path).unwrap();
-        let alice = auth.authenticate(&headers("Bearer t1")).unwrap();
+        let alice = authenticate(&auth, &headers("Bearer t1")).await.unwrap();
         assert_eq!(alice.user_id, "alice");
         assert!(alice.accounts.contains("acme") && !alice.super_user);
         assert!(matches!(
-            auth.authenticate(&headers("Bearer nope")),
+            authenticate(&auth, &headers("Bearer nope")).await,
             Err(ApiError::Unauthenticated(_))
         ));
         assert!(matches!(
-            auth.authenticate(&headers("t1")),
+            authenticate(&auth, &headers("t1")).await,
             Err(ApiError::Unauthenticated(_))
         ));
         assert!(matches!(
-            auth.authenticate(&HeaderMap::new()),
+            authenticate(&auth, &no_headers()).await,
             Err(ApiError::Unauthenticated(_))
         ));
 
@@ -187,19 +197,20 @@ mod tests {
     }
 
     #[cfg(unix)]
-    #[test]
-    fn admin_token_is_private_and_stable() {
+    #[tokio::test]
+    async fn admin_token_is_private_and_stable() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let (auth, path) = Authenticator::with_admin_token(dir.path()).unwrap();
         let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(
-            auth.authenticate(&headers(&format!("Bearer {token}")))
+            authenticate(&auth, &headers(&format!("Bearer {token}")))
+                .await
                 .unwrap()
                 .super_user
         );
         let (again, _) = Authenticator::with_admin_token(dir.path()).unwrap();
-        assert!(again.authenticate(&headers(&format!("Bearer {token}"))).is_ok());
+        assert!(authenticate(&again, &headers(&format!("Bearer {token}"))).await.is_ok());
     }
 }

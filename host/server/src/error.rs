@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pop_store::{BlobError, QueueError, StoreError};
+use pop_store::{BlobError, IdentityError, QueueError, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::cid::Cid;
@@ -110,6 +110,18 @@ impl From<StoreError> for ApiError {
             failed @ StoreError::Backend { .. } => {
                 tracing::error!(error = ?failed, "storage failure");
                 ApiError::Internal("The storage backend failed; the request was not applied.".into())
+            }
+        }
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Missing(message) | IdentityError::Rejected(message) => ApiError::Unauthenticated(message),
+            unavailable @ IdentityError::Unavailable { .. } => {
+                tracing::warn!(error = %unavailable, "authentication unavailable");
+                ApiError::Unavailable("Authentication is unavailable right now; retry the request.".into())
             }
         }
     }

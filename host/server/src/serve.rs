@@ -98,7 +98,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         queue,
         clock,
     };
-    let state = AppState::new(engines, auth, plugins.clone(), runner.wake_scheduler.clone());
+    let state = AppState::new(engines, Arc::new(auth), plugins.clone(), runner.wake_scheduler.clone());
     let puller = crate::runner::spawn(Arc::new(runner));
 
     let listener = TcpListener::bind(&options.listen)

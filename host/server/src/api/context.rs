@@ -4,7 +4,7 @@ use pop_core::visibility::Caller;
 
 use crate::app::AppState;
 use crate::cid::Cid;
-use crate::error::ErrorWithCid;
+use crate::error::{ApiError, ErrorWithCid};
 
 /// Who is calling (authenticated) and the request's correlation id.
 #[derive(Debug, Clone)]
@@ -18,7 +18,11 @@ impl FromRequestParts<AppState> for RequestContext {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let cid = parts.extensions.get::<Cid>().cloned().unwrap_or_else(Cid::generate);
-        let caller = state.auth.authenticate(&parts.headers).map_err(|e| e.with_cid(&cid))?;
+        let caller = state
+            .auth
+            .authenticate(parts)
+            .await
+            .map_err(|e| ApiError::from(e).with_cid(&cid))?;
         Ok(Self { caller, cid })
     }
 }
