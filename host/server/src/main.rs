@@ -1,17 +1,8 @@
 //! `pop`: the POP server and its command-line client tools.
 
-mod api;
-mod app;
-mod auth;
 mod bench;
-mod cid;
 mod cli;
 mod client;
-mod domain;
-mod error;
-mod plugins;
-mod runner;
-mod scheduler;
 mod serve;
 
 use clap::Parser;

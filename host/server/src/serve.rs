@@ -11,13 +11,13 @@ use pop_wasm::{Limits, Runtime, RuntimeConfig};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-use crate::app::{AppState, Engines};
-use crate::auth::Authenticator;
 use crate::cli::ServeOptions;
-use crate::plugins::PluginHost;
-use crate::runner::{Runner, RunnerConfig};
-use crate::scheduler::SchedulerPorts;
+use pop_app::plugins::PluginHost;
+use pop_app::runner::{Runner, RunnerConfig};
+use pop_app::scheduler::SchedulerPorts;
+use pop_app::{AppState, Engines};
 use pop_handlers_registry::Registry;
+use pop_token_file::Authenticator;
 
 /// File name of the embedded store inside the data directory.
 pub const STORE_FILE: &str = "pop.db";
@@ -77,7 +77,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         clock: clock.clone(),
         released: released.clone(),
     };
-    let scheduler = crate::scheduler::spawn(
+    let scheduler = pop_app::scheduler::spawn(
         ports,
         plugins.clone(),
         std::time::Duration::from_millis(options.schedule_interval_ms),
@@ -99,7 +99,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         clock,
     };
     let state = AppState::new(engines, Arc::new(auth), plugins.clone(), runner.wake_scheduler.clone());
-    let puller = crate::runner::spawn(Arc::new(runner));
+    let puller = pop_app::runner::spawn(Arc::new(runner));
 
     let listener = TcpListener::bind(&options.listen)
         .await
@@ -108,7 +108,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(%address, store = %store_path.display(), "pop serving");
     // Tests and tools read this line to find the port.
     println!("pop listening on http://{address}");
-    axum::serve(listener, crate::api::router(state.clone()))
+    axum::serve(listener, pop_http::router(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("pop stopped accepting requests; flushing the store");

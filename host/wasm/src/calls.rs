@@ -279,7 +279,7 @@ impl Runtime {
         let mut store = self.store(state, &budget);
         let instance = instantiate(&mut store).map_err(|e| classify(&e, store.data().limiter.denied, true, &budget))?;
         // The call gets its whole budget, as on a warm instance.
-        crate::runtime::arm(&mut store, &budget);
+        crate::state::arm(&mut store, &budget);
         let result = call(&instance, &mut store);
         self.instructions
             .fetch_add(spent(&store, &budget), std::sync::atomic::Ordering::Relaxed);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::plugin::PluginKind;
+use pop_core::PluginKind;
 
 /// Longest refusal message (`err(message)`) a plugin may hand back, in
 /// bytes. Longer ones are cut (at a character boundary): the message ends

@@ -16,7 +16,7 @@ use crate::format::check_component;
 use crate::limits::{Budget, Limits, RuntimeConfig};
 use crate::linker::Linkers;
 use crate::plugin::{Bound, CompiledPlugin, Contract, Origin, PluginKind};
-use crate::state::CallState;
+use crate::state::{CallState, arm};
 use crate::warm::{WarmPool, next_plugin_id};
 
 const DEFAULT_CACHE_CAPACITY: u64 = 512;
@@ -230,27 +230,4 @@ impl Runtime {
         arm(&mut store, budget);
         store
     }
-}
-
-/// Give `store` everything one call may use, from now: its instruction
-/// budget, its wall-clock deadline, its transfer limit, and a clean record
-/// of denied growth (the memory caps themselves are absolute sizes). Done
-/// before instantiating and again before the call itself, so a call has
-/// its whole budget whether it runs on a fresh instance or a warm one.
-pub(crate) fn arm(store: &mut Store<CallState>, budget: &Budget) {
-    if let Some(fuel) = budget.fuel {
-        // Fails only when the engine does not consume fuel, which is
-        // exactly when `budget.fuel` is None.
-        let _ = store.set_fuel(fuel);
-    }
-    if let Some(ticks) = budget.epoch_ticks {
-        store.set_epoch_deadline(ticks);
-    }
-    // Checked by wasmtime before it copies a list or string out of the
-    // guest: an answer over the limit is refused without being copied.
-    store.set_hostcall_fuel(budget.output.bytes());
-    let state = store.data_mut();
-    // None: a deadline too far away to represent is no deadline.
-    state.deadline_at = std::time::Instant::now().checked_add(budget.wall);
-    state.limiter.denied = false;
 }

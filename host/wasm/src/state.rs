@@ -11,7 +11,7 @@ use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{v0_1, v0_2};
-use crate::limits::Limits;
+use crate::limits::{Budget, Limits};
 
 /// Longest progress message passed on to the host; a plugin cannot make the
 /// host store megabytes per report.
@@ -293,4 +293,27 @@ pub(crate) fn no_wait_clock(state: &mut CallState) -> NoWaitClock<'_> {
     NoWaitClock {
         table: &mut state.table,
     }
+}
+
+/// Give `store` everything one call may use, from now: its instruction
+/// budget, its wall-clock deadline, its transfer limit, and a clean record
+/// of denied growth (the memory caps themselves are absolute sizes). Done
+/// before instantiating and again before the call itself, so a call has
+/// its whole budget whether it runs on a fresh instance or a warm one.
+pub(crate) fn arm(store: &mut wasmtime::Store<CallState>, budget: &Budget) {
+    if let Some(fuel) = budget.fuel {
+        // Fails only when the engine does not consume fuel, which is
+        // exactly when `budget.fuel` is None.
+        let _ = store.set_fuel(fuel);
+    }
+    if let Some(ticks) = budget.epoch_ticks {
+        store.set_epoch_deadline(ticks);
+    }
+    // Checked by wasmtime before it copies a list or string out of the
+    // guest: an answer over the limit is refused without being copied.
+    store.set_hostcall_fuel(budget.output.bytes());
+    let state = store.data_mut();
+    // None: a deadline too far away to represent is no deadline.
+    state.deadline_at = std::time::Instant::now().checked_add(budget.wall);
+    state.limiter.denied = false;
 }

@@ -40,8 +40,7 @@ use wasmtime::component::Instance;
 use crate::bindings::v0_1::{insight_matcher, visibility_policy};
 use crate::error::{PluginFailure, classify};
 use crate::limits::Budget;
-use crate::runtime::arm;
-use crate::state::CallState;
+use crate::state::{CallState, arm};
 
 /// Calls one warm instance serves before it is replaced by a fresh one.
 pub(crate) const MAX_USES: u32 = 1_000;

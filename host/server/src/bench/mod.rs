@@ -84,7 +84,7 @@ impl Bench {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let (child, base) = start_server(server, &dir, env).await?;
-        let token = std::fs::read_to_string(dir.join(crate::auth::ADMIN_TOKEN_FILE))?
+        let token = std::fs::read_to_string(dir.join(pop_token_file::ADMIN_TOKEN_FILE))?
             .trim()
             .to_string();
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;

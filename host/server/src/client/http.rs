@@ -75,7 +75,7 @@ impl ApiClient {
 }
 
 fn read_token(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(crate::auth::ADMIN_TOKEN_FILE);
+    let path = data_dir.join(pop_token_file::ADMIN_TOKEN_FILE);
     let token = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "no token: pass --token or set POP_TOKEN (or run next to the data directory, {} not readable)",

@@ -1,0 +1,459 @@
+//! One agenda's run (spec §5.3): the plan decides, this module does the I/O.
+//!
+//! Loop: launch what the plan says is ready (at most `operation_parallelism`
+//! at once), wait for the next completion or progress report, record it,
+//! repeat until the plan's outcome is decided; then write the final
+//! progress together with the queue entry's removal. Progress is recorded
+//! behind the run by the [`Recorder`]; losing the lease aborts the run.
+//! Running reports are coalesced (see [`super::progress`]): the latest of
+//! each operation is written at most every [`FLUSH_INTERVAL`], completions
+//! at once.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pop_core::execution::{ExecutionPlan, Outcome, ReadyOperation};
+use pop_core::{
+    Agenda, AgendaProgress, CompleteStateMessage, DiagnosticEvent, ObjectKind, OperationProgress, ProcessingState,
+    QueuedAgenda,
+};
+use pop_ports::{Document, Write};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::Runner;
+use super::launch::{OperationResult, OperationRun, event};
+use super::progress::{self, FLUSH_INTERVAL, ProgressReceiver, ProgressSender};
+use super::recorder::{RecordError, Recorder, RecorderPorts};
+use crate::domain::body::{from_document, to_document};
+use crate::domain::fence;
+use crate::domain::now_millis;
+use crate::domain::objects::operation_progress_of;
+use crate::domain::progress::new_operation_progress;
+use crate::error::AppError;
+
+/// POP's executor message while operations run.
+const RUNNING_OPERATIONS: &str = "Running Operations";
+
+/// Why a run ended without recording an outcome (the lease then brings
+/// the agenda back, or it is gone).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Api(#[from] AppError),
+    #[error(transparent)]
+    Store(#[from] pop_ports::StoreError),
+    #[error(transparent)]
+    Queue(#[from] pop_ports::QueueError),
+}
+
+/// Run the agenda of a claimed queue entry to its end.
+pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunError> {
+    let agenda_id = entry.agenda_id.clone().unwrap_or_default();
+    let store = runner.store.as_ref();
+    let Some(agenda_doc) = store.get(ObjectKind::Agenda, &agenda_id).await? else {
+        tracing::warn!(agenda_id, "queued agenda no longer exists; dropping its queue entry");
+        runner.queue.acknowledge(&entry).await?;
+        return Ok(());
+    };
+    let agenda: Agenda = from_document(agenda_doc)?;
+    let progress_id = agenda.progress_id.clone().unwrap_or_default();
+    let Some(progress_doc) = store.get(ObjectKind::AgendaProgress, &progress_id).await? else {
+        tracing::warn!(
+            agenda_id,
+            "queued agenda has no progress to report to; dropping its queue entry"
+        );
+        runner.queue.acknowledge(&entry).await?;
+        return Ok(());
+    };
+    let rows: Vec<OperationProgress> = operation_progress_of(store, &progress_id)
+        .await?
+        .into_iter()
+        .map(from_document)
+        .collect::<Result<_, _>>()?;
+    let ports = RecorderPorts {
+        store: runner.store.clone(),
+        queue: runner.queue.clone(),
+        clock: runner.clock.clone(),
+    };
+    let stored_token = progress_doc.get(fence::FIELD).cloned();
+    let recorder = Recorder::open(
+        ports,
+        entry,
+        progress_id.clone(),
+        stored_token,
+        runner.config.lease,
+        runner.config.heartbeat,
+    )
+    .await?;
+    let run = AgendaRun {
+        runs_dir: runner.config.runs_dir.join(short_hash(&agenda_id)),
+        customer_id: agenda.envelope.customer_id.clone().unwrap_or_default(),
+        cid: agenda.envelope.cid.clone().unwrap_or_default(),
+        attempts: progress_doc
+            .get("attemptsCompleted")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        with_rows: rows.iter().filter_map(|r| r.operation.clone()).collect(),
+        recorded_complete: HashSet::new(),
+        agenda_id,
+        progress_id,
+        runner,
+        recorder,
+    };
+    let plan = match ExecutionPlan::new(&agenda, &rows, &run.agenda_id) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let outcome = Outcome::Failed {
+                diagnostics: vec![event(e.to_string())],
+            };
+            return run.finish(None, outcome).await;
+        }
+    };
+    run.drive(plan).await
+}
+
+struct AgendaRun {
+    runner: Arc<Runner>,
+    recorder: Recorder,
+    agenda_id: String,
+    progress_id: String,
+    customer_id: String,
+    cid: String,
+    attempts: i64,
+    runs_dir: PathBuf,
+    /// Operations that have an OperationProgress row (merge) — the others,
+    /// generated during this run, get one written whole.
+    with_rows: HashSet<String>,
+    recorded_complete: HashSet<String>,
+}
+
+impl AgendaRun {
+    async fn drive(mut self, mut plan: ExecutionPlan) -> Result<(), RunError> {
+        let started = now_millis();
+        let start = AgendaProgress {
+            processing_state: Some(ProcessingState::Executing),
+            processing_state_message: Some(RUNNING_OPERATIONS.into()),
+            started_time: Some(started),
+            percent_complete: Some(plan.percent_complete()),
+            ..Default::default()
+        };
+        self.recorder.write(vec![self.agenda_write(&start)?]);
+
+        let parallelism = self.runner.config.operation_parallelism.max(1);
+        let (progress_tx, progress_rx) = progress::board();
+        let mut tasks: JoinSet<(String, OperationResult)> = JoinSet::new();
+        let mut names_by_task = HashMap::new();
+        // Reports wait on the board until the next flush is due: the first
+        // report of a quiet spell is written at once, later ones at most
+        // every FLUSH_INTERVAL.
+        let mut next_flush = Instant::now();
+        let mut flush_due = false;
+        loop {
+            let room = parallelism.saturating_sub(tasks.len());
+            if room > 0 && !plan.is_halted() {
+                let ready = plan.ready_up_to(room);
+                if !ready.is_empty() {
+                    self.launch(ready, &mut tasks, &mut names_by_task, &progress_tx).await?;
+                }
+            }
+            if plan.outcome() != Outcome::Running {
+                break;
+            }
+            tokio::select! {
+                joined = tasks.join_next_with_id() => {
+                    let Some(joined) = joined else { continue };
+                    let mut done = vec![completion(joined, &mut names_by_task)];
+                    // Everything else already finished goes in the same batch.
+                    while let Some(joined) = tasks.try_join_next_with_id() {
+                        done.push(completion(joined, &mut names_by_task));
+                    }
+                    for (name, _) in &done {
+                        progress_rx.forget(name);
+                    }
+                    self.complete(&mut plan, done)?;
+                }
+                () = progress_rx.changed(), if !flush_due => flush_due = true,
+                () = tokio::time::sleep_until(next_flush), if flush_due => {
+                    flush_due = false;
+                    next_flush = Instant::now() + FLUSH_INTERVAL;
+                    self.report(&mut plan, &progress_rx)?;
+                }
+                reason = self.recorder.stopped() => {
+                    tasks.abort_all();
+                    tracing::warn!(agenda = self.agenda_id, %reason, "agenda run stopped");
+                    return Err(reason.into());
+                }
+            }
+        }
+        let outcome = plan.outcome();
+        self.finish(Some(&plan), outcome).await
+    }
+
+    /// Start `ready`: record them EXECUTING (durably first when a process
+    /// handler is among them, so a restart knows it may adopt their
+    /// reports), then spawn one task each.
+    async fn launch(
+        &mut self,
+        ready: Vec<ReadyOperation>,
+        tasks: &mut JoinSet<(String, OperationResult)>,
+        names_by_task: &mut HashMap<tokio::task::Id, String>,
+        progress: &ProgressSender,
+    ) -> Result<(), RunError> {
+        let now = now_millis();
+        let mut writes = Vec::with_capacity(ready.len());
+        let mut needs_durable_start = false;
+        for op in &ready {
+            let executing = OperationProgress {
+                operation: Some(op.name.clone()),
+                processing_state: Some(ProcessingState::Executing),
+                processing_state_message: Some("executing".into()),
+                started_time: Some(now),
+                percent_complete: Some(0.0),
+                ..Default::default()
+            };
+            writes.push(self.operation_write(&op.name, executing)?);
+            let op_type = op.operation.op_type.as_deref().unwrap_or_default();
+            needs_durable_start |= matches!(
+                self.runner.registry.get(op_type),
+                Some(pop_handlers_registry::HandlerSpec::Process(_))
+            );
+        }
+        if needs_durable_start {
+            self.recorder.write_durably(writes).await?;
+        } else {
+            self.recorder.write(writes);
+        }
+        for op in ready {
+            let run = OperationRun {
+                report_file: self.runs_dir.join(format!("{}.jsonl", short_hash(&op.name))),
+                name: op.name.clone(),
+                operation: op.operation,
+                payload: op.payload,
+                last_progress: op.last_progress,
+                agenda_id: self.agenda_id.clone(),
+                progress_id: self.progress_id.clone(),
+                customer_id: self.customer_id.clone(),
+                cid: self.cid.clone(),
+            };
+            let runner = self.runner.clone();
+            let progress = progress.clone();
+            let name = op.name;
+            let task_name = name.clone();
+            let handle = tasks.spawn(async move {
+                let result = runner.launch(run, progress).await;
+                (task_name, result)
+            });
+            names_by_task.insert(handle.id(), name);
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, plan: &mut ExecutionPlan, done: Vec<(String, OperationResult)>) -> Result<(), RunError> {
+        let mut writes = Vec::with_capacity(done.len() + 1);
+        for (name, result) in done {
+            let generated = match &result.output {
+                Some(output) => plan.complete(&name, output.clone()).map_err(internal)?,
+                None => {
+                    let diagnostic = failure_diagnostic(&name, &result.progress);
+                    plan.fail(&name, diagnostic).map_err(internal)?;
+                    Vec::new()
+                }
+            };
+            self.recorded_complete.insert(name.clone());
+            let mut progress = result.progress;
+            let planned = plan.operation_progress(&name).unwrap_or_default();
+            if result.output.is_some() && planned.processing_state_message.as_deref() == Some("failed") {
+                // The handler succeeded but the plan refused its output (a
+                // generator whose operations are missing or invalid): the
+                // operation failed, and its row says why.
+                let mut refused = OperationResult::failed(progress, None).progress;
+                refused.diagnostic_events = planned.diagnostic_events;
+                refused.result_payload = None;
+                refused.percent_complete = Some(0.0);
+                progress = refused;
+            }
+            writes.push(self.operation_write(&name, progress)?);
+            for generated_name in generated {
+                if !self.with_rows.contains(&generated_name) {
+                    let params = plan.operation_progress(&generated_name).and_then(|p| p.params);
+                    let row = new_operation_progress(
+                        &self.progress_id,
+                        &generated_name,
+                        &self.customer_id,
+                        &self.cid,
+                        params,
+                    );
+                    writes.push(Write::put(ObjectKind::OperationProgress, to_document(&row)?));
+                    self.with_rows.insert(generated_name);
+                }
+            }
+        }
+        writes.push(self.percent_write(plan)?);
+        self.recorder.write(writes);
+        Ok(())
+    }
+
+    /// The running operations' latest reports (EXECUTING, percent,
+    /// message), in one batch with the agenda's percent.
+    fn report(&mut self, plan: &mut ExecutionPlan, reports: &ProgressReceiver) -> Result<(), RunError> {
+        let mut writes = Vec::new();
+        for (name, reported) in reports.take() {
+            if reported.processing_state != Some(ProcessingState::Executing) || self.recorded_complete.contains(&name) {
+                // COMPLETE arrives as the task's result, with the launcher's verdict.
+                continue;
+            }
+            if let Some(percent) = reported.percent_complete {
+                plan.report_percent(&name, percent);
+            }
+            writes.push(self.operation_write(&name, reported)?);
+        }
+        if !writes.is_empty() {
+            writes.push(self.percent_write(plan)?);
+            self.recorder.write(writes);
+        }
+        Ok(())
+    }
+
+    /// Final progress and the queue entry's removal, in one batch.
+    async fn finish(self, plan: Option<&ExecutionPlan>, outcome: Outcome) -> Result<(), RunError> {
+        let now = now_millis();
+        let mut writes = Vec::new();
+        let (message, diagnostics) = match outcome {
+            Outcome::Succeeded | Outcome::Running => (CompleteStateMessage::Succeeded, None),
+            Outcome::Failed { diagnostics } => (CompleteStateMessage::Failed, Some(diagnostics)),
+        };
+        if let Some(plan) = plan {
+            // Operations the plan failed itself (invalid references) were
+            // never launched: their rows say so now.
+            let unrecorded: Vec<String> = plan
+                .operation_names()
+                .filter(|name| !self.recorded_complete.contains(*name))
+                .map(str::to_owned)
+                .collect();
+            for name in unrecorded {
+                if let Some(progress) = plan.operation_progress(&name)
+                    && progress.processing_state == Some(ProcessingState::Complete)
+                    && progress.processing_state_message.as_deref() == Some(CompleteStateMessage::Failed.as_str())
+                {
+                    let mut progress = progress;
+                    progress.completed_time = Some(now);
+                    writes.push(self.operation_write(&name, progress)?);
+                }
+            }
+        }
+        let last = AgendaProgress {
+            processing_state: Some(ProcessingState::Complete),
+            processing_state_message: Some(message.as_str().into()),
+            completed_time: Some(now),
+            percent_complete: Some(plan.map_or(0.0, ExecutionPlan::percent_complete)),
+            diagnostic_events: diagnostics,
+            attempts_completed: Some(self.attempts + 1),
+            ..Default::default()
+        };
+        writes.push(self.agenda_write(&last)?);
+        let runs_dir = self.runs_dir.clone();
+        let (agenda_id, customer_id) = (self.agenda_id.clone(), self.customer_id.clone());
+        self.recorder.finish(writes).await?;
+        tracing::info!(
+            "Agenda metadata - [cid={}; agendaId={agenda_id}; owner={customer_id}; conclusionStatus={}; agendaType=basic]",
+            self.cid,
+            message.as_str()
+        );
+        // Reports matter only until the outcome is recorded.
+        if let Err(e) = std::fs::remove_dir_all(&runs_dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %runs_dir.display(), error = %e, "cannot remove an agenda's reports");
+        }
+        Ok(())
+    }
+
+    fn agenda_write(&self, progress: &AgendaProgress) -> Result<Write, RunError> {
+        let mut patch = to_document(progress)?;
+        patch.insert("updatedTime".into(), json!(now_millis()));
+        Ok(Write::merge(
+            ObjectKind::AgendaProgress,
+            self.progress_id.clone(),
+            patch,
+        ))
+    }
+
+    fn percent_write(&self, plan: &ExecutionPlan) -> Result<Write, RunError> {
+        let progress = AgendaProgress {
+            percent_complete: Some(plan.percent_complete()),
+            ..Default::default()
+        };
+        self.agenda_write(&progress)
+    }
+
+    /// The operation's row: merged when it exists, else written whole.
+    fn operation_write(&self, name: &str, mut progress: OperationProgress) -> Result<Write, RunError> {
+        let id = OperationProgress::id_for(&self.progress_id, name);
+        progress.operation = Some(name.to_owned());
+        progress.agenda_progress_id = Some(self.progress_id.clone());
+        progress.envelope.id = Some(id.clone());
+        progress.envelope.updated_time = Some(now_millis());
+        if self.with_rows.contains(name) {
+            let patch: Document = to_document(&progress)?;
+            return Ok(Write::merge(ObjectKind::OperationProgress, id, patch));
+        }
+        let mut row = to_document(&new_operation_progress(
+            &self.progress_id,
+            name,
+            &self.customer_id,
+            &self.cid,
+            None,
+        ))?;
+        row.extend(to_document(&progress)?);
+        Ok(Write::put(ObjectKind::OperationProgress, row))
+    }
+}
+
+/// A task's result; a task that panicked fails its operation.
+fn completion(
+    joined: Result<(tokio::task::Id, (String, OperationResult)), tokio::task::JoinError>,
+    names_by_task: &mut HashMap<tokio::task::Id, String>,
+) -> (String, OperationResult) {
+    match joined {
+        Ok((id, done)) => {
+            names_by_task.remove(&id);
+            done
+        }
+        Err(error) => {
+            let name = names_by_task.remove(&error.id()).unwrap_or_default();
+            let message = format!("Failed to execute operation: {name} ({error})");
+            (name, OperationResult::failed_with(now_millis(), message))
+        }
+    }
+}
+
+/// The diagnostic the agenda carries for a failed operation: the handler's
+/// last one (the launcher's, with the log tail), named after the operation.
+fn failure_diagnostic(name: &str, progress: &OperationProgress) -> DiagnosticEvent {
+    let mut diagnostic = progress
+        .diagnostic_events
+        .as_ref()
+        .and_then(|events| events.last().cloned())
+        .unwrap_or_else(|| event(format!("Failed to complete operation: {name}")));
+    let message = diagnostic.message.take().unwrap_or_default();
+    diagnostic.message = Some(if message.contains(name) {
+        message
+    } else {
+        format!("Operation {name} failed: {message}")
+    });
+    diagnostic
+}
+
+fn internal(e: pop_core::execution::ExecutionError) -> RunError {
+    RunError::Api(AppError::Internal(e.to_string()))
+}
+
+/// A file-name-safe, fixed-length name for user-chosen text.
+fn short_hash(text: &str) -> String {
+    pop_wasm::sha256_hex(text.as_bytes())[..32].to_owned()
+}

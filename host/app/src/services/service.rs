@@ -1,0 +1,214 @@
+//! The agenda and progress services: `run` (template → agenda), `rerun`
+//! (reset and requeue) and the progress summary by `linkId` (spec §3.7–3.8).
+
+use std::collections::BTreeSet;
+
+use pop_core::params::keys;
+use pop_core::rerun::{parse_rerun_params, reset_plan};
+use pop_core::summary::summarize;
+use pop_core::template::expand_template;
+use pop_core::visibility::{Caller, can_read_document};
+use pop_core::{
+    Agenda, AgendaProgress, AgendaTemplate, ObjectKind, OperationProgress, ProcessingState, ProgressSummary,
+    ProgressSummaryRequest, RerunAgendaRequest, RunAgendaRequest, WAITING_PENDING,
+};
+use pop_ports::{Document, Query, Queue, Store, Write, queue::message_id};
+use serde_json::{Value, json};
+
+use super::submission::{ready_agenda, submit_agenda};
+use crate::domain::body::{from_document, str_field, to_document, typed};
+use crate::domain::objects::operation_progress_of;
+use crate::domain::objects::{MAX_LIMIT, get_visible, visibility_filter};
+use crate::domain::{fence, now_millis};
+use crate::error::{AppError, AppResult};
+use crate::plugins::PluginHost;
+
+fn non_blank(value: Option<String>) -> Option<String> {
+    value.filter(|s| !s.trim().is_empty())
+}
+
+/// POST `/pop/agenda/service/run`: expand a template with a payload and
+/// submit the result. Unlike POP, the submission is authorized as the
+/// *caller*, so a shared template cannot be used to act for its owner.
+pub async fn run(
+    store: &dyn Store,
+    plugins: &PluginHost,
+    caller: &Caller,
+    body: Value,
+    cid: &str,
+) -> AppResult<Document> {
+    let request: RunAgendaRequest = typed(body)?;
+    let (Some(template_id), Some(payload)) = (non_blank(request.agenda_template_id), non_blank(request.payload)) else {
+        return Err(AppError::Validation(
+            "agendaTemplateId and payload must be specified".into(),
+        ));
+    };
+    let payload: Value = serde_json::from_str(&payload)
+        .map_err(|e| AppError::BadRequest(format!("Unable to parse input payload as JSON: {e}")))?;
+    let template = get_visible(store, caller, ObjectKind::AgendaTemplate, &template_id)
+        .await
+        .map_err(|_| AppError::NotFound(format!("AgendaTemplate {template_id} not found")))?;
+    let template: AgendaTemplate = from_document(template)?;
+    let mut agenda: Agenda = expand_template(&template, &payload).map_err(|e| AppError::Validation(e.to_string()))?;
+    let envelope = &mut agenda.envelope;
+    if envelope.cid.as_deref().is_none_or(str::is_empty) {
+        envelope.cid = Some(cid.to_string());
+    }
+    if envelope.title.as_deref().is_none_or(str::is_empty) {
+        envelope.title = template.envelope.title.clone();
+    }
+    if envelope.customer_id.as_deref().is_none_or(str::is_empty) {
+        envelope.customer_id = caller.sole_account().map(String::from);
+    }
+    submit_agenda(store, plugins, caller, agenda, cid).await
+}
+
+/// What a rerun did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RerunOutcome {
+    pub reset: BTreeSet<String>,
+    pub deleted: BTreeSet<String>,
+    pub requeued: bool,
+}
+
+/// POST `/pop/agenda/service/rerun`: reset the progress of an agenda (and of
+/// every operation that depends on a reset one), delete operations generated
+/// by reset ones, and put the agenda back in its insight's backlog — atomically.
+pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: Value) -> AppResult<RerunOutcome> {
+    let request: RerunAgendaRequest = typed(body)?;
+    let agenda_id =
+        non_blank(request.agenda_id).ok_or_else(|| AppError::Validation("agendaId must be specified".into()))?;
+    let options = parse_rerun_params(&request.params).map_err(|e| AppError::Validation(e.to_string()))?;
+    let agenda = get_visible(store, caller, ObjectKind::Agenda, &agenda_id)
+        .await
+        .map_err(|_| AppError::NotFound(format!("Agenda {agenda_id} not found")))?;
+    let agenda: Agenda = from_document(agenda)?;
+    let progress_missing = || AppError::NotFound(format!("AgendaProgress of Agenda {agenda_id} not found"));
+    let progress_id = agenda.progress_id.clone().ok_or_else(progress_missing)?;
+    store
+        .get(ObjectKind::AgendaProgress, &progress_id)
+        .await?
+        .ok_or_else(progress_missing)?;
+    let operation_rows = operation_progress_of(store, &progress_id).await?;
+    let known: Vec<String> = operation_rows
+        .iter()
+        .filter_map(|d| str_field(d, "operation").map(String::from))
+        .collect();
+    let plan = reset_plan(&agenda, &options.scope, &known).map_err(|e| AppError::Validation(e.to_string()))?;
+
+    let now = now_millis();
+    let mut writes = Vec::new();
+    let progress_patch = AgendaProgress {
+        processing_state: Some(ProcessingState::Waiting),
+        processing_state_message: Some(WAITING_PENDING.into()),
+        ..Default::default()
+    };
+    let mut patch = to_document(&progress_patch)?;
+    patch.insert("updatedTime".into(), json!(now));
+    // A token no delivery holds: whatever run of the earlier attempt is
+    // still going records nothing more (see [`fence`]).
+    patch.insert(fence::FIELD.into(), json!(fence::rerun_token()));
+    writes.push(Write::merge(ObjectKind::AgendaProgress, progress_id.clone(), patch));
+    for name in &plan.reset {
+        let reset = OperationProgress {
+            processing_state: Some(ProcessingState::Waiting),
+            processing_state_message: Some(WAITING_PENDING.into()),
+            result_payload: Some("{}".into()),
+            diagnostic_events: Some(Vec::new()),
+            percent_complete: Some(0.0),
+            ..Default::default()
+        };
+        let mut patch = to_document(&reset)?;
+        patch.insert("updatedTime".into(), json!(now));
+        writes.push(Write::merge(
+            ObjectKind::OperationProgress,
+            OperationProgress::id_for(&progress_id, name),
+            patch,
+        ));
+    }
+    if !plan.delete.is_empty() {
+        let kept: Vec<_> = agenda
+            .operations()
+            .iter()
+            .filter(|op| !plan.delete.contains(op.name()))
+            .cloned()
+            .collect();
+        let patch = json!({"operations": kept, "updatedTime": now});
+        writes.push(Write::merge(
+            ObjectKind::Agenda,
+            agenda_id.clone(),
+            patch.as_object().cloned().unwrap_or_default(),
+        ));
+        for name in &plan.delete {
+            writes.push(Write::delete(
+                ObjectKind::OperationProgress,
+                OperationProgress::id_for(&progress_id, name),
+            ));
+        }
+    }
+    let requeue = !options.skip_execution && !agenda.params.as_ref().is_some_and(|p| p.contains_key(keys::DO_NOT_RUN));
+    let mut requeued = false;
+    let mut queued = Vec::new();
+    if requeue {
+        let by_agenda = Query::by("agendaId", agenda_id.clone());
+        queued = queue.of_agenda(&agenda_id).await?;
+        let already_queued = store.count(ObjectKind::ReadyAgenda, &by_agenda, None).await? > 0 || !queued.is_empty();
+        let insight_id = agenda.agenda_insight.as_ref().and_then(|i| i.insight_id.clone());
+        match insight_id {
+            Some(insight_id) if !already_queued => {
+                insight_still_open(store, &agenda, &insight_id).await?;
+                writes.push(Write::create(
+                    ObjectKind::ReadyAgenda,
+                    ready_agenda(&agenda, &insight_id, now)?,
+                ));
+                requeued = true;
+            }
+            Some(_) => requeued = true,
+            None => tracing::warn!(agenda_id, "rerun: agenda has no insight; not requeued"),
+        }
+    }
+    store.write(writes).await?;
+    // An entry still queued may be leased to an executor running the old
+    // attempt: that executor stopped recording with the new token above;
+    // releasing the lease lets a puller run the reset agenda at once.
+    for entry in &queued {
+        queue.release_any(message_id(entry)).await?;
+    }
+    Ok(RerunOutcome {
+        reset: plan.reset,
+        deleted: plan.delete,
+        requeued,
+    })
+}
+
+/// The insight an agenda was bound to must still take it: it may have been
+/// deleted, or made private, since the agenda was submitted.
+async fn insight_still_open(store: &dyn Store, agenda: &Agenda, insight_id: &str) -> AppResult<()> {
+    let customer_id = agenda.envelope.customer_id.as_deref().unwrap_or_default();
+    let customer = Caller::customer(customer_id);
+    match store.get(ObjectKind::Insight, insight_id).await? {
+        Some(insight) if can_read_document(&customer, ObjectKind::Insight, &insight) => Ok(()),
+        _ => Err(AppError::Validation(format!(
+            "The agenda's Insight {insight_id} no longer exists or no longer takes agendas of customer \
+             {customer_id}; submit the agenda again to bind it to another."
+        ))),
+    }
+}
+
+/// POST `/pop/progress/agenda/service`: the rolled-up progress of every
+/// agenda of a `linkId` that the caller may see.
+pub async fn progress_summary(store: &dyn Store, caller: &Caller, body: Value) -> AppResult<ProgressSummary> {
+    let request: ProgressSummaryRequest = typed(body)?;
+    let link_id = non_blank(request.link_id)
+        .ok_or_else(|| AppError::Validation("LinkId is required to call getProgressSummary.".into()))?;
+    let query = Query::by("linkId", link_id).limit(MAX_LIMIT);
+    let docs = store
+        .query(
+            ObjectKind::AgendaProgress,
+            &query,
+            visibility_filter(caller, ObjectKind::AgendaProgress),
+        )
+        .await?;
+    let list: Vec<AgendaProgress> = docs.into_iter().map(from_document).collect::<AppResult<_>>()?;
+    Ok(summarize(list))
+}
