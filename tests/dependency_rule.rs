@@ -24,6 +24,10 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("pop-handlers-registry", &["pop-core"][..]),
         ("pop-token-file", &["pop-core", "pop-ports"][..]),
         (
+            "pop-process-launcher",
+            &["pop-core", "pop-ports", "pop-handlers-registry"][..],
+        ),
+        (
             "pop-app",
             &[
                 "pop-core",

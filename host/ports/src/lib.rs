@@ -5,6 +5,7 @@
 //! * [`Store`]: data objects as JSON documents ([`store`]).
 //! * [`Queue`]: the insight queues, with SQS's semantics ([`queue`]).
 //! * [`BlobStore`]: content-addressed blobs, the plugin binaries ([`blob`]).
+//! * [`Launcher`]: where an operation runs ([`launcher`]).
 //! * [`Identity`]: who is calling ([`identity`]).
 //! * [`Clock`]: all time the application reads or waits for ([`clock`]).
 //!
@@ -16,6 +17,7 @@
 pub mod blob;
 pub mod clock;
 pub mod identity;
+pub mod launcher;
 pub mod queue;
 pub mod store;
 
@@ -24,6 +26,7 @@ pub use blob::blob_conformance;
 pub use blob::{BlobError, BlobStore, is_blob_address, sha256_hex};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use identity::{Identity, IdentityError, bearer_token};
+pub use launcher::{Durability, LaunchError, Launcher, OperationResult, OperationRun, ProgressSink};
 pub use pop_core::ObjectKind;
 pub use queue::{Queue, QueueDepth, QueueError};
 pub use store::*;

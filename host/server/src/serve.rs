@@ -13,10 +13,11 @@ use tokio::net::TcpListener;
 
 use crate::cli::ServeOptions;
 use pop_app::plugins::PluginHost;
-use pop_app::runner::{Runner, RunnerConfig};
+use pop_app::runner::{Launchers, Runner, RunnerConfig};
 use pop_app::scheduler::SchedulerPorts;
 use pop_app::{AppState, Engines};
 use pop_handlers_registry::Registry;
+use pop_process_launcher::ProcessLauncher;
 use pop_token_file::Authenticator;
 
 /// File name of the embedded store inside the data directory.
@@ -83,12 +84,23 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         std::time::Duration::from_millis(options.schedule_interval_ms),
         wake_scheduler.clone(),
     );
+    let registry = Arc::new(load_registry(&options)?);
+    // The embedded resource pool adds local processes to the resident and
+    // wasm launchers the application brings.
+    let processes = ProcessLauncher::new(registry.clone(), options.data_dir.join(RUNS_DIR), clock.clone());
+    let launchers = Launchers::new(
+        store.clone(),
+        clock.clone(),
+        plugins.clone(),
+        registry,
+        vec![Arc::new(processes)],
+    );
     let runner = Runner {
         store: store.clone(),
         queue: queue.clone(),
         clock: clock.clone(),
         plugins: plugins.clone(),
-        registry: Arc::new(load_registry(&options)?),
+        launchers,
         config: runner_config(&options)?,
         wake_scheduler,
         released,
@@ -150,7 +162,6 @@ fn runner_config(options: &ServeOptions) -> anyhow::Result<RunnerConfig> {
         lease: Duration::from_millis(options.lease_ms),
         heartbeat: Duration::from_millis(options.heartbeat_ms.min(options.lease_ms / 3).max(10)),
         claim_wait: Duration::from_secs(1),
-        runs_dir: options.data_dir.join(RUNS_DIR),
     })
 }
 

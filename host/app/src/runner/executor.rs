@@ -10,7 +10,6 @@
 //! at once.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use pop_core::execution::{ExecutionPlan, Outcome, ReadyOperation};
@@ -29,7 +28,6 @@ use super::progress::{self, FLUSH_INTERVAL, ProgressReceiver, ProgressSender};
 use super::recorder::{RecordError, Recorder, RecorderPorts};
 use crate::domain::body::{from_document, to_document};
 use crate::domain::fence;
-use crate::domain::now_millis;
 use crate::domain::objects::operation_progress_of;
 use crate::domain::progress::new_operation_progress;
 use crate::error::AppError;
@@ -91,7 +89,6 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
     )
     .await?;
     let run = AgendaRun {
-        runs_dir: runner.config.runs_dir.join(short_hash(&agenda_id)),
         customer_id: agenda.envelope.customer_id.clone().unwrap_or_default(),
         cid: agenda.envelope.cid.clone().unwrap_or_default(),
         attempts: progress_doc
@@ -109,7 +106,7 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
         Ok(plan) => plan,
         Err(e) => {
             let outcome = Outcome::Failed {
-                diagnostics: vec![event(e.to_string())],
+                diagnostics: vec![event(e.to_string(), run.now())],
             };
             return run.finish(None, outcome).await;
         }
@@ -125,7 +122,6 @@ struct AgendaRun {
     customer_id: String,
     cid: String,
     attempts: i64,
-    runs_dir: PathBuf,
     /// Operations that have an OperationProgress row (merge) — the others,
     /// generated during this run, get one written whole.
     with_rows: HashSet<String>,
@@ -134,7 +130,7 @@ struct AgendaRun {
 
 impl AgendaRun {
     async fn drive(mut self, mut plan: ExecutionPlan) -> Result<(), RunError> {
-        let started = now_millis();
+        let started = self.now();
         let start = AgendaProgress {
             processing_state: Some(ProcessingState::Executing),
             processing_state_message: Some(RUNNING_OPERATIONS.into()),
@@ -167,10 +163,10 @@ impl AgendaRun {
             tokio::select! {
                 joined = tasks.join_next_with_id() => {
                     let Some(joined) = joined else { continue };
-                    let mut done = vec![completion(joined, &mut names_by_task)];
+                    let mut done = vec![completion(joined, &mut names_by_task, self.now())];
                     // Everything else already finished goes in the same batch.
                     while let Some(joined) = tasks.try_join_next_with_id() {
-                        done.push(completion(joined, &mut names_by_task));
+                        done.push(completion(joined, &mut names_by_task, self.now()));
                     }
                     for (name, _) in &done {
                         progress_rx.forget(name);
@@ -194,9 +190,9 @@ impl AgendaRun {
         self.finish(Some(&plan), outcome).await
     }
 
-    /// Start `ready`: record them EXECUTING (durably first when a process
-    /// handler is among them, so a restart knows it may adopt their
-    /// reports), then spawn one task each.
+    /// Start `ready`: record them EXECUTING (durably first when one of them
+    /// runs outside this process, so that a successor knows it may adopt
+    /// that run), then spawn one task each.
     async fn launch(
         &mut self,
         ready: Vec<ReadyOperation>,
@@ -204,7 +200,7 @@ impl AgendaRun {
         names_by_task: &mut HashMap<tokio::task::Id, String>,
         progress: &ProgressSender,
     ) -> Result<(), RunError> {
-        let now = now_millis();
+        let now = self.now();
         let mut writes = Vec::with_capacity(ready.len());
         let mut needs_durable_start = false;
         for op in &ready {
@@ -218,10 +214,7 @@ impl AgendaRun {
             };
             writes.push(self.operation_write(&op.name, executing)?);
             let op_type = op.operation.op_type.as_deref().unwrap_or_default();
-            needs_durable_start |= matches!(
-                self.runner.registry.get(op_type),
-                Some(pop_handlers_registry::HandlerSpec::Process(_))
-            );
+            needs_durable_start |= self.runner.launchers.needs_durable_start(op_type);
         }
         if needs_durable_start {
             self.recorder.write_durably(writes).await?;
@@ -230,7 +223,6 @@ impl AgendaRun {
         }
         for op in ready {
             let run = OperationRun {
-                report_file: self.runs_dir.join(format!("{}.jsonl", short_hash(&op.name))),
                 name: op.name.clone(),
                 operation: op.operation,
                 payload: op.payload,
@@ -259,7 +251,7 @@ impl AgendaRun {
             let generated = match &result.output {
                 Some(output) => plan.complete(&name, output.clone()).map_err(internal)?,
                 None => {
-                    let diagnostic = failure_diagnostic(&name, &result.progress);
+                    let diagnostic = failure_diagnostic(&name, &result.progress, self.now());
                     plan.fail(&name, diagnostic).map_err(internal)?;
                     Vec::new()
                 }
@@ -271,7 +263,7 @@ impl AgendaRun {
                 // The handler succeeded but the plan refused its output (a
                 // generator whose operations are missing or invalid): the
                 // operation failed, and its row says why.
-                let mut refused = OperationResult::failed(progress, None).progress;
+                let mut refused = OperationResult::failed(progress, None, self.now()).progress;
                 refused.diagnostic_events = planned.diagnostic_events;
                 refused.result_payload = None;
                 refused.percent_complete = Some(0.0);
@@ -321,7 +313,7 @@ impl AgendaRun {
 
     /// Final progress and the queue entry's removal, in one batch.
     async fn finish(self, plan: Option<&ExecutionPlan>, outcome: Outcome) -> Result<(), RunError> {
-        let now = now_millis();
+        let now = self.now();
         let mut writes = Vec::new();
         let (message, diagnostics) = match outcome {
             Outcome::Succeeded | Outcome::Running => (CompleteStateMessage::Succeeded, None),
@@ -356,7 +348,6 @@ impl AgendaRun {
             ..Default::default()
         };
         writes.push(self.agenda_write(&last)?);
-        let runs_dir = self.runs_dir.clone();
         let (agenda_id, customer_id) = (self.agenda_id.clone(), self.customer_id.clone());
         self.recorder.finish(writes).await?;
         tracing::info!(
@@ -364,18 +355,21 @@ impl AgendaRun {
             self.cid,
             message.as_str()
         );
-        // Reports matter only until the outcome is recorded.
-        if let Err(e) = std::fs::remove_dir_all(&runs_dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %runs_dir.display(), error = %e, "cannot remove an agenda's reports");
+        // What launchers kept for adoption matters only until the outcome
+        // is recorded.
+        for launcher in self.runner.launchers.all() {
+            launcher.forget_agenda(&agenda_id).await;
         }
         Ok(())
     }
 
+    fn now(&self) -> pop_core::EpochMillis {
+        self.runner.clock.now_millis()
+    }
+
     fn agenda_write(&self, progress: &AgendaProgress) -> Result<Write, RunError> {
         let mut patch = to_document(progress)?;
-        patch.insert("updatedTime".into(), json!(now_millis()));
+        patch.insert("updatedTime".into(), json!(self.now()));
         Ok(Write::merge(
             ObjectKind::AgendaProgress,
             self.progress_id.clone(),
@@ -397,7 +391,7 @@ impl AgendaRun {
         progress.operation = Some(name.to_owned());
         progress.agenda_progress_id = Some(self.progress_id.clone());
         progress.envelope.id = Some(id.clone());
-        progress.envelope.updated_time = Some(now_millis());
+        progress.envelope.updated_time = Some(self.now());
         if self.with_rows.contains(name) {
             let patch: Document = to_document(&progress)?;
             return Ok(Write::merge(ObjectKind::OperationProgress, id, patch));
@@ -418,6 +412,7 @@ impl AgendaRun {
 fn completion(
     joined: Result<(tokio::task::Id, (String, OperationResult)), tokio::task::JoinError>,
     names_by_task: &mut HashMap<tokio::task::Id, String>,
+    now: pop_core::EpochMillis,
 ) -> (String, OperationResult) {
     match joined {
         Ok((id, done)) => {
@@ -427,19 +422,19 @@ fn completion(
         Err(error) => {
             let name = names_by_task.remove(&error.id()).unwrap_or_default();
             let message = format!("Failed to execute operation: {name} ({error})");
-            (name, OperationResult::failed_with(now_millis(), message))
+            (name, OperationResult::failed_with(now, message, now))
         }
     }
 }
 
 /// The diagnostic the agenda carries for a failed operation: the handler's
 /// last one (the launcher's, with the log tail), named after the operation.
-fn failure_diagnostic(name: &str, progress: &OperationProgress) -> DiagnosticEvent {
+fn failure_diagnostic(name: &str, progress: &OperationProgress, now: pop_core::EpochMillis) -> DiagnosticEvent {
     let mut diagnostic = progress
         .diagnostic_events
         .as_ref()
         .and_then(|events| events.last().cloned())
-        .unwrap_or_else(|| event(format!("Failed to complete operation: {name}")));
+        .unwrap_or_else(|| event(format!("Failed to complete operation: {name}"), now));
     let message = diagnostic.message.take().unwrap_or_default();
     diagnostic.message = Some(if message.contains(name) {
         message
@@ -451,9 +446,4 @@ fn failure_diagnostic(name: &str, progress: &OperationProgress) -> DiagnosticEve
 
 fn internal(e: pop_core::execution::ExecutionError) -> RunError {
     RunError::Api(AppError::Internal(e.to_string()))
-}
-
-/// A file-name-safe, fixed-length name for user-chosen text.
-fn short_hash(text: &str) -> String {
-    pop_wasm::sha256_hex(text.as_bytes())[..32].to_owned()
 }

@@ -14,33 +14,35 @@
 //!   progress it acknowledges the delivery (idempotent).
 //! * [`progress`]: running operations' reports, coalesced (latest wins) and
 //!   bounded, written a few times a second at most.
-//! * [`launch`]: operation type → resident handler, local process or wasm
-//!   component (the handlers registry), each returning the final
-//!   OperationProgress and, on success, the output.
+//! * [`launch`]: operation type → the first launcher (port
+//!   `pop_ports::Launcher`) that accepts it: resident handlers, the local
+//!   process launcher the composition root adds, wasm components; each
+//!   returns the final OperationProgress and, on success, the output.
 //!
 //! Crash safety: the queue entry stays leased to this server's puller id
 //! while the agenda runs; at start-up the puller releases what its previous
 //! process held, so after a `kill -9` every agenda is delivered again at
 //! once and resumes from its recorded progress, skipping succeeded
-//! operations. A process handler that finished just before the crash left
-//! its report in the runs directory and is adopted, not run again.
+//! operations. Before that, every launcher reaps what the previous process
+//! left running; an operation recorded EXECUTING is offered to its
+//! launcher for adoption first (a process handler that finished just before
+//! the crash left its report, and is not run again).
 
 mod executor;
-mod launch;
+pub mod launch;
 mod progress;
 mod puller;
 mod recorder;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pop_handlers_registry::Registry;
 use pop_ports::{Clock, Queue, Store};
 use tokio::sync::Notify;
 
 use crate::plugins::PluginHost;
 
+pub use launch::Launchers;
 pub use puller::spawn;
 
 /// How the embedded resource pool runs.
@@ -61,8 +63,6 @@ pub struct RunnerConfig {
     /// looks again (for insights created meanwhile, and for messages that
     /// another process enqueued or whose lease ran out).
     pub claim_wait: Duration,
-    /// Where process handlers report (one file per operation run).
-    pub runs_dir: PathBuf,
 }
 
 /// What every executor shares.
@@ -71,7 +71,7 @@ pub struct Runner {
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub plugins: Arc<PluginHost>,
-    pub registry: Arc<Registry>,
+    pub launchers: Launchers,
     pub config: RunnerConfig,
     /// Wakes the scheduler loop when claims made room in a queue.
     pub wake_scheduler: Arc<Notify>,

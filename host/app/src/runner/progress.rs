@@ -85,6 +85,32 @@ impl ProgressSender {
     }
 }
 
+/// One operation's reports, as the launcher port's sink.
+struct OperationReports {
+    sender: ProgressSender,
+    name: String,
+}
+
+impl pop_ports::ProgressSink for OperationReports {
+    fn report(&self, progress: &OperationProgress) {
+        self.sender.report(&self.name, progress);
+    }
+
+    fn report_running(&self, percent: f64, message: &str) {
+        self.sender.report_running(&self.name, percent, message);
+    }
+}
+
+impl ProgressSender {
+    /// The sink a launcher reports operation `name`'s progress to.
+    pub fn for_operation(&self, name: &str) -> std::sync::Arc<dyn pop_ports::ProgressSink> {
+        std::sync::Arc::new(OperationReports {
+            sender: self.clone(),
+            name: name.to_owned(),
+        })
+    }
+}
+
 impl ProgressReceiver {
     /// Resolves once a report arrived since the last [`Self::take`] (or
     /// spuriously, after which `take` returns nothing).

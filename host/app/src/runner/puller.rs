@@ -154,10 +154,18 @@ async fn supervise(runner: Arc<Runner>, running: Arc<Running>, mut stopped: watc
     let puller = runner.config.puller_id.clone();
     // Handlers a crashed predecessor left running would race the new runs
     // of their operations: gone before anything is handed out.
-    let runs_dir = runner.config.runs_dir.clone();
-    match tokio::task::spawn_blocking(move || pop_handlers_registry::kill_orphans(&runs_dir)).await {
-        Ok(0) | Err(_) => {}
-        Ok(killed) => tracing::info!(killed, "killed handlers left running by the previous run"),
+    for launcher in runner.launchers.all() {
+        match launcher.reap_orphans().await {
+            Ok(0) => {}
+            Ok(reaped) => tracing::info!(
+                reaped,
+                launcher = launcher.name(),
+                "stopped runs left by the previous process"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, launcher = launcher.name(), "cannot stop the runs left by the previous process")
+            }
+        }
     }
     match runner.queue.release_held_by(&puller).await {
         Ok(0) => {}
