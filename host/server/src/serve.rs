@@ -88,7 +88,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // The embedded resource pool adds local processes to the resident and
     // wasm launchers the application brings.
     let processes = ProcessLauncher::new(registry.clone(), options.data_dir.join(RUNS_DIR), clock.clone());
-    let launchers = Launchers::new(
+    let launchers = Launchers::embedded(
         store.clone(),
         clock.clone(),
         plugins.clone(),
@@ -99,7 +99,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         store: store.clone(),
         queue: queue.clone(),
         clock: clock.clone(),
-        plugins: plugins.clone(),
         launchers,
         config: runner_config(&options)?,
         wake_scheduler,

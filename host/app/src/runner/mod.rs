@@ -33,14 +33,14 @@ pub mod launch;
 mod progress;
 mod puller;
 mod recorder;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pop_ports::{Clock, Queue, Store};
 use tokio::sync::Notify;
-
-use crate::plugins::PluginHost;
 
 pub use launch::Launchers;
 pub use puller::spawn;
@@ -70,7 +70,6 @@ pub struct Runner {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
-    pub plugins: Arc<PluginHost>,
     pub launchers: Launchers,
     pub config: RunnerConfig,
     /// Wakes the scheduler loop when claims made room in a queue.

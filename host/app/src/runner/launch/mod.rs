@@ -10,6 +10,9 @@
 mod resident;
 mod wasm;
 
+pub use resident::ResidentLauncher;
+pub use wasm::WasmLauncher;
+
 use std::sync::Arc;
 
 use pop_handlers_registry::{HandlerSpec, Registry, RegistryError};
@@ -34,20 +37,26 @@ pub struct Launchers {
 }
 
 impl Launchers {
-    /// The resident handlers, then `others` (in their order), then the
-    /// registry's wasm components.
-    pub fn new(
+    /// `launchers`, asked in this order; `registry` names the types none
+    /// of them accepts in the failures.
+    pub fn new(launchers: Vec<Arc<dyn Launcher>>, registry: Arc<Registry>) -> Self {
+        Self { launchers, registry }
+    }
+
+    /// The embedded resource pool: resident handlers first (they take
+    /// precedence over the registry), then `others` (the local process
+    /// launcher), then the registry's wasm components.
+    pub fn embedded(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         plugins: Arc<PluginHost>,
         registry: Arc<Registry>,
         others: Vec<Arc<dyn Launcher>>,
     ) -> Self {
-        let mut launchers: Vec<Arc<dyn Launcher>> =
-            vec![Arc::new(resident::ResidentLauncher::new(store, clock.clone()))];
+        let mut launchers: Vec<Arc<dyn Launcher>> = vec![Arc::new(ResidentLauncher::new(store, clock.clone()))];
         launchers.extend(others);
-        launchers.push(Arc::new(wasm::WasmLauncher::new(plugins, registry.clone(), clock)));
-        Self { launchers, registry }
+        launchers.push(Arc::new(WasmLauncher::new(plugins, registry.clone(), clock)));
+        Self::new(launchers, registry)
     }
 
     /// Every launcher, for housekeeping.
