@@ -9,7 +9,8 @@
 //! * [`report`] is the local stand-in for the pod annotations: the JSON-lines report file shared
 //!   by the launcher and handlers such as `pop-sample-handler`.
 //!
-//! Library only: nothing here is wired into the server yet.
+//! The server reaches processes through the `pop-process-launcher` adapter of the `Launcher`
+//! port, which is built on this library.
 
 mod error;
 pub mod launch;

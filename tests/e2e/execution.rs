@@ -493,3 +493,70 @@ async fn a_generator_that_runs_again_does_not_append_twice() {
         .collect();
     assert_eq!(names, ["expand", "c1", "c2"], "c1 was not appended again");
 }
+
+/// Wider than one atomic store write (DynamoDB's 100 items): a submission
+/// of 250 operations, a generator adding 150 more, and a rerun of them all
+/// are each split into chunks under the store's limit, and read whole.
+#[tokio::test]
+async fn an_agenda_wider_than_one_atomic_write_is_submitted_generated_and_rerun_whole() {
+    let workspace = Workspace::new();
+    let server = workspace.start_running(&Options::running());
+    setup_tenancy(&server).await;
+    global_insight(&server, "insight-wide", &["logMessages", "updateAgenda"]).await;
+    let alice = server.client(ALICE);
+    let mut operations: Vec<Value> = (0..250)
+        .map(|i| json!({"name": format!("log-{i}"), "type": "logMessages", "payload": {"logMessages": [format!("line {i}")]}}))
+        .collect();
+    let generated: Vec<Value> = (0..150)
+        .map(|i| json!({"name": format!("gen-{i}"), "type": "logMessages", "payload": {}}))
+        .collect();
+    operations.push(json!({"name": "expand", "type": "updateAgenda",
+        "params": {"agenda.operation.generator": {"operationsJsonPointer": "/operations"}},
+        "payload": {"operations": generated}}));
+    let agenda = json!({"customerId": "acme", "title": "wide", "operations": operations});
+    let submitted = alice.post("/pop/agenda", agenda).await.first();
+    let agenda_id = submitted["id"].as_str().unwrap().to_string();
+    let progress_id = submitted["progressId"].as_str().unwrap().to_string();
+
+    let progress = wait_complete(&alice, &progress_id, Duration::from_secs(120)).await;
+    assert_eq!(
+        progress["processingStateMessage"],
+        json!("succeeded"),
+        "{}",
+        progress["diagnosticEvents"]
+    );
+    let rows = progress["operationProgress"].as_array().unwrap();
+    assert_eq!(rows.len(), 401, "every submitted and generated operation has its row");
+    assert!(
+        rows.iter()
+            .all(|row| row["processingStateMessage"] == json!("succeeded"))
+    );
+    let stored = alice.get(&format!("/pop/agenda/{agenda_id}")).await.first();
+    assert_eq!(stored["operations"].as_array().unwrap().len(), 401);
+
+    let rerun = alice
+        .post("/pop/agenda/service/rerun", json!({"agendaId": agenda_id}))
+        .await;
+    assert_eq!(rerun.status, 200, "{}", rerun.body);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let again = loop {
+        let progress = alice.get(&format!("/pop/progress/agenda/{progress_id}")).await.first();
+        if progress["processingState"] == json!("COMPLETE") && progress["attemptsCompleted"] == json!(2) {
+            break progress;
+        }
+        assert!(Instant::now() < deadline, "the rerun did not complete: {progress}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        again["processingStateMessage"],
+        json!("succeeded"),
+        "{}",
+        again["diagnosticEvents"]
+    );
+    let rows = again["operationProgress"].as_array().unwrap();
+    assert_eq!(rows.len(), 401, "the rerun regenerated the deleted operations");
+    assert!(
+        rows.iter()
+            .all(|row| row["processingStateMessage"] == json!("succeeded"))
+    );
+}

@@ -96,7 +96,11 @@ impl From<StoreError> for AppError {
             )),
             StoreError::InvalidDocument(msg) => AppError::Validation(msg),
             limit @ StoreError::LimitExceeded { .. } => AppError::Validation(limit.to_string()),
-            engine @ (StoreError::Unavailable { .. } | StoreError::Backend { .. }) => AppError::Store(engine),
+            // The application splits its writes to the store's limit, so an
+            // oversized batch is our defect, not the request's.
+            engine @ (StoreError::Unavailable { .. }
+            | StoreError::Backend { .. }
+            | StoreError::TooManyWrites { .. }) => AppError::Store(engine),
         }
     }
 }

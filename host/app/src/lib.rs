@@ -1,7 +1,7 @@
 //! The POP application: what the system does, on the ports only.
 //!
 //! Modules depend downwards in this order, never back up (checked by
-//! `tests/module_cycles.rs`): [`error`] ← [`domain`] (data-object rules) ←
+//! `tests/dependency_rule.rs`): [`error`] ← [`domain`] (data-object rules) ←
 //! [`plugins`] (the plugin host) ← [`services`] (submission, run/rerun,
 //! resource-pool services) ← [`scheduler`], [`runner`] ← [`app`] (the state
 //! the entry points share). No HTTP, no SQL, no cloud SDK: the `pop` binary

@@ -47,6 +47,9 @@ pub struct Released {
     pub insight_id: String,
     pub agenda_ids: Vec<String>,
     pub decided_by: String,
+    /// The queue had room for more than one atomic write releases: the
+    /// turn goes on at once.
+    pub more: bool,
 }
 
 /// Shortest time between the starts of two rounds started by [`spawn`]'s
@@ -179,10 +182,14 @@ impl Turns {
         // running unbounded, not failing.
         let _tenant = tenant.acquire_owned().await.ok();
         let _turn = self.permits.clone().acquire_owned().await.ok();
-        match top_up(&self.ports, &self.plugins, insight).await {
-            Ok(Some(released)) => tracing::trace!(insight = released.insight_id, "turn released agendas"),
-            Ok(None) => {}
-            Err(e) => tracing::error!(insight = ?insight.envelope.id, error = %e, "scheduling an insight failed"),
+        loop {
+            match top_up(&self.ports, &self.plugins, insight).await {
+                Ok(Some(released)) if released.more => continue,
+                Ok(Some(released)) => tracing::trace!(insight = released.insight_id, "turn released agendas"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(insight = ?insight.envelope.id, error = %e, "scheduling an insight failed"),
+            }
+            break;
         }
     }
 }
@@ -256,7 +263,14 @@ pub async fn top_up(ports: &SchedulerPorts, plugins: &PluginHost, insight: &Insi
     // Like SQS's visible messages: entries under a live lease are being run
     // by a puller and do not take a slot; an expired one waits again.
     let waiting = ports.queue.depth(&insight_id).await?.waiting;
-    let free = size.saturating_sub(waiting);
+    let room = size.saturating_sub(waiting);
+    // Step 1 is one atomic write: the marks and the state, so at most one
+    // fewer rows than the store's limit per decision.
+    let per_write = u64::try_from(store.max_writes())
+        .unwrap_or(u64::MAX)
+        .saturating_sub(1)
+        .max(1);
+    let free = room.min(per_write);
     let by_insight = Query::by("insightId", insight_id.clone());
     if free == 0 || store.count(ObjectKind::ReadyAgenda, &by_insight, None).await? == 0 {
         return Ok(None);
@@ -324,10 +338,12 @@ pub async fn top_up(ports: &SchedulerPorts, plugins: &PluginHost, insight: &Insi
         by = decision.decided_by,
         "queue topped up"
     );
+    let more = room > per_write && agenda_ids.len() as u64 == per_write;
     Ok(Some(Released {
         insight_id,
         agenda_ids,
         decided_by: decision.decided_by,
+        more,
     }))
 }
 
@@ -554,6 +570,40 @@ mod tests {
         // The next turn finds nothing left to release.
         assert_eq!(top_up(&ports, &host_a, &insight).await.unwrap(), None);
         assert_eq!(queue.list("work", 100).await.unwrap().len(), AGENDAS);
+    }
+
+    #[tokio::test]
+    async fn a_queue_with_room_for_more_than_one_write_is_filled_in_several_releases() {
+        let clock = Arc::new(ManualClock::default());
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut writes = Vec::new();
+        for n in 0..150 {
+            writes.push(Write::put(
+                ObjectKind::ReadyAgenda,
+                doc(
+                    json!({"id": format!("r-{n}"), "customerId": "acme", "insightId": "work",
+                    "agendaId": format!("a{n}"), "added": n}),
+                ),
+            ));
+            if writes.len() == 100 {
+                store.write(std::mem::take(&mut writes)).await.unwrap();
+            }
+        }
+        store.write(writes).await.unwrap();
+        let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(clock.clone()));
+        let host = plugins(store.clone()).await;
+        let ports = ports(store.clone(), queue.clone(), clock);
+        let mut insight = insight();
+        insight.queue_size = Some(500);
+        // Each release is one atomic write of its marks and the state.
+        let first = top_up(&ports, &host, &insight).await.unwrap().expect("a release");
+        assert_eq!(first.agenda_ids.len(), store.max_writes() - 1);
+        assert!(first.more, "the queue has room for more");
+        let second = top_up(&ports, &host, &insight).await.unwrap().expect("a release");
+        assert_eq!(second.agenda_ids.len(), 150 - (store.max_writes() - 1));
+        assert!(!second.more);
+        assert_eq!(queue.list("work", 500).await.unwrap().len(), 150);
+        assert_eq!(rows_left(store.as_ref()).await, 0);
     }
 
     #[tokio::test]

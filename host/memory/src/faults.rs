@@ -112,6 +112,10 @@ impl Store for FaultyStore {
     fn document_limits(&self) -> DocumentLimits {
         self.inner.document_limits()
     }
+
+    fn max_writes(&self) -> usize {
+        self.inner.max_writes()
+    }
 }
 
 /// A `Queue` whose next enqueues fail as planned; everything else passes

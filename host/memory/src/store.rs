@@ -165,6 +165,7 @@ impl Store for MemoryStore {
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
+        pop_ports::check_write_count(writes.len(), self.max_writes())?;
         let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         // Work on copies of the touched tables: a failing write leaves the
         // real ones as they were (atomicity), later writes see earlier ones.

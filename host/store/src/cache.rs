@@ -127,6 +127,10 @@ impl Store for CachedStore {
         self.inner.document_limits()
     }
 
+    fn max_writes(&self) -> usize {
+        self.inner.max_writes()
+    }
+
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {
         let touched = self.kinds.touched_by(&writes);
         if touched.is_empty() {

@@ -115,6 +115,7 @@ impl Store for SqliteStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
+        pop_ports::check_write_count(writes.len(), self.max_writes())?;
         self.writer.submit(writes).await
     }
 

@@ -213,19 +213,25 @@ impl Queue for StoreQueue {
             .collect();
         insights.sort();
         insights.dedup();
-        let all = docs.iter().map(|d| Write::create(KIND, d.clone())).collect();
-        match self.store.write(all).await {
-            Ok(_) => {}
-            // Some ids are queued already: add the others one by one.
-            Err(StoreError::AlreadyExists { .. }) => {
-                for doc in docs {
-                    match self.store.write(vec![Write::create(KIND, doc)]).await {
-                        Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-                        Err(e) => return Err(store_error(e)),
+        // Enqueueing is idempotent per message id, so a batch larger than one
+        // atomic write goes in chunks: a cut between them leaves some messages
+        // queued, and sending the batch again adds only the others.
+        let chunk = self.store.max_writes().max(1);
+        for docs in docs.chunks(chunk) {
+            let all = docs.iter().map(|d| Write::create(KIND, d.clone())).collect();
+            match self.store.write(all).await {
+                Ok(_) => {}
+                // Some ids are queued already: add the others one by one.
+                Err(StoreError::AlreadyExists { .. }) => {
+                    for doc in docs {
+                        match self.store.write(vec![Write::create(KIND, doc.clone())]).await {
+                            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                            Err(e) => return Err(store_error(e)),
+                        }
                     }
                 }
+                Err(e) => return Err(store_error(e)),
             }
-            Err(e) => return Err(store_error(e)),
         }
         for insight in &insights {
             self.ring(insight);

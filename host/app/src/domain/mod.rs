@@ -4,6 +4,7 @@
 //! decisions (submission, run/rerun, the resource-pool services) are in
 //! [`crate::services`], above [`crate::plugins`].
 
+pub mod batch;
 pub mod body;
 pub mod fence;
 pub mod objects;
@@ -24,6 +25,22 @@ pub fn now_millis() -> EpochMillis {
         .unwrap_or(0)
 }
 
+/// A new object id: a UUIDv7, so that ids sort in creation order (a store
+/// keyed by id, like DynamoDB, then keeps insertion order without a
+/// sequence column).
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_sort_in_creation_order() {
+        let ids: Vec<String> = (0..1000).map(|_| super::new_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "ids made one after another sort in that order");
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len());
+    }
 }

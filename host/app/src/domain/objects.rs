@@ -8,6 +8,7 @@ use pop_core::{ObjectKind, ProcessingState, WAITING_PENDING};
 use pop_ports::{DocFilter, Document, Query, Store, Write};
 use serde_json::{Value, json};
 
+use super::batch::{Part, write_parts};
 use super::body::{non_blank, normalized_document, str_field};
 use super::references::{self, Change, check_client_id, display_name};
 use super::{new_id, now_millis};
@@ -319,22 +320,30 @@ pub async fn delete(
     if !caller.owns(owner) {
         return Err(AppError::forbidden_customer(owner.unwrap_or("")));
     }
-    let mut writes = vec![Write::delete(kind, id)];
+    let mut dependants = Vec::new();
     match kind {
         ObjectKind::Agenda => {
             for waiting in [ObjectKind::ReadyAgenda, ObjectKind::QueuedAgenda] {
                 let rows = store.query(waiting, &Query::by("agendaId", id), None).await?;
-                writes.extend(ids_of(&rows).map(|rid| Write::delete(waiting, rid)));
+                dependants.extend(ids_of(&rows).map(|rid| Write::delete(waiting, rid)));
             }
         }
         ObjectKind::AgendaProgress => {
             let ops = operation_progress_of(store, id).await?;
-            writes.extend(ids_of(&ops).map(|oid| Write::delete(ObjectKind::OperationProgress, oid)));
+            dependants.extend(ids_of(&ops).map(|oid| Write::delete(ObjectKind::OperationProgress, oid)));
         }
         _ => {}
     }
-    let mut removed = store.write(writes).await?;
-    Ok(removed.swap_remove(0).or(Some(stored)))
+    // Dependants first when they do not fit in one write with the object: a
+    // cut leaves the object with fewer dependants, and deleting it again
+    // finishes the job (the other order would leave unreachable rows).
+    let head = vec![Write::delete(kind, id)];
+    let removed = write_parts(store, vec![Part::Chunked(dependants), Part::Atomic(head)]).await?;
+    let head = removed
+        .into_iter()
+        .nth(1)
+        .and_then(|head| head.into_iter().next().flatten());
+    Ok(head.or(Some(stored)))
 }
 
 pub fn ids_of(docs: &[Document]) -> impl Iterator<Item = String> + '_ {

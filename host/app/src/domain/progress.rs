@@ -6,6 +6,7 @@ use pop_core::{AgendaProgress, ObjectKind, OperationProgress, ProcessingState, W
 use pop_ports::{Document, Store, Write};
 use serde_json::{Value, json};
 
+use super::batch::{Part, write_parts};
 use super::body::{non_blank, str_field, to_document, typed};
 use super::now_millis;
 use super::objects::{self, operation_progress_of, stamp_new};
@@ -76,17 +77,22 @@ pub async fn create(store: &dyn Store, caller: &Caller, body: Value, cid: &str) 
     }
     stamp_new(&mut doc, cid);
     let id = str_field(&doc, "id").unwrap_or_default().to_string();
-    let mut writes = vec![Write::create(ObjectKind::AgendaProgress, doc)];
+    let head = vec![Write::create(ObjectKind::AgendaProgress, doc)];
+    let mut rows = Vec::with_capacity(ops.len());
     for op in ops {
         embedded_op_id(&id, &op)?;
-        writes.push(Write::create(
+        rows.push(Write::create(
             ObjectKind::OperationProgress,
             embedded_op(&id, &customer_id, cid, op)?,
         ));
     }
-    let mut stored = store.write(writes).await?;
+    // Rows first when they do not fit with the progress: a cut leaves rows
+    // of a progress that does not exist yet, never a progress missing rows.
+    let stored = write_parts(store, vec![Part::Chunked(rows), Part::Atomic(head)]).await?;
     let mut doc = stored
-        .swap_remove(0)
+        .into_iter()
+        .nth(1)
+        .and_then(|head| head.into_iter().next().flatten())
         .ok_or_else(|| AppError::Internal("create returned nothing".into()))?;
     attach(store, &mut doc).await?;
     Ok(doc)
@@ -122,7 +128,9 @@ fn embedded_op_id(progress_id: &str, op: &OperationProgress) -> AppResult<String
 
 /// PUT `/pop/progress/agenda/{id}`: update embedded operation rows (creating
 /// those that do not exist yet), count a completed attempt, then apply the
-/// sparse update — all in one atomic write.
+/// sparse update — in one atomic write when it fits in one, else the rows
+/// in chunks and then the progress (a cut leaves some rows updated and the
+/// progress as it was; the caller's retry applies the rest).
 pub async fn update(
     store: &dyn Store,
     caller: &Caller,
@@ -166,11 +174,12 @@ pub async fn update(
             ));
         }
     }
-    writes.push(Write::merge(ObjectKind::AgendaProgress, id.clone(), patch));
-    let mut stored = store.write(writes).await?;
+    let head = vec![Write::merge(ObjectKind::AgendaProgress, id.clone(), patch)];
+    let stored = write_parts(store, vec![Part::Chunked(writes), Part::Atomic(head)]).await?;
     let mut doc = stored
-        .pop()
-        .flatten()
+        .into_iter()
+        .nth(1)
+        .and_then(|head| head.into_iter().next().flatten())
         .ok_or_else(|| AppError::Internal("update returned nothing".into()))?;
     if completes && !was_complete {
         log_completion(&doc);

@@ -8,10 +8,10 @@
 //! launching, so no operation waits for a disk flush (the store commits
 //! concurrent batches in one group). What a crash can lose is the last
 //! moments of progress: the agenda is then delivered again and those
-//! operations run again (at-least-once), except process handlers that had
-//! finished, whose reports are adopted (see `launch::process`). Callers that
-//! need a write to be durable before they act (a process handler's start)
-//! use [`Recorder::write_durably`].
+//! operations run again (at-least-once), except runs outside this process
+//! (a process handler) that had finished: their launcher adopts them
+//! (`Launcher::adopt`). Callers that need a write to be durable before they
+//! act (the start of such a run) use [`Recorder::write_durably`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -279,10 +279,21 @@ impl Task {
         }
     }
 
-    /// One batch, conditional on the fencing token.
-    async fn commit(&mut self, mut batch: Vec<Write>) -> Result<(), RecordError> {
-        batch.insert(0, fence::guard(&self.progress_id, &self.token));
-        self.commit_once(batch).await
+    /// One batch, conditional on the fencing token. A batch longer than
+    /// one atomic write goes in chunks in its order, each behind its own
+    /// guard: the executor puts the agenda's state last, so a cut between
+    /// chunks leaves operation rows recorded ahead of the state, which the
+    /// next delivery resumes from like any other cut.
+    async fn commit(&mut self, batch: Vec<Write>) -> Result<(), RecordError> {
+        let per_chunk = self.ports.store.max_writes().saturating_sub(1).max(1);
+        let mut writes = batch.into_iter().peekable();
+        while writes.peek().is_some() {
+            let mut chunk = Vec::with_capacity(per_chunk + 1);
+            chunk.push(fence::guard(&self.progress_id, &self.token));
+            chunk.extend(writes.by_ref().take(per_chunk));
+            self.commit_once(chunk).await?;
+        }
+        Ok(())
     }
 
     /// Write `batch`, retrying transient failures; a failed condition means

@@ -25,6 +25,7 @@ use pop_ports::{Document, Expect, Queue, Store, Write};
 use serde_json::{Value, json};
 
 use super::submission::{InsightScope, submit_agenda_in};
+use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
 use crate::domain::progress::{self, new_operation_progress};
 use crate::domain::{now_millis, queue};
@@ -333,13 +334,20 @@ pub async fn update_agenda(store: &dyn Store, caller: &Caller, body: Value) -> A
             patch.as_object().cloned().unwrap_or_default(),
         ));
     }
+    let mut rows = Vec::with_capacity(added.len());
     for op in &added {
         let row = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone());
-        writes.push(Write::put(ObjectKind::OperationProgress, to_document(&row)?));
+        rows.push(Write::put(ObjectKind::OperationProgress, to_document(&row)?));
     }
-    let mut stored = store.write(writes).await?;
+    // The agenda (guarded on the operations read) first when the rows do
+    // not fit with it: a cut leaves operations without a WAITING row, which
+    // the executor writes whole when it records them, never rows of
+    // operations the agenda does not have.
+    let stored = write_parts(store, vec![Part::Atomic(writes), Part::Chunked(rows)]).await?;
     stored
-        .swap_remove(0)
+        .into_iter()
+        .next()
+        .and_then(|head| head.into_iter().next().flatten())
         .ok_or_else(|| AppError::Internal("updating the agenda returned nothing".into()))
 }
 

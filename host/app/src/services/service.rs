@@ -16,6 +16,7 @@ use pop_ports::{Document, Query, Queue, Store, Write, queue::message_id};
 use serde_json::{Value, json};
 
 use super::submission::{ready_agenda, submit_agenda};
+use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
 use crate::domain::objects::operation_progress_of;
 use crate::domain::objects::{MAX_LIMIT, get_visible, visibility_filter};
@@ -97,7 +98,15 @@ pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: 
     let plan = reset_plan(&agenda, &options.scope, &known).map_err(|e| AppError::Validation(e.to_string()))?;
 
     let now = now_millis();
-    let mut writes = Vec::new();
+    // Head: the progress reset with a fresh token (fencing off any run of
+    // the old attempt) and the agenda without the deleted operations;
+    // rows: the operation resets and deletes; tail: the backlog row that
+    // makes the agenda runnable again. One atomic write when they fit; else
+    // in this order, so a cut leaves a WAITING agenda that nothing runs
+    // until the rerun is sent again (or the reclaimer requeues it).
+    let mut head = Vec::new();
+    let mut rows = Vec::new();
+    let mut tail = Vec::new();
     let progress_patch = AgendaProgress {
         processing_state: Some(ProcessingState::Waiting),
         processing_state_message: Some(WAITING_PENDING.into()),
@@ -108,7 +117,7 @@ pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: 
     // A token no delivery holds: whatever run of the earlier attempt is
     // still going records nothing more (see [`fence`]).
     patch.insert(fence::FIELD.into(), json!(fence::rerun_token()));
-    writes.push(Write::merge(ObjectKind::AgendaProgress, progress_id.clone(), patch));
+    head.push(Write::merge(ObjectKind::AgendaProgress, progress_id.clone(), patch));
     for name in &plan.reset {
         let reset = OperationProgress {
             processing_state: Some(ProcessingState::Waiting),
@@ -120,7 +129,7 @@ pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: 
         };
         let mut patch = to_document(&reset)?;
         patch.insert("updatedTime".into(), json!(now));
-        writes.push(Write::merge(
+        rows.push(Write::merge(
             ObjectKind::OperationProgress,
             OperationProgress::id_for(&progress_id, name),
             patch,
@@ -134,13 +143,13 @@ pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: 
             .cloned()
             .collect();
         let patch = json!({"operations": kept, "updatedTime": now});
-        writes.push(Write::merge(
+        head.push(Write::merge(
             ObjectKind::Agenda,
             agenda_id.clone(),
             patch.as_object().cloned().unwrap_or_default(),
         ));
         for name in &plan.delete {
-            writes.push(Write::delete(
+            rows.push(Write::delete(
                 ObjectKind::OperationProgress,
                 OperationProgress::id_for(&progress_id, name),
             ));
@@ -157,7 +166,7 @@ pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: 
         match insight_id {
             Some(insight_id) if !already_queued => {
                 insight_still_open(store, &agenda, &insight_id).await?;
-                writes.push(Write::create(
+                tail.push(Write::create(
                     ObjectKind::ReadyAgenda,
                     ready_agenda(&agenda, &insight_id, now)?,
                 ));
@@ -167,7 +176,7 @@ pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: 
             None => tracing::warn!(agenda_id, "rerun: agenda has no insight; not requeued"),
         }
     }
-    store.write(writes).await?;
+    write_parts(store, vec![Part::Atomic(head), Part::Chunked(rows), Part::Atomic(tail)]).await?;
     // An entry still queued may be leased to an executor running the old
     // attempt: that executor stopped recording with the new token above;
     // releasing the lease lets a puller run the reset agenda at once.

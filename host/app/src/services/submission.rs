@@ -11,6 +11,7 @@ use pop_core::{
 use pop_ports::{Document, Query, Store, Write};
 use serde_json::json;
 
+use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
 use crate::domain::progress::{DEFAULT_MAXIMUM_ATTEMPTS, new_operation_progress};
 use crate::domain::{new_id, now_millis};
@@ -94,7 +95,12 @@ pub async fn submit_agenda_in(
     });
     let params = agenda.params.get_or_insert_default().clone();
 
-    let mut writes = Vec::with_capacity(agenda.operations().len() + 3);
+    // The head (progress, agenda, backlog row) makes the submission visible
+    // and runnable; the operation rows hang off it. When they do not fit in
+    // one atomic write with it, the rows go first: a cut before the head
+    // leaves rows of a progress that no agenda names (nothing reads them;
+    // the reclaimer removes them), never an agenda without its rows.
+    let mut head = Vec::with_capacity(3);
     let progress = progress_for(&agenda, &customer_id, &cid, now);
     let progress_id = match agenda.progress_id.clone().filter(|p| !p.is_empty()) {
         None => {
@@ -102,7 +108,7 @@ pub async fn submit_agenda_in(
             let mut progress = progress;
             progress.envelope.id = Some(progress_id.clone());
             progress.envelope.added_time = Some(now);
-            writes.push(Write::create(ObjectKind::AgendaProgress, to_document(&progress)?));
+            head.push(Write::create(ObjectKind::AgendaProgress, to_document(&progress)?));
             progress_id
         }
         Some(existing) => {
@@ -112,7 +118,7 @@ pub async fn submit_agenda_in(
                     "AgendaProgress {existing} not found for reuse"
                 )));
             }
-            writes.push(Write::merge(
+            head.push(Write::merge(
                 ObjectKind::AgendaProgress,
                 existing.clone(),
                 to_document(&progress)?,
@@ -121,25 +127,29 @@ pub async fn submit_agenda_in(
         }
     };
     agenda.progress_id = Some(progress_id.clone());
+    let mut rows = Vec::with_capacity(agenda.operations().len());
     for op in agenda.operations() {
         let op_progress = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone());
-        writes.push(Write::put(ObjectKind::OperationProgress, to_document(&op_progress)?));
+        rows.push(Write::put(ObjectKind::OperationProgress, to_document(&op_progress)?));
     }
-    let agenda_index = writes.len();
+    let agenda_index = head.len();
     let agenda_doc = to_document(&agenda)?;
     // After template expansion a document can nest deeper than any request
     // body could: refuse it here, naming the limit, rather than store what
     // clients could not parse back.
     store.document_limits().check_depth(ObjectKind::Agenda, &agenda_doc)?;
-    writes.push(Write::create(ObjectKind::Agenda, agenda_doc));
+    head.push(Write::create(ObjectKind::Agenda, agenda_doc));
     if !params.contains_key(keys::DO_NOT_RUN) {
-        writes.push(Write::create(
+        head.push(Write::create(
             ObjectKind::ReadyAgenda,
             ready_agenda(&agenda, &insight_id, now)?,
         ));
     }
-    let stored = store.write(writes).await?;
+    let stored = write_parts(store, vec![Part::Chunked(rows), Part::Atomic(head)]).await?;
     stored
+        .into_iter()
+        .nth(1)
+        .unwrap_or_default()
         .into_iter()
         .nth(agenda_index)
         .flatten()

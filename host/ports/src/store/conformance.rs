@@ -50,6 +50,42 @@ pub async fn run_all(store: Arc<dyn Store>) {
     case_concurrent_claims(store).await;
     case_every_kind(store).await;
     case_document_limits(store).await;
+    case_write_count_limit(store).await;
+}
+
+/// The store declares DynamoDB's transaction limit; a batch of exactly that
+/// many writes applies, one more is refused whole with `TooManyWrites`.
+pub async fn case_write_count_limit(store: &Arc<dyn Store>) {
+    let limit = store.max_writes();
+    assert_eq!(
+        limit,
+        crate::MAX_WRITES_PER_BATCH,
+        "every store declares DynamoDB's limit"
+    );
+    let prefix = unique("batch-limit");
+    let writes = |count: usize, tag: &str| -> Vec<Write> {
+        (0..count)
+            .map(|n| {
+                Write::put(
+                    ObjectKind::Customer,
+                    object(json!({"id": format!("{prefix}-{tag}-{n}")})),
+                )
+            })
+            .collect()
+    };
+    let applied = store
+        .write(writes(limit, "fits"))
+        .await
+        .expect("a batch at the limit applies");
+    assert_eq!(applied.len(), limit);
+    match store.write(writes(limit + 1, "over")).await {
+        Err(StoreError::TooManyWrites { writes, limit: named }) => {
+            assert_eq!((writes, named), (limit + 1, limit));
+        }
+        other => panic!("a batch over the limit: expected TooManyWrites, got {other:?}"),
+    }
+    let none = get(store, ObjectKind::Customer, &format!("{prefix}-over-0")).await;
+    assert!(none.is_none(), "a refused batch writes nothing");
 }
 
 /// Put then get returns the same JSON: every type, nested values and the

@@ -29,6 +29,10 @@ pub enum StoreError {
         limit: usize,
         unit: &'static str,
     },
+    /// One atomic write held more writes than the store applies at once
+    /// ([`crate::Store::max_writes`]); nothing was written.
+    #[error("one atomic write of {writes} writes; the store applies at most {limit} at once")]
+    TooManyWrites { writes: usize, limit: usize },
     #[error("invalid document: {0}")]
     InvalidDocument(String),
     /// Transient: retrying the same request later may succeed.

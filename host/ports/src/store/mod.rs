@@ -163,7 +163,9 @@ pub trait Store: Send + Sync + 'static {
     async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64>;
 
     /// Apply all writes atomically and durably: either every write applies
-    /// and is on disk when this returns `Ok`, or none does. Returns, per
+    /// and is on disk when this returns `Ok`, or none does. At most
+    /// [`Store::max_writes`] writes: a longer list fails with
+    /// [`StoreError::TooManyWrites`] and writes nothing. Returns, per
     /// write, the stored document after a Put/Merge and the removed one after
     /// a Delete (`None` when there was nothing to delete).
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>>;
@@ -175,4 +177,24 @@ pub trait Store: Send + Sync + 'static {
     fn document_limits(&self) -> DocumentLimits {
         DocumentLimits::EMBEDDED
     }
+
+    /// The most writes one atomic [`Store::write`] applies. Every store
+    /// declares DynamoDB's `TransactWriteItems` limit, so the application
+    /// splits its large writes the same way on every backend.
+    fn max_writes(&self) -> usize {
+        MAX_WRITES_PER_BATCH
+    }
+}
+
+/// DynamoDB's limit on the items of one transaction: the most writes one
+/// atomic store write holds, on every backend.
+pub const MAX_WRITES_PER_BATCH: usize = 100;
+
+/// `Err(TooManyWrites)` when `writes` is longer than `limit`: the check
+/// every adapter makes before it writes anything.
+pub fn check_write_count(writes: usize, limit: usize) -> Result<()> {
+    if writes > limit {
+        return Err(StoreError::TooManyWrites { writes, limit });
+    }
+    Ok(())
 }
