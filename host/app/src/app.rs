@@ -29,6 +29,11 @@ pub struct Engines {
 }
 
 impl AppState {
+    /// Now, on the application's clock (epoch milliseconds).
+    pub fn now(&self) -> pop_core::EpochMillis {
+        self.clock.now_millis()
+    }
+
     pub fn new(engines: Engines, auth: Arc<dyn Identity>, plugins: Arc<PluginHost>, backlog_grew: Arc<Notify>) -> Self {
         Self {
             store: engines.store,

@@ -315,6 +315,7 @@ pub async fn top_up(ports: &SchedulerPorts, plugins: &PluginHost, insight: &Insi
         insight,
         &decision.output,
         &decision.decided_by,
+        now,
     )?);
     match store.write(writes).await {
         Ok(_) => {}
@@ -483,9 +484,14 @@ mod tests {
 
     async fn plugins(store: Arc<dyn Store>) -> Arc<PluginHost> {
         let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-        PluginHost::start(Arc::new(runtime), store, Arc::new(MemoryBlobStore::new()))
-            .await
-            .unwrap()
+        PluginHost::start(
+            Arc::new(runtime),
+            store,
+            Arc::new(MemoryBlobStore::new()),
+            Arc::new(ManualClock::default()),
+        )
+        .await
+        .unwrap()
     }
 
     fn ports(store: Arc<dyn Store>, queue: Arc<dyn Queue>, clock: Arc<ManualClock>) -> SchedulerPorts {

@@ -41,24 +41,34 @@ impl Identity for FixedTokens {
 struct Api {
     router: Router,
     store: Arc<FaultyStore>,
+    clock: Arc<ManualClock>,
 }
+
+/// Where the manual clock of every in-process API starts.
+const START: i64 = 1_800_000_000_000;
 
 async fn api() -> Api {
     let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
-    let clock = Arc::new(ManualClock::default());
+    let clock = Arc::new(ManualClock::at(START));
     let runtime = Runtime::new(RuntimeConfig::default()).expect("wasm runtime");
-    let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(MemoryBlobStore::new()))
-        .await
-        .expect("plugin host");
+    let plugins = PluginHost::start(
+        Arc::new(runtime),
+        store.clone(),
+        Arc::new(MemoryBlobStore::new()),
+        clock.clone(),
+    )
+    .await
+    .expect("plugin host");
     let engines = Engines {
         store: store.clone() as Arc<dyn Store>,
         queue: Arc::new(MemoryQueue::new(clock.clone())),
-        clock,
+        clock: clock.clone(),
     };
     let state = AppState::new(engines, Arc::new(FixedTokens), plugins, Arc::new(Notify::new()));
     Api {
         router: pop_http::router(state),
         store,
+        clock,
     }
 }
 
@@ -126,6 +136,22 @@ async fn objects_are_created_read_and_hidden_from_other_tenants() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["all"][0]["id"], "acme:work");
+    assert_eq!(
+        body["all"][0]["addedTime"], START,
+        "times come from the application's clock"
+    );
+    api.clock.advance(std::time::Duration::from_secs(5));
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/pop/insight/acme:work",
+            Some("alice"),
+            Some(json!({"title": "renamed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["all"][0]["updatedTime"], START + 5_000);
+    assert_eq!(body["all"][0]["addedTime"], START);
 
     let (status, body) = api
         .call(Method::GET, "/pop/insight/acme:work", Some("alice"), None)

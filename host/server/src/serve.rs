@@ -67,7 +67,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         ..Default::default()
     };
     let runtime = Runtime::new(config)?;
-    let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(blobs))
+    let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(blobs), clock.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
     let wake_scheduler = Arc::new(tokio::sync::Notify::new());

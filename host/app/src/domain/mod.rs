@@ -13,17 +13,8 @@ pub mod queue;
 pub mod references;
 pub mod scheduling;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use pop_core::EpochMillis;
-
-/// Wall-clock now as epoch milliseconds, POP's date format.
-pub fn now_millis() -> EpochMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as EpochMillis)
-        .unwrap_or(0)
-}
+// Time is not read here: every time the application writes comes from the
+// `Clock` port, passed in as `now` (epoch milliseconds, POP's date format).
 
 /// A new object id: a UUIDv7, so that ids sort in creation order (a store
 /// keyed by id, like DynamoDB, then keeps insertion order without a

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use pop_core::EpochMillis;
 use pop_core::visibility::{Caller, can_read_document};
 use pop_core::{ObjectKind, ProcessingState, WAITING_PENDING};
 use pop_ports::{DocFilter, Document, Query, Store, Write};
@@ -10,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::batch::{Part, write_parts};
 use super::body::{non_blank, normalized_document, str_field};
+use super::new_id;
 use super::references::{self, Change, check_client_id, display_name};
-use super::{new_id, now_millis};
 use crate::error::{AppError, AppResult};
 
 /// Default and maximum `bylimit`.
@@ -146,6 +147,7 @@ pub async fn create(
     kind: ObjectKind,
     body: Value,
     cid: &str,
+    now: EpochMillis,
 ) -> AppResult<Document> {
     let mut doc = normalized_document(kind, body)?;
     let customer_id = non_blank(&doc, "customerId")
@@ -157,7 +159,7 @@ pub async fn create(
     }
     check_client_id(caller, kind, &mut doc)?;
     references::check_client_write(store, caller, kind, Change::Create, &mut doc).await?;
-    stamp_new(&mut doc, cid);
+    stamp_new(&mut doc, cid, now);
     let stored = store.write(vec![Write::create(kind, doc)]).await?;
     stored
         .into_iter()
@@ -167,8 +169,7 @@ pub async fn create(
 }
 
 /// Set id (when absent), cid (when absent), addedTime and updatedTime.
-pub fn stamp_new(doc: &mut Document, cid: &str) {
-    let now = now_millis();
+pub fn stamp_new(doc: &mut Document, cid: &str, now: EpochMillis) {
     if non_blank(doc, "id").is_none() {
         doc.insert("id".into(), json!(new_id()));
     }
@@ -252,6 +253,7 @@ pub async fn prepare_update(
     kind: ObjectKind,
     id: Option<&str>,
     body: Value,
+    now: EpochMillis,
 ) -> AppResult<(Document, Document)> {
     let id = id
         .filter(|s| !s.trim().is_empty())
@@ -282,7 +284,7 @@ pub async fn prepare_update(
     references::check_client_write(store, caller, kind, Change::Update { stored: &stored }, &mut patch).await?;
     patch.insert("id".into(), json!(id));
     patch.remove("addedTime");
-    patch.insert("updatedTime".into(), json!(now_millis()));
+    patch.insert("updatedTime".into(), json!(now));
     Ok((stored, patch))
 }
 
@@ -293,8 +295,9 @@ pub async fn update(
     kind: ObjectKind,
     id: Option<&str>,
     body: Value,
+    now: EpochMillis,
 ) -> AppResult<Document> {
-    let (_, patch) = prepare_update(store, caller, kind, id, body).await?;
+    let (_, patch) = prepare_update(store, caller, kind, id, body, now).await?;
     let id = str_field(&patch, "id").unwrap_or_default().to_string();
     let stored = store.write(vec![Write::merge(kind, id, patch)]).await?;
     stored

@@ -2,13 +2,12 @@
 //! operation rows, writes fan them out, completion counts an attempt.
 
 use pop_core::visibility::Caller;
-use pop_core::{AgendaProgress, ObjectKind, OperationProgress, ProcessingState, WAITING_PENDING};
+use pop_core::{AgendaProgress, EpochMillis, ObjectKind, OperationProgress, ProcessingState, WAITING_PENDING};
 use pop_ports::{Document, Store, Write};
 use serde_json::{Value, json};
 
 use super::batch::{Part, write_parts};
 use super::body::{non_blank, str_field, to_document, typed};
-use super::now_millis;
 use super::objects::{self, operation_progress_of, stamp_new};
 use super::references::{self, Change, check_client_id};
 use crate::error::{AppError, AppResult};
@@ -23,8 +22,8 @@ pub fn new_operation_progress(
     customer_id: &str,
     cid: &str,
     params: Option<pop_core::ParamsMap>,
+    now: EpochMillis,
 ) -> OperationProgress {
-    let now = now_millis();
     let mut op = OperationProgress {
         agenda_progress_id: Some(progress_id.into()),
         operation: Some(operation.into()),
@@ -61,7 +60,13 @@ fn split_body(body: Value) -> AppResult<(AgendaProgress, Vec<OperationProgress>)
 }
 
 /// POST `/pop/progress/agenda`.
-pub async fn create(store: &dyn Store, caller: &Caller, body: Value, cid: &str) -> AppResult<Document> {
+pub async fn create(
+    store: &dyn Store,
+    caller: &Caller,
+    body: Value,
+    cid: &str,
+    now: EpochMillis,
+) -> AppResult<Document> {
     let (progress, ops) = split_body(body)?;
     let mut doc = to_document(&progress)?;
     let customer_id = non_blank(&doc, "customerId")
@@ -75,7 +80,7 @@ pub async fn create(store: &dyn Store, caller: &Caller, body: Value, cid: &str) 
     if doc.get("maximumAttempts").is_none() {
         doc.insert("maximumAttempts".into(), json!(DEFAULT_MAXIMUM_ATTEMPTS));
     }
-    stamp_new(&mut doc, cid);
+    stamp_new(&mut doc, cid, now);
     let id = str_field(&doc, "id").unwrap_or_default().to_string();
     let head = vec![Write::create(ObjectKind::AgendaProgress, doc)];
     let mut rows = Vec::with_capacity(ops.len());
@@ -83,7 +88,7 @@ pub async fn create(store: &dyn Store, caller: &Caller, body: Value, cid: &str) 
         embedded_op_id(&id, &op)?;
         rows.push(Write::create(
             ObjectKind::OperationProgress,
-            embedded_op(&id, &customer_id, cid, op)?,
+            embedded_op(&id, &customer_id, cid, op, now)?,
         ));
     }
     // Rows first when they do not fit with the progress: a cut leaves rows
@@ -100,9 +105,15 @@ pub async fn create(store: &dyn Store, caller: &Caller, body: Value, cid: &str) 
 
 /// An embedded operation progress made ready to store as a new row: the
 /// given fields over WAITING defaults, owned by the parent's customer.
-fn embedded_op(progress_id: &str, customer_id: &str, cid: &str, op: OperationProgress) -> AppResult<Document> {
+fn embedded_op(
+    progress_id: &str,
+    customer_id: &str,
+    cid: &str,
+    op: OperationProgress,
+    now: EpochMillis,
+) -> AppResult<Document> {
     let name = op.operation.clone().unwrap_or_default();
-    let mut doc = to_document(&new_operation_progress(progress_id, &name, customer_id, cid, None))?;
+    let mut doc = to_document(&new_operation_progress(progress_id, &name, customer_id, cid, None, now))?;
     let mut given = to_document(&op)?;
     for server_owned in ["id", "customerId", "addedTime", "updatedTime", "agendaProgressId"] {
         given.remove(server_owned);
@@ -137,13 +148,14 @@ pub async fn update(
     id: Option<&str>,
     body: Value,
     cid: &str,
+    now: EpochMillis,
 ) -> AppResult<Document> {
     let (_, ops) = split_body(body.clone())?;
     let mut body = body;
     if let Some(obj) = body.as_object_mut() {
         obj.remove("operationProgress");
     }
-    let (stored, mut patch) = objects::prepare_update(store, caller, ObjectKind::AgendaProgress, id, body).await?;
+    let (stored, mut patch) = objects::prepare_update(store, caller, ObjectKind::AgendaProgress, id, body, now).await?;
     let id = str_field(&patch, "id").unwrap_or_default().to_string();
     let customer_id = str_field(&stored, "customerId").unwrap_or_default().to_string();
     let was_complete = stored.get("processingState") == Some(&json!(ProcessingState::Complete));
@@ -163,14 +175,14 @@ pub async fn update(
             op_patch.insert("agendaProgressId".into(), json!(id));
             op_patch.remove("customerId");
             op_patch.remove("addedTime");
-            op_patch.insert("updatedTime".into(), json!(now_millis()));
+            op_patch.insert("updatedTime".into(), json!(now));
             writes.push(Write::merge(ObjectKind::OperationProgress, op_id, op_patch));
         } else {
             let mut op = op;
             op.envelope.id = Some(op_id);
             writes.push(Write::create(
                 ObjectKind::OperationProgress,
-                embedded_op(&id, &customer_id, cid, op)?,
+                embedded_op(&id, &customer_id, cid, op, now)?,
             ));
         }
     }

@@ -11,7 +11,6 @@ use pop_ports::{Document, Query, Queue, Store, Write};
 use serde_json::{Value, json};
 
 use super::body::{from_document, str_field, to_document};
-use super::now_millis;
 use crate::error::AppResult;
 
 /// The most backlog rows offered to one decision.
@@ -159,9 +158,10 @@ pub fn state_write(
     insight: &Insight,
     output: &ScheduleOutput,
     decided_by: &str,
+    now: i64,
 ) -> AppResult<Write> {
     let mut info = InsightScheduleInfo {
-        last_executed: Some(now_millis()),
+        last_executed: Some(now),
         scheduler_state: Some(encode_state(&output.state)),
         last_scheduler: Some(decided_by.to_string()),
         ..Default::default()

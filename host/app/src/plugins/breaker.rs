@@ -28,50 +28,9 @@ use pop_core::PluginKind;
 use pop_wasm::{Answer, CompiledPlugin, PluginFailure};
 use serde::Serialize;
 
+use pop_ports::Clock;
+
 use super::Slot;
-
-/// Where a breaker's time comes from, in milliseconds.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> u64;
-}
-
-/// Wall-clock time, epoch milliseconds: what `openUntil` on a plugin
-/// record is expressed in.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        crate::domain::now_millis().max(0) as u64
-    }
-}
-
-/// A clock that moves only when told to (tests).
-#[cfg(test)]
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    now: std::sync::atomic::AtomicU64,
-}
-
-#[cfg(test)]
-impl ManualClock {
-    pub fn at(now_ms: u64) -> Self {
-        Self {
-            now: std::sync::atomic::AtomicU64::new(now_ms),
-        }
-    }
-
-    pub fn advance(&self, ms: u64) {
-        self.now.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-#[cfg(test)]
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.now.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
 
 /// When breakers open and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +166,11 @@ pub struct Breakers {
 }
 
 impl Breakers {
+    /// Now on the clock, in the breakers' unsigned milliseconds.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.now_millis()).unwrap_or(0)
+    }
+
     pub fn new(clock: Arc<dyn Clock>, policy: BreakerPolicy) -> Self {
         Self {
             clock,
@@ -228,7 +192,7 @@ impl Breakers {
         if entry.failures < self.policy.threshold {
             return Admission::Call;
         }
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         if let Some(started) = entry.probe_started {
             // A probe whose outcome never came back (its task died) does
             // not keep the breaker half-open forever.
@@ -255,7 +219,7 @@ impl Breakers {
 
     /// The call `admission` let through failed.
     pub fn failed(&self, kind: PluginKind, version: &str, tenant: &str, admission: Admission) -> Tripped {
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let mut entries = self.lock();
         let entry = entries
             .entry(version.to_owned())
@@ -297,7 +261,7 @@ impl Breakers {
 
     /// The breaker of `version` for each tenant that has one.
     pub fn views(&self, version: &str) -> Vec<(String, BreakerView)> {
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         let entries = self.lock();
         let Some(tenants) = entries.get(version) else {
             return Vec::new();
@@ -319,7 +283,7 @@ impl Breakers {
 
     /// Breakers not closed, per world (for `/pop/metrics`).
     pub fn not_closed(&self) -> Vec<(PluginKind, BreakerState)> {
-        let now = self.clock.now_ms();
+        let now = self.now_ms();
         self.lock()
             .values()
             .flat_map(HashMap::values)
@@ -410,7 +374,14 @@ pub fn call<R>(
 
 #[cfg(test)]
 mod tests {
+    use pop_ports::ManualClock;
+    use std::time::Duration;
+
     use super::*;
+
+    fn now(clock: &ManualClock) -> u64 {
+        u64::try_from(clock.now_millis()).unwrap()
+    }
 
     const V: &str = "acme:scheduler:picker@1";
     const KIND: PluginKind = PluginKind::Scheduler;
@@ -454,9 +425,9 @@ mod tests {
             }
         );
         assert_eq!(b.admit(V, "acme"), Admission::Skip);
-        clock.advance(99);
+        clock.advance(Duration::from_millis(99));
         assert_eq!(b.admit(V, "acme"), Admission::Skip);
-        clock.advance(1);
+        clock.advance(Duration::from_millis(1));
         assert_eq!(view(&b, "acme").state, BreakerState::HalfOpen);
         assert_eq!(b.admit(V, "acme"), Admission::Probe, "one probe…");
         assert_eq!(b.admit(V, "acme"), Admission::Skip, "…and only one");
@@ -471,8 +442,8 @@ mod tests {
         let mut backoffs = Vec::new();
         for _ in 0..4 {
             let until = view(&b, "acme").open_until.unwrap_or_default();
-            backoffs.push(until - clock.now_ms());
-            clock.advance(until - clock.now_ms());
+            backoffs.push(until - now(&clock));
+            clock.advance(Duration::from_millis(until - now(&clock)));
             assert_eq!(b.admit(V, "acme"), Admission::Probe);
             assert!(matches!(
                 b.failed(KIND, V, "acme", Admission::Probe),
@@ -489,7 +460,7 @@ mod tests {
         for _ in 0..3 {
             fail(&b, "acme");
         }
-        clock.advance(100);
+        clock.advance(Duration::from_millis(100));
         assert_eq!(b.admit(V, "acme"), Admission::Probe);
         b.succeeded(V, "acme");
         assert_eq!(view(&b, "acme"), BreakerView::CLOSED);
@@ -502,7 +473,7 @@ mod tests {
         assert_eq!(
             fail(&b, "acme"),
             Tripped::Opened {
-                until: clock.now_ms() + 100
+                until: now(&clock) + 100
             }
         );
     }
@@ -546,11 +517,11 @@ mod tests {
         for _ in 0..3 {
             fail(&b, "acme");
         }
-        clock.advance(100);
+        clock.advance(Duration::from_millis(100));
         assert_eq!(b.admit(V, "acme"), Admission::Probe);
-        clock.advance(349);
+        clock.advance(Duration::from_millis(349));
         assert_eq!(b.admit(V, "acme"), Admission::Skip);
-        clock.advance(1);
+        clock.advance(Duration::from_millis(1));
         assert_eq!(b.admit(V, "acme"), Admission::Probe);
     }
 

@@ -7,7 +7,6 @@ use pop_ports::{Write, sha256_hex};
 
 use super::{BUILTIN_OWNER, PluginHost};
 use crate::domain::body::to_document;
-use crate::domain::now_millis;
 use crate::error::{AppError, AppResult};
 
 /// The version every built-in is registered under.
@@ -34,7 +33,7 @@ pub async fn register(host: &PluginHost) -> AppResult<()> {
             failure_count: Some(0),
             ..Default::default()
         };
-        let now = now_millis();
+        let now = host.now_millis();
         let env = &mut record.envelope;
         env.id = Some(PluginVersion::id_for(BUILTIN_OWNER, kind, builtin.name, &version));
         env.customer_id = Some(BUILTIN_OWNER.into());

@@ -13,7 +13,7 @@ use pop_wasm::PluginFailure;
 use serde_json::{Value, json};
 
 use super::metrics::failure_code;
-use crate::domain::now_millis;
+use pop_ports::Clock;
 
 /// Diagnostics kept on a plugin version, newest last.
 pub const KEPT_DIAGNOSTICS: usize = 10;
@@ -29,13 +29,15 @@ struct Pending {
 /// Failures waiting to be written, per plugin version id.
 pub struct FailureLog {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     pending: Arc<Mutex<HashMap<String, Pending>>>,
 }
 
 impl FailureLog {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
+            clock,
             pending: Arc::default(),
         }
     }
@@ -46,7 +48,7 @@ impl FailureLog {
         let event = DiagnosticEvent {
             message: Some(failure.to_string()),
             status_code: Some(failure_code(failure).into()),
-            time: Some(now_millis()),
+            time: Some(self.clock.now_millis()),
             ..Default::default()
         };
         let first = {

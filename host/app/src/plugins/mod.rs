@@ -33,8 +33,9 @@ use pop_wasm::{AnsweredBy, CompiledPlugin, PluginCell, PluginFailure, Runtime};
 pub use metrics::{Answerer, PluginMetrics};
 pub use registry::Registry;
 
-use breaker::{BreakerPolicy, BreakerView, Breakers, Clock, Guarded, SystemClock};
+use breaker::{BreakerPolicy, BreakerView, Breakers, Guarded};
 use failures::FailureLog;
+use pop_ports::Clock;
 
 /// Owner of the built-in plugins.
 pub const BUILTIN_OWNER: &str = "pop";
@@ -102,6 +103,8 @@ pub struct PluginHost {
     metrics: PluginMetrics,
     /// Per (version, tenant): versions that keep failing are skipped.
     breakers: Arc<Breakers>,
+    /// Where record times and breaker backoffs come from.
+    clock: Arc<dyn Clock>,
 }
 
 impl PluginHost {
@@ -110,13 +113,13 @@ impl PluginHost {
         runtime: Arc<Runtime>,
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, crate::error::AppError> {
-        Self::start_with_clock(runtime, store, blobs, Arc::new(SystemClock), BreakerPolicy::default()).await
+        Self::start_with_policy(runtime, store, blobs, clock, BreakerPolicy::default()).await
     }
 
-    /// [`Self::start`] with the breakers' clock and policy chosen (tests
-    /// drive a manual clock).
-    pub async fn start_with_clock(
+    /// [`Self::start`] with the breakers' policy chosen.
+    pub async fn start_with_policy(
         runtime: Arc<Runtime>,
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
@@ -125,18 +128,24 @@ impl PluginHost {
     ) -> Result<Arc<Self>, crate::error::AppError> {
         let host = Arc::new(Self {
             runtime,
-            failures: FailureLog::new(store.clone()),
+            failures: FailureLog::new(store.clone(), clock.clone()),
             store,
             blobs,
             slots: RwLock::new(HashMap::new()),
             policy_owners: ArcSwap::from_pointee(HashSet::new()),
             metrics: PluginMetrics::default(),
-            breakers: Arc::new(Breakers::new(clock, policy)),
+            breakers: Arc::new(Breakers::new(clock.clone(), policy)),
+            clock,
         });
         builtins::register(&host).await?;
         host.registry().restore().await?;
         host.refresh_policy_owners().await?;
         Ok(host)
+    }
+
+    /// Now, on the host's clock.
+    pub fn now_millis(&self) -> pop_core::EpochMillis {
+        self.clock.now_millis()
     }
 
     pub fn registry(&self) -> Registry<'_> {

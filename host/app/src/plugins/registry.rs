@@ -12,7 +12,6 @@ use pop_wasm::CompiledPlugin;
 
 use super::{BUILTIN_OWNER, PluginHost};
 use crate::domain::body::{from_document, to_document};
-use crate::domain::now_millis;
 use crate::domain::objects::{get_visible, stamp_new};
 use crate::error::{AppError, AppResult};
 use crate::plugins::upload::Upload;
@@ -73,7 +72,7 @@ impl<'a> Registry<'a> {
         version.envelope.customer_id = Some(owner.clone());
         version.envelope.title = Some(upload.name.clone());
         let mut doc = to_document(&version)?;
-        stamp_new(&mut doc, cid);
+        stamp_new(&mut doc, cid, self.host.now_millis());
         let mut stored = self
             .host
             .store
@@ -172,7 +171,7 @@ impl<'a> Registry<'a> {
                 history.retain(|v| *v != label);
             }
             let mut doc = to_document(&activation)?;
-            doc.insert("updatedTime".into(), now_millis().into());
+            doc.insert("updatedTime".into(), self.host.now_millis().into());
             writes.push(Write::put(ObjectKind::PluginActivation, doc));
         }
         let mut removed = self.host.store.write(writes).await?;
@@ -269,7 +268,7 @@ impl<'a> Registry<'a> {
         activation.envelope.id = Some(PluginVersion::slot_id(owner, kind, name));
         activation.envelope.customer_id = Some(owner.into());
         activation.envelope.title = Some(name.into());
-        let now = now_millis();
+        let now = self.host.now_millis();
         activation.envelope.updated_time = Some(now);
         activation.envelope.added_time = Some(now);
         let mut stored = self

@@ -9,7 +9,6 @@ use std::time::Instant;
 use pop_wasm::InstanceFor;
 
 use super::{Answerer, PluginHost, breaker};
-use crate::domain::now_millis;
 use crate::domain::scheduling::Backlog;
 use crate::error::{AppError, AppResult};
 
@@ -47,7 +46,7 @@ impl PluginHost {
         }
         let runtime = self.runtime.clone();
         let breakers = self.breakers.clone();
-        let now = now_millis().max(0) as u64;
+        let now = self.now_millis().max(0) as u64;
         let (output, decided_by, fallback, account, backlog, owner) = tokio::task::spawn_blocking(move || {
             let input = backlog.input(now, slots);
             let native_decision = || native.schedule(&input).or_else(|_| fifo(&input)).unwrap_or_default();

@@ -279,6 +279,7 @@ impl AgendaRun {
                         &self.customer_id,
                         &self.cid,
                         params,
+                        self.now(),
                     );
                     writes.push(Write::put(ObjectKind::OperationProgress, to_document(&row)?));
                     self.with_rows.insert(generated_name);
@@ -402,6 +403,7 @@ impl AgendaRun {
             &self.customer_id,
             &self.cid,
             None,
+            self.now(),
         ))?;
         row.extend(to_document(&progress)?);
         Ok(Write::put(ObjectKind::OperationProgress, row))

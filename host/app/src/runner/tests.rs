@@ -11,7 +11,8 @@ use pop_core::{ObjectKind, QueuedAgenda};
 use pop_handlers_registry::Registry;
 use pop_memory::{MemoryQueue, MemoryStore};
 use pop_ports::{
-    Document, Durability, Launcher, ManualClock, OperationResult, OperationRun, ProgressSink, Queue, Store, Write,
+    Clock, Document, Durability, Launcher, ManualClock, OperationResult, OperationRun, ProgressSink, Queue, Store,
+    Write,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -131,7 +132,7 @@ impl Setup {
         // The WAITING rows a submission writes, one per operation.
         for op in operations.as_array().into_iter().flatten() {
             let name = op["name"].as_str().unwrap_or_default();
-            let row = new_operation_progress(&format!("p-{id}"), name, "acme", "cid-1", None);
+            let row = new_operation_progress(&format!("p-{id}"), name, "acme", "cid-1", None, self.clock.now_millis());
             writes.push(Write::put(ObjectKind::OperationProgress, to_document(&row).unwrap()));
         }
         self.store.write(writes).await.unwrap();
@@ -311,6 +312,7 @@ async fn rerun_while_running(durability: Durability) -> Setup {
         setup.queue.as_ref(),
         &caller,
         json!({"agendaId": "a1"}),
+        setup.clock.now_millis(),
     )
     .await
     .expect("the rerun is accepted");

@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use pop_core::EpochMillis;
 use pop_core::params::keys;
 use pop_core::validation::validate_agenda;
 use pop_core::visibility::Caller;
@@ -28,7 +29,7 @@ use super::submission::{InsightScope, submit_agenda_in};
 use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
 use crate::domain::progress::{self, new_operation_progress};
-use crate::domain::{now_millis, queue};
+use crate::domain::queue;
 use crate::error::{AppError, AppResult};
 use crate::plugins::PluginHost;
 
@@ -235,7 +236,13 @@ pub async fn ack_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
 /// applied exactly as `PUT /pop/progress/agenda/{id}` does (operation rows
 /// fanned out, completed attempts counted), as the service user once the
 /// caller is authorized.
-pub async fn update_agenda_progress(store: &dyn Store, caller: &Caller, body: Value, cid: &str) -> AppResult<()> {
+pub async fn update_agenda_progress(
+    store: &dyn Store,
+    caller: &Caller,
+    body: Value,
+    cid: &str,
+    now: EpochMillis,
+) -> AppResult<()> {
     let request: UpdateAgendaProgressRequest = typed(body)?;
     let given = request
         .agenda_progress
@@ -261,7 +268,7 @@ pub async fn update_agenda_progress(store: &dyn Store, caller: &Caller, body: Va
     update.envelope.customer_id = str_field(&stored, "customerId").map(String::from);
     update.envelope.cid = given.envelope.cid;
     let body = Value::Object(to_document(&update)?);
-    progress::update(store, &Caller::service(), Some(&id), body, cid).await?;
+    progress::update(store, &Caller::service(), Some(&id), body, cid, now).await?;
     Ok(())
 }
 
@@ -270,7 +277,7 @@ pub async fn update_agenda_progress(store: &dyn Store, caller: &Caller, body: Va
 /// write. The agenda write is guarded by the operations it was read with,
 /// so two generators appending at once cannot lose each other's work (the
 /// loser gets 409 and retries).
-pub async fn update_agenda(store: &dyn Store, caller: &Caller, body: Value) -> AppResult<Document> {
+pub async fn update_agenda(store: &dyn Store, caller: &Caller, body: Value, now: EpochMillis) -> AppResult<Document> {
     let request: UpdateAgendaRequest = typed(body)?;
     let agenda_id = non_blank(request.agenda_id)
         .ok_or_else(|| AppError::Validation("The agendaId field must be specified.".into()))?;
@@ -304,7 +311,6 @@ pub async fn update_agenda(store: &dyn Store, caller: &Caller, body: Value) -> A
     // existing operations, no cycle.
     validate_agenda(&agenda).map_err(|e| AppError::Validation(e.to_string()))?;
 
-    let now = now_millis();
     let cid = agenda.envelope.cid.clone().unwrap_or_default();
     let mut agenda_patch = Document::new();
     agenda_patch.insert("operations".into(), json!(agenda.operations));
@@ -336,7 +342,7 @@ pub async fn update_agenda(store: &dyn Store, caller: &Caller, body: Value) -> A
     }
     let mut rows = Vec::with_capacity(added.len());
     for op in &added {
-        let row = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone());
+        let row = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone(), now);
         rows.push(Write::put(ObjectKind::OperationProgress, to_document(&row)?));
     }
     // The agenda (guarded on the operations read) first when the rows do

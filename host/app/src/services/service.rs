@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use pop_core::EpochMillis;
 use pop_core::params::keys;
 use pop_core::rerun::{parse_rerun_params, reset_plan};
 use pop_core::summary::summarize;
@@ -18,9 +19,9 @@ use serde_json::{Value, json};
 use super::submission::{ready_agenda, submit_agenda};
 use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
+use crate::domain::fence;
 use crate::domain::objects::operation_progress_of;
 use crate::domain::objects::{MAX_LIMIT, get_visible, visibility_filter};
-use crate::domain::{fence, now_millis};
 use crate::error::{AppError, AppResult};
 use crate::plugins::PluginHost;
 
@@ -75,7 +76,13 @@ pub struct RerunOutcome {
 /// POST `/pop/agenda/service/rerun`: reset the progress of an agenda (and of
 /// every operation that depends on a reset one), delete operations generated
 /// by reset ones, and put the agenda back in its insight's backlog — atomically.
-pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: Value) -> AppResult<RerunOutcome> {
+pub async fn rerun(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    caller: &Caller,
+    body: Value,
+    now: EpochMillis,
+) -> AppResult<RerunOutcome> {
     let request: RerunAgendaRequest = typed(body)?;
     let agenda_id =
         non_blank(request.agenda_id).ok_or_else(|| AppError::Validation("agendaId must be specified".into()))?;
@@ -97,7 +104,6 @@ pub async fn rerun(store: &dyn Store, queue: &dyn Queue, caller: &Caller, body: 
         .collect();
     let plan = reset_plan(&agenda, &options.scope, &known).map_err(|e| AppError::Validation(e.to_string()))?;
 
-    let now = now_millis();
     // Head: the progress reset with a fresh token (fencing off any run of
     // the old attempt) and the agenda without the deleted operations;
     // rows: the operation resets and deletes; tail: the backlog row that

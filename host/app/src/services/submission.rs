@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
+use crate::domain::new_id;
 use crate::domain::progress::{DEFAULT_MAXIMUM_ATTEMPTS, new_operation_progress};
-use crate::domain::{new_id, now_millis};
 use crate::error::{AppError, AppResult};
 use crate::plugins::PluginHost;
 
@@ -79,7 +79,7 @@ pub async fn submit_agenda_in(
         return Err(AppError::forbidden_customer(&customer_id));
     }
     let insight = choose_insight(store, plugins, &agenda, &customer_id, scope).await?;
-    let now = now_millis();
+    let now = plugins.now_millis();
     let envelope = &mut agenda.envelope;
     envelope.id = Some(new_id());
     if envelope.cid.as_deref().is_none_or(str::is_empty) {
@@ -129,7 +129,7 @@ pub async fn submit_agenda_in(
     agenda.progress_id = Some(progress_id.clone());
     let mut rows = Vec::with_capacity(agenda.operations().len());
     for op in agenda.operations() {
-        let op_progress = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone());
+        let op_progress = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone(), now);
         rows.push(Write::put(ObjectKind::OperationProgress, to_document(&op_progress)?));
     }
     let agenda_index = head.len();

@@ -67,8 +67,8 @@ async fn create(
         let cid = ctx.cid.0.as_str();
         match kind {
             ObjectKind::Agenda => submission::submit(store, &app.plugins, &ctx.caller, body, cid).await,
-            ObjectKind::AgendaProgress => progress::create(store, &ctx.caller, body, cid).await,
-            _ => domain::create(store, &ctx.caller, kind, body, cid).await,
+            ObjectKind::AgendaProgress => progress::create(store, &ctx.caller, body, cid, app.now()).await,
+            _ => domain::create(store, &ctx.caller, kind, body, cid, app.now()).await,
         }
     }
     .await;
@@ -91,8 +91,10 @@ async fn update(
         let id = id.map(|Path(id)| id);
         let store = app.store.as_ref();
         match kind {
-            ObjectKind::AgendaProgress => progress::update(store, &ctx.caller, id.as_deref(), body, &ctx.cid.0).await,
-            _ => domain::update(store, &ctx.caller, kind, id.as_deref(), body).await,
+            ObjectKind::AgendaProgress => {
+                progress::update(store, &ctx.caller, id.as_deref(), body, &ctx.cid.0, app.now()).await
+            }
+            _ => domain::update(store, &ctx.caller, kind, id.as_deref(), body, app.now()).await,
         }
     }
     .await;

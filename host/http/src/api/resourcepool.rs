@@ -94,7 +94,14 @@ async fn update_agenda_progress(
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let result = async {
-        resourcepool::update_agenda_progress(app.store.as_ref(), &ctx.caller, body_object(body)?, &ctx.cid.0).await
+        resourcepool::update_agenda_progress(
+            app.store.as_ref(),
+            &ctx.caller,
+            body_object(body)?,
+            &ctx.cid.0,
+            app.now(),
+        )
+        .await
     }
     .await;
     result.map_err(|e| e.with_cid(&ctx.cid))?;
@@ -102,7 +109,9 @@ async fn update_agenda_progress(
 }
 
 async fn update_agenda(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
-    let result = async { resourcepool::update_agenda(app.store.as_ref(), &ctx.caller, body_object(body)?).await }.await;
+    let result =
+        async { resourcepool::update_agenda(app.store.as_ref(), &ctx.caller, body_object(body)?, app.now()).await }
+            .await;
     let agenda = result.map_err(|e| e.with_cid(&ctx.cid))?;
     let mut fields = Map::new();
     fields.insert("agenda".into(), Value::Object(agenda));

@@ -49,8 +49,17 @@ pub async fn run(State(app): State<AppState>, ctx: RequestContext, body: Result<
 }
 
 pub async fn rerun(State(app): State<AppState>, ctx: RequestContext, body: Result<Bytes, BytesRejection>) -> Reply {
-    let result =
-        async { service::rerun(app.store.as_ref(), app.queue.as_ref(), &ctx.caller, body_object(body)?).await }.await;
+    let result = async {
+        service::rerun(
+            app.store.as_ref(),
+            app.queue.as_ref(),
+            &ctx.caller,
+            body_object(body)?,
+            app.now(),
+        )
+        .await
+    }
+    .await;
     let outcome = result.map_err(|e| e.with_cid(&ctx.cid))?;
     app.backlog_grew.notify_one();
     let mut fields = Map::new();

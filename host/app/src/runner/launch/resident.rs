@@ -154,7 +154,8 @@ impl ResidentLauncher {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match resourcepool::update_agenda(self.store.as_ref(), &Caller::service(), request.clone()).await {
+            let now = self.clock.now_millis();
+            match resourcepool::update_agenda(self.store.as_ref(), &Caller::service(), request.clone(), now).await {
                 Ok(_) => return Ok(output),
                 Err(AppError::Conflict(_) | AppError::Internal(_)) if attempt < UPDATE_ATTEMPTS => {
                     self.clock.sleep(std::time::Duration::from_millis(20 << attempt)).await;
