@@ -7,9 +7,13 @@
 //! them leaves a state that reads correctly and that the next attempt (or
 //! the reclaimer) completes. A write that fits stays one atomic write.
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use pop_ports::{Document, Store, Write};
 
 use crate::error::AppResult;
+
+/// Chunks of one part written at once.
+const CHUNKS_IN_FLIGHT: usize = 16;
 
 /// One part of a large write.
 #[derive(Debug)]
@@ -57,12 +61,22 @@ pub async fn write_parts(store: &dyn Store, parts: Vec<Part>) -> AppResult<Vec<V
         match part {
             Part::Atomic(writes) if writes.is_empty() => {}
             Part::Atomic(writes) => stored.extend(store.write(writes).await?),
+            // The chunks of one part are independent of each other, so they
+            // go at once: a store that group-commits (SQLite) folds them into
+            // few commits, one that does not (DynamoDB) runs them side by
+            // side. `buffered` keeps their results in order.
             Part::Chunked(writes) => {
                 let mut writes = writes.into_iter().peekable();
+                let mut chunks = Vec::new();
                 while writes.peek().is_some() {
-                    let chunk: Vec<Write> = writes.by_ref().take(limit).collect();
-                    stored.extend(store.write(chunk).await?);
+                    chunks.push(writes.by_ref().take(limit).collect::<Vec<Write>>());
                 }
+                let written: Vec<Vec<Option<Document>>> = stream::iter(chunks)
+                    .map(|chunk| store.write(chunk))
+                    .buffered(CHUNKS_IN_FLIGHT)
+                    .try_collect()
+                    .await?;
+                stored.extend(written.into_iter().flatten());
             }
         }
         results.push(stored);

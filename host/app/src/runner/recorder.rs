@@ -75,7 +75,7 @@ impl Recorder {
     ) -> Result<Self, RecordError> {
         let token = fence::token_of(&lease);
         let take_over = fence::take_over(&progress_id, stored_token.as_ref(), &token);
-        let mut task = Task {
+        let task = Task {
             ports,
             lease,
             lease_time,
@@ -280,25 +280,34 @@ impl Task {
     }
 
     /// One batch, conditional on the fencing token. A batch longer than
-    /// one atomic write goes in chunks in its order, each behind its own
-    /// guard: the executor puts the agenda's state last, so a cut between
-    /// chunks leaves operation rows recorded ahead of the state, which the
-    /// next delivery resumes from like any other cut.
+    /// one atomic write goes in chunks, each behind its own guard: all but
+    /// the last at once (the store folds them into few commits), then the
+    /// last, which holds the agenda's state (the executor puts it last). A
+    /// cut between them leaves operation rows recorded ahead of the state,
+    /// which the next delivery resumes from like any other cut.
     async fn commit(&mut self, batch: Vec<Write>) -> Result<(), RecordError> {
         let per_chunk = self.ports.store.max_writes().saturating_sub(1).max(1);
+        let mut chunks: Vec<Vec<Write>> = Vec::new();
         let mut writes = batch.into_iter().peekable();
         while writes.peek().is_some() {
             let mut chunk = Vec::with_capacity(per_chunk + 1);
             chunk.push(fence::guard(&self.progress_id, &self.token));
             chunk.extend(writes.by_ref().take(per_chunk));
-            self.commit_once(chunk).await?;
+            chunks.push(chunk);
         }
-        Ok(())
+        let Some(last) = chunks.pop() else {
+            return Ok(());
+        };
+        if !chunks.is_empty() {
+            let this = &*self;
+            futures_util::future::try_join_all(chunks.into_iter().map(|chunk| this.commit_once(chunk))).await?;
+        }
+        self.commit_once(last).await
     }
 
     /// Write `batch`, retrying transient failures; a failed condition means
     /// another delivery (or a rerun) owns the agenda now.
-    async fn commit_once(&mut self, batch: Vec<Write>) -> Result<(), RecordError> {
+    async fn commit_once(&self, batch: Vec<Write>) -> Result<(), RecordError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
