@@ -12,8 +12,11 @@ use pop_ports::{Document, Store, Write};
 
 use crate::error::AppResult;
 
-/// Chunks of one part written at once.
-const CHUNKS_IN_FLIGHT: usize = 16;
+/// Chunks of one part written at once: enough that a 10,000-operation
+/// submission's 100 chunks reach SQLite's writer together and share its
+/// group commit (16 at once made that submission 1.4 × slower than one
+/// unbounded write; 128 brings it within 1.1 ×).
+const CHUNKS_IN_FLIGHT: usize = 128;
 
 /// One part of a large write.
 #[derive(Debug)]
