@@ -169,3 +169,15 @@ async fn a_run_left_by_a_dead_predecessor_is_reaped() {
     bystander.kill().unwrap();
     bystander.wait().unwrap();
 }
+
+#[tokio::test]
+async fn the_process_launcher_passes_the_launcher_suite() {
+    let runs = tempfile::tempdir().unwrap();
+    let fixture = pop_ports::launcher::conformance::LauncherFixture {
+        launcher: Arc::new(launcher(runs.path())),
+        succeeds: ("succeeds".into(), json!({"n": 1}), json!({"echo": {"n": 1}})),
+        fails: ("fails".into(), json!({})),
+        foreign: "inWasm".into(),
+    };
+    pop_ports::launcher::conformance::launcher_conformance(fixture).await;
+}

@@ -165,3 +165,24 @@ impl ResidentLauncher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pop_memory::MemoryStore;
+    use pop_ports::ManualClock;
+    use pop_ports::launcher::conformance::{LauncherFixture, launcher_conformance};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_resident_launcher_passes_the_launcher_suite() {
+        let launcher = ResidentLauncher::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::at(1)));
+        launcher_conformance(LauncherFixture {
+            launcher: Arc::new(launcher),
+            succeeds: (LOG_MESSAGES.into(), json!({"logMessages": ["hello"]}), Value::Null),
+            fails: (LOG_MESSAGES.into(), json!({"logMessages": 5})),
+            foreign: "sample".into(),
+        })
+        .await;
+    }
+}

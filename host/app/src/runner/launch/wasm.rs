@@ -99,3 +99,38 @@ impl Launcher for WasmLauncher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pop_memory::{MemoryBlobStore, MemoryStore};
+    use pop_ports::ManualClock;
+    use pop_ports::launcher::conformance::{LauncherFixture, launcher_conformance};
+    use pop_wasm::{Runtime, RuntimeConfig};
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_wasm_launcher_passes_the_launcher_suite() {
+        let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let plugins = PluginHost::start(
+            Arc::new(runtime),
+            store,
+            Arc::new(MemoryBlobStore::new()),
+            clock.clone(),
+        )
+        .await
+        .unwrap();
+        let launcher = WasmLauncher::new(plugins, Arc::new(Registry::builtin()), clock);
+        let exception = json!({"actions": [{"action": "exception", "paramsMap": {"exceptionMessage": "broken"}}]});
+        launcher_conformance(LauncherFixture {
+            launcher: Arc::new(launcher),
+            succeeds: ("sampleWasm".into(), json!({"resultPayload": {"v": 1}}), json!({"v": 1})),
+            fails: ("sampleWasm".into(), exception),
+            foreign: "sample".into(),
+        })
+        .await;
+    }
+}

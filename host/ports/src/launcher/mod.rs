@@ -190,3 +190,6 @@ pub trait Launcher: Send + Sync {
         Ok(0)
     }
 }
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
