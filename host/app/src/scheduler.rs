@@ -440,7 +440,7 @@ mod tests {
 
     use async_trait::async_trait;
     use pop_memory::{Fault, FaultyQueue, MemoryBlobStore, MemoryQueue, MemoryStore};
-    use pop_ports::{DocFilter, Document, ManualClock};
+    use pop_ports::{Document, Filter, ManualClock};
     use pop_wasm::{Runtime, RuntimeConfig};
     use tokio::sync::Barrier;
 
@@ -536,7 +536,7 @@ mod tests {
             &self,
             kind: ObjectKind,
             query: &Query,
-            visible: Option<DocFilter>,
+            visible: Option<Filter>,
         ) -> pop_ports::Result<Vec<Document>> {
             let rows = self.inner.query(kind, query, visible).await;
             if kind == ObjectKind::ReadyAgenda && self.gated.fetch_add(1, Ordering::SeqCst) < 2 {
@@ -544,7 +544,7 @@ mod tests {
             }
             rows
         }
-        async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> pop_ports::Result<u64> {
+        async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> pop_ports::Result<u64> {
             self.inner.count(kind, query, visible).await
         }
         async fn write(&self, writes: Vec<Write>) -> pop_ports::Result<Vec<Option<Document>>> {

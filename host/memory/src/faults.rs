@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pop_core::{ObjectKind, QueuedAgenda};
-use pop_ports::{DocFilter, Document, DocumentLimits, Query, Queue, QueueDepth, QueueError, Store, StoreError, Write};
+use pop_ports::{Document, DocumentLimits, Filter, Query, Queue, QueueDepth, QueueError, Store, StoreError, Write};
 
 /// How an injected failure looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,12 +93,12 @@ impl Store for FaultyStore {
         &self,
         kind: ObjectKind,
         query: &Query,
-        visible: Option<DocFilter>,
+        visible: Option<Filter>,
     ) -> Result<Vec<Document>, StoreError> {
         self.inner.query(kind, query, visible).await
     }
 
-    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64, StoreError> {
+    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64, StoreError> {
         self.inner.count(kind, query, visible).await
     }
 

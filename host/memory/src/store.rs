@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use pop_core::ObjectKind;
 use pop_ports::rules::{check_patch_id, document_id, overlay};
-use pop_ports::{Condition, DocFilter, Document, DocumentLimits, Query, Result, Store, StoreError, Write, field_text};
+use pop_ports::{Condition, Document, DocumentLimits, Filter, Query, Result, Store, StoreError, Write, field_text};
 
 /// One kind's rows: insertion order by sequence number; a replaced or
 /// merged row keeps its number, hence its place.
@@ -62,7 +62,7 @@ impl MemoryStore {
         }
     }
 
-    fn matching(&self, kind: ObjectKind, query: &Query, visible: Option<&DocFilter>) -> Vec<Document> {
+    fn matching(&self, kind: ObjectKind, query: &Query, visible: Option<&Filter>) -> Vec<Document> {
         let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         let Some(table) = tables.get(&kind) else {
             return Vec::new();
@@ -76,7 +76,7 @@ impl MemoryStore {
                     .iter()
                     .all(|(field, value)| field_text(doc, field).as_deref() == Some(value.as_str()))
             })
-            .filter(|doc| visible.is_none_or(|visible| visible(doc)))
+            .filter(|doc| visible.is_none_or(|visible| visible.admits(kind, doc)))
             .take(query.limit.unwrap_or(usize::MAX))
             .cloned()
             .collect()
@@ -152,11 +152,11 @@ impl Store for MemoryStore {
         Ok(tables.get(&kind).and_then(|t| t.get(id)).cloned())
     }
 
-    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<Vec<Document>> {
+    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<Vec<Document>> {
         Ok(self.matching(kind, query, visible.as_ref()))
     }
 
-    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64> {
+    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64> {
         let all = Query {
             limit: None,
             ..query.clone()

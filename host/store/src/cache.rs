@@ -6,7 +6,7 @@
 //! throughput.
 //!
 //! * Only the configured kinds are cached; other kinds, `count` and queries
-//!   with a [`DocFilter`] pass through (a filtered query is served from a
+//!   with a [`Filter`] pass through (a filtered query is served from a
 //!   cached unfiltered, unlimited result of the same filters, which is exactly
 //!   what the inner store would return).
 //! * Within one process a write is never followed by a stale read: each kind
@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 
-use crate::{DocFilter, Document, ObjectKind, Query, Result, Store, StoreError, Write};
+use crate::{Document, Filter, ObjectKind, Query, Result, Store, StoreError, Write};
 
 /// What [`CachedStore`] caches and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Store for CachedStore {
         Ok(doc)
     }
 
-    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<Vec<Document>> {
+    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<Vec<Document>> {
         let Some(cache) = self.kinds.of(kind) else {
             return self.inner.query(kind, query, visible).await;
         };
@@ -105,7 +105,12 @@ impl Store for CachedStore {
             let unlimited = Key::Query(query.filters.clone(), None);
             if let Some(docs) = cache.lookup(&unlimited) {
                 let limit = query.limit.unwrap_or(usize::MAX);
-                return Ok(docs.iter().filter(|doc| visible(doc)).take(limit).cloned().collect());
+                return Ok(docs
+                    .iter()
+                    .filter(|doc| visible.admits(kind, doc))
+                    .take(limit)
+                    .cloned()
+                    .collect());
             }
             return self.inner.query(kind, query, Some(visible)).await;
         }
@@ -119,7 +124,7 @@ impl Store for CachedStore {
         Ok(docs)
     }
 
-    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64> {
+    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64> {
         self.inner.count(kind, query, visible).await
     }
 

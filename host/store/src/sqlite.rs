@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{DocFilter, Document, DocumentLimits, ObjectKind, Query, Result, Store, StoreError, Write};
+use crate::{Document, DocumentLimits, Filter, ObjectKind, Query, Result, Store, StoreError, Write};
 use checkpointer::Checkpointer;
 use reader::ReadPool;
 use writer::Writer;
@@ -97,14 +97,14 @@ impl Store for SqliteStore {
         self.reads.run(move |conn| reader::get(conn, kind, &id)).await
     }
 
-    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<Vec<Document>> {
+    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<Vec<Document>> {
         let query = query.clone();
         self.reads
             .run(move |conn| reader::query(conn, kind, &query, visible.as_ref()))
             .await
     }
 
-    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64> {
+    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64> {
         let query = query.clone();
         self.reads
             .run(move |conn| reader::count(conn, kind, &query, visible.as_ref()))

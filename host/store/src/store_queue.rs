@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use pop_core::{EpochMillis, ObjectKind, QueuedAgenda};
 use pop_ports::queue::{MAX_WAIT, message_id, same_delivery};
-use pop_ports::{Clock, DocFilter, Document, Expect, Query, Queue, QueueDepth, QueueError, Store, StoreError, Write};
+use pop_ports::{Clock, Document, Expect, Filter, Query, Queue, QueueDepth, QueueError, Store, StoreError, Write};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -377,14 +377,8 @@ impl Queue for StoreQueue {
 
 /// Keeps the entries that are free to claim at `now`: never leased, or the
 /// lease ran out at or before `now`.
-pub fn claimable(now: EpochMillis) -> DocFilter {
-    Arc::new(move |doc: &Document| doc_is_claimable(doc, now))
-}
-
-fn doc_is_claimable(doc: &Document, now: EpochMillis) -> bool {
-    doc.get("leaseExpires")
-        .and_then(Value::as_i64)
-        .is_none_or(|expires| expires <= now)
+pub fn claimable(now: EpochMillis) -> Filter {
+    Filter::AbsentOrAtMost("leaseExpires".into(), now)
 }
 
 /// The lease fields as read: a write guarded by them applies only if no
@@ -450,10 +444,10 @@ mod tests {
     #[test]
     fn claimable_means_never_leased_or_expired() {
         let doc = |v: Value| v.as_object().cloned().unwrap_or_default();
-        assert!(doc_is_claimable(&doc(json!({"id": "a"})), 100));
-        assert!(doc_is_claimable(&doc(json!({"id": "a", "leaseExpires": null})), 100));
-        assert!(doc_is_claimable(&doc(json!({"id": "a", "leaseExpires": 100})), 100));
-        assert!(!doc_is_claimable(&doc(json!({"id": "a", "leaseExpires": 101})), 100));
+        assert!(claimable(100).admits(KIND, &doc(json!({"id": "a"}))));
+        assert!(claimable(100).admits(KIND, &doc(json!({"id": "a", "leaseExpires": null}))));
+        assert!(claimable(100).admits(KIND, &doc(json!({"id": "a", "leaseExpires": 100}))));
+        assert!(!claimable(100).admits(KIND, &doc(json!({"id": "a", "leaseExpires": 101}))));
     }
 
     #[test]

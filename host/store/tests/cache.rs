@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pop_store::{
-    CacheOptions, CachedStore, DocFilter, Document, ObjectKind, Query, Result, SqliteOptions, SqliteStore, Store,
-    Write, conformance,
+    CacheOptions, CachedStore, Document, Filter, ObjectKind, Query, Result, SqliteOptions, SqliteStore, Store, Write,
+    conformance,
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -133,12 +133,12 @@ impl Store for Probe {
         result
     }
 
-    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<Vec<Document>> {
+    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<Vec<Document>> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         self.inner.query(kind, query, visible).await
     }
 
-    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64> {
+    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64> {
         self.counts.fetch_add(1, Ordering::SeqCst);
         self.inner.count(kind, query, visible).await
     }
@@ -236,7 +236,7 @@ async fn cached_queries_skip_the_inner_store() {
 
     // A filtered query is answered from the cached unfiltered, unlimited
     // result exactly as the inner store would: filter first, then limit.
-    let visible: DocFilter = Arc::new(|doc: &Document| doc.get("visible") == Some(&json!(true)));
+    let visible = Filter::equals("visible", true);
     let limited = by_pool.clone().limit(2);
     let served = store
         .query(ObjectKind::Insight, &limited, Some(visible.clone()))

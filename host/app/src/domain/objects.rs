@@ -1,12 +1,10 @@
 //! Generic data-object CRUD (spec §3.3–3.5) with the per-kind defaults,
 //! required fields, derived fields and cascades of POP.
 
-use std::sync::Arc;
-
 use pop_core::EpochMillis;
 use pop_core::visibility::{Caller, can_read_document};
 use pop_core::{ObjectKind, ProcessingState, WAITING_PENDING};
-use pop_ports::{DocFilter, Document, Query, Store, Write};
+use pop_ports::{Document, Filter, Query, Store, Write};
 use serde_json::{Value, json};
 
 use super::batch::{Part, write_parts};
@@ -39,12 +37,8 @@ pub enum Listing {
 
 /// The scan filter that keeps only what `caller` may read by POP's rules
 /// (none for global callers, who see everything).
-pub fn visibility_filter(caller: &Caller, kind: ObjectKind) -> Option<DocFilter> {
-    if caller.is_global() {
-        return None;
-    }
-    let caller = caller.clone();
-    Some(Arc::new(move |doc: &Document| can_read_document(&caller, kind, doc)))
+pub fn visibility_filter(caller: &Caller) -> Option<Filter> {
+    Filter::readable_by(caller)
 }
 
 /// Load an object the caller may read; absent and invisible look the same.
@@ -63,20 +57,20 @@ pub fn not_found(kind: ObjectKind, id: &str) -> AppError {
 /// limit. Listings that visibility policies decide about are
 /// `PluginHost::list_visible`.
 pub async fn list(store: &dyn Store, caller: &Caller, kind: ObjectKind, request: ListRequest) -> AppResult<Listing> {
-    let visible = visibility_filter(caller, kind);
+    let visible = visibility_filter(caller);
     if request.count_only {
         if let Some(id) = &request.id {
             let found = store
                 .get(kind, id)
                 .await?
-                .filter(|d| visible.as_ref().is_none_or(|f| f(d)));
+                .filter(|d| visible.as_ref().is_none_or(|f| f.admits(kind, d)));
             return Ok(Listing::Count(u64::from(found.is_some())));
         }
         return Ok(Listing::Count(store.count(kind, &request.query, visible).await?));
     }
     let mut docs = match &request.id {
         Some(id) => match store.get(kind, id).await? {
-            Some(doc) if visible.as_ref().is_none_or(|f| f(&doc)) => vec![doc],
+            Some(doc) if visible.as_ref().is_none_or(|f| f.admits(kind, &doc)) => vec![doc],
             _ => return Err(not_found(kind, id)),
         },
         None => store.query(kind, &request.query, visible).await?,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use pop_core::visibility::{Caller, ObjectPage, can_read_document};
 use pop_core::{Customer, ObjectKind, PluginKind};
-use pop_ports::{DocFilter, Document, Query};
+use pop_ports::{Document, Filter, Query};
 use pop_wasm::convert::object_kind;
 
 use super::{Answerer, PluginHost};
@@ -63,15 +63,14 @@ impl PluginHost {
             let deciding = Arc::clone(&deciding);
             move |doc: &Document| str_field(doc, "customerId").is_some_and(|owner| deciding.contains(owner))
         };
-        let sure: DocFilter = {
-            let (caller, is_candidate) = (caller.clone(), is_candidate.clone());
-            Arc::new(move |doc: &Document| !is_candidate(doc) && can_read_document(&caller, kind, doc))
-        };
-        let candidate: DocFilter = Arc::new(is_candidate.clone());
-        let either: DocFilter = {
-            let (caller, is_candidate) = (caller.clone(), is_candidate.clone());
-            Arc::new(move |doc: &Document| is_candidate(doc) || can_read_document(&caller, kind, doc))
-        };
+        // The same split as data: objects of a deciding owner are
+        // candidates (the policy decides), the rest follow POP's rules.
+        let candidate = Filter::OwnedBy(Arc::new(deciding.iter().cloned().collect()));
+        let sure = Filter::All(vec![
+            Filter::Not(Box::new(candidate.clone())),
+            Filter::ReadableBy(caller.clone()),
+        ]);
+        let either = Filter::Any(vec![candidate.clone(), Filter::ReadableBy(caller.clone())]);
 
         if let Some(id) = &request.id {
             let visible = match store.get(kind, id).await? {
@@ -111,7 +110,7 @@ impl PluginHost {
                 filters: request.query.filters.clone(),
                 limit: Some(fetch),
             };
-            let docs = store.query(kind, &query, Some(Arc::clone(&either))).await?;
+            let docs = store.query(kind, &query, Some(either.clone())).await?;
             let exhausted = docs.len() < fetch;
             let undecided: Vec<Document> = docs
                 .iter()

@@ -218,11 +218,7 @@ pub async fn progress_summary(store: &dyn Store, caller: &Caller, body: Value) -
         .ok_or_else(|| AppError::Validation("LinkId is required to call getProgressSummary.".into()))?;
     let query = Query::by("linkId", link_id).limit(MAX_LIMIT);
     let docs = store
-        .query(
-            ObjectKind::AgendaProgress,
-            &query,
-            visibility_filter(caller, ObjectKind::AgendaProgress),
-        )
+        .query(ObjectKind::AgendaProgress, &query, visibility_filter(caller))
         .await?;
     let list: Vec<AgendaProgress> = docs.into_iter().map(from_document).collect::<AppResult<_>>()?;
     Ok(summarize(list))

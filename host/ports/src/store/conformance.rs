@@ -4,7 +4,7 @@
 //! Cases panic with a message naming what broke. They share the store and
 //! may meet data left by other cases or earlier runs, so every id and every
 //! filtered value is unique to the case and the run (see [`unique`]), and
-//! scans over a whole table narrow their view with a [`DocFilter`].
+//! scans over a whole table narrow their view with a [`Filter`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::{DocFilter, Document, Expect, ObjectKind, Query, Store, StoreError, Write, field_text};
+use crate::{Document, Expect, Filter, ObjectKind, Query, Store, StoreError, Write, field_text};
 
 /// Runs every case in turn.
 pub async fn run_all(store: Arc<dyn Store>) {
@@ -544,7 +544,7 @@ pub async fn case_filter_compares_text(store: &Arc<dyn Store>) {
 }
 
 /// A boolean on an indexed field matches "true" whichever filter drives
-/// the query (the table may hold other such documents: a DocFilter narrows
+/// the query (the table may hold other such documents: a Filter narrows
 /// the view to this run's).
 pub async fn case_filter_indexed_boolean(store: &Arc<dyn Store>) {
     let kind = ObjectKind::Agenda;
@@ -748,7 +748,7 @@ pub async fn case_doc_filter_before_limit(store: &Arc<dyn Store>) {
         6,
     )
     .await;
-    let visible: DocFilter = Arc::new(|doc: &Document| doc.get("visible") == Some(&json!(true)));
+    let visible = Filter::equals("visible", true);
     let found = query(store, kind, &Query::by("linkId", &link).limit(2), Some(visible.clone())).await;
     assert_eq!(
         found,
@@ -759,7 +759,7 @@ pub async fn case_doc_filter_before_limit(store: &Arc<dyn Store>) {
     assert_eq!(
         all,
         vec![docs[1].clone(), docs[3].clone(), docs[5].clone()],
-        "DocFilter without limit"
+        "a filter without limit"
     );
 }
 
@@ -777,8 +777,8 @@ pub async fn case_count(store: &Arc<dyn Store>) {
     )
     .await;
     let marker = docs[0]["marker"].as_str().unwrap_or_default().to_owned();
-    let visible: DocFilter = Arc::new(|doc: &Document| doc.get("visible") == Some(&json!(true)));
-    let count = |q: Query, v: Option<DocFilter>| {
+    let visible = Filter::equals("visible", true);
+    let count = |q: Query, v: Option<Filter>| {
         let store = Arc::clone(store);
         async move { store.count(kind, &q, v).await.expect("count failed") }
     };
@@ -805,12 +805,12 @@ pub async fn case_count(store: &Arc<dyn Store>) {
     assert_eq!(
         count(Query::by("linkId", &link), Some(visible.clone())).await,
         3,
-        "count with a DocFilter"
+        "count with a filter"
     );
     assert_eq!(
         count(Query::by("cid", &cid), Some(visible)).await,
         1,
-        "count by an unindexed field with a DocFilter"
+        "count by an unindexed field with a filter"
     );
     assert_eq!(
         count(Query::by("linkId", unique("none")), None).await,
@@ -821,7 +821,7 @@ pub async fn case_count(store: &Arc<dyn Store>) {
     assert_eq!(
         count(Query::all(), Some(marker_filter(&marker))).await,
         4,
-        "count of the whole table with a DocFilter"
+        "count of the whole table with a filter"
     );
 }
 
@@ -1166,7 +1166,7 @@ pub async fn case_concurrent_claims(store: &Arc<dyn Store>) {
 /// One claimer: claim the first unowned entry of `queue` until none is left;
 /// the ids it won.
 async fn claim_until_empty(store: &Arc<dyn Store>, kind: ObjectKind, queue: &str, owner: &str) -> Vec<String> {
-    let unowned: DocFilter = Arc::new(|doc: &Document| doc.get("owner").is_none_or(Value::is_null));
+    let unowned = Filter::Missing("owner".into());
     let mut won = Vec::new();
     loop {
         let free = query(
@@ -1278,9 +1278,8 @@ async fn seed(
     docs
 }
 
-fn marker_filter(marker: &str) -> DocFilter {
-    let marker = json!(marker);
-    Arc::new(move |doc: &Document| doc.get("marker") == Some(&marker))
+fn marker_filter(marker: &str) -> Filter {
+    Filter::equals("marker", marker)
 }
 
 fn every_other(docs: &[Document]) -> Vec<Document> {
@@ -1305,7 +1304,7 @@ async fn get(store: &Arc<dyn Store>, kind: ObjectKind, id: &str) -> Option<Docum
         .unwrap_or_else(|e| panic!("get {kind} {id} failed: {e}"))
 }
 
-async fn query(store: &Arc<dyn Store>, kind: ObjectKind, q: &Query, visible: Option<DocFilter>) -> Vec<Document> {
+async fn query(store: &Arc<dyn Store>, kind: ObjectKind, q: &Query, visible: Option<Filter>) -> Vec<Document> {
     store
         .query(kind, q, visible)
         .await

@@ -8,24 +8,19 @@ pub mod conformance;
 mod document;
 mod error;
 mod expect;
+mod filter;
 mod limits;
 pub mod rules;
-
-use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use document::{Document, field_text};
 pub use error::{BoxError, StoreError};
 pub use expect::Expect;
+pub use filter::Filter;
 pub use limits::{DocumentLimits, document_depth};
 use pop_core::ObjectKind;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// A caller-supplied predicate applied while scanning, so that `limit`
-/// counts only documents the caller may see (POP applied visibility after the
-/// limit and returned short pages; see spec §9.1).
-pub type DocFilter = Arc<dyn Fn(&Document) -> bool + Send + Sync>;
 
 /// An equality query over top-level fields, compared as text (spec §3.3).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -157,10 +152,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `query.limit` documents matching every filter and `visible`, in
     /// insertion order (a replaced or merged row keeps its place).
-    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<Vec<Document>>;
+    async fn query(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<Vec<Document>>;
 
     /// How many documents match every filter and `visible` (`limit` ignored).
-    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<DocFilter>) -> Result<u64>;
+    async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64>;
 
     /// Apply all writes atomically and durably: either every write applies
     /// and is on disk when this returns `Ok`, or none does. At most

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use super::plan::Driver;
 use super::schema::table;
 use super::{SqliteOptions, db, parse_body, row_document};
-use crate::{DocFilter, Document, ObjectKind, Query, Result, StoreError, field_text};
+use crate::{Document, Filter, ObjectKind, Query, Result, StoreError, field_text};
 
 /// Prepared statements kept per connection: a few per table.
 const STATEMENT_CACHE: usize = 64;
@@ -116,7 +116,7 @@ pub(super) fn query(
     conn: &Connection,
     kind: ObjectKind,
     query: &Query,
-    visible: Option<&DocFilter>,
+    visible: Option<&Filter>,
 ) -> Result<Vec<Document>> {
     let limit = query.limit.unwrap_or(usize::MAX);
     let mut found = Vec::new();
@@ -135,7 +135,7 @@ pub(super) fn query(
 }
 
 /// How many documents match `query` (ignoring its limit) and `visible`.
-pub(super) fn count(conn: &Connection, kind: ObjectKind, query: &Query, visible: Option<&DocFilter>) -> Result<u64> {
+pub(super) fn count(conn: &Connection, kind: ObjectKind, query: &Query, visible: Option<&Filter>) -> Result<u64> {
     let driver = Driver::choose(kind, query);
     if visible.is_none() && driver.decides(query) {
         return count_in_sql(conn, kind, &driver);
@@ -175,7 +175,7 @@ fn scan(
     conn: &Connection,
     kind: ObjectKind,
     query: &Query,
-    visible: Option<&DocFilter>,
+    visible: Option<&Filter>,
     mut on_match: impl FnMut(Document) -> ControlFlow<()>,
 ) -> Result<()> {
     let driver = Driver::choose(kind, query);
@@ -183,7 +183,7 @@ fn scan(
     let mut rows = stmt.query(params_from_iter(driver.param())).map_err(db)?;
     while let Some(row) = rows.next().map_err(db)? {
         let doc = row_document(kind, row)?;
-        if !matches_filters(&doc, &query.filters) || !visible.is_none_or(|keep| keep(&doc)) {
+        if !matches_filters(&doc, &query.filters) || !visible.is_none_or(|keep| keep.admits(kind, &doc)) {
             continue;
         }
         if on_match(doc).is_break() {
