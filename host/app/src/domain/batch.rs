@@ -8,7 +8,7 @@
 //! the reclaimer) completes. A write that fits stays one atomic write.
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use pop_ports::{Document, Store, Write};
+use pop_ports::{Document, Store, StoreError, Write};
 
 use crate::error::AppResult;
 
@@ -41,7 +41,25 @@ impl Part {
 /// nothing); otherwise part by part, chunked parts in chunks of the store's
 /// limit.
 pub async fn write_parts(store: &dyn Store, parts: Vec<Part>) -> AppResult<Vec<Vec<Option<Document>>>> {
-    let limit = store.max_writes().max(1);
+    write_guarded(store, None, parts).await
+}
+
+/// [`write_parts`] with `guard` (a guarded write that changes nothing, such
+/// as a fencing guard) put first in every atomic write, so that each one
+/// applies only while the guard holds. Its result is not returned.
+pub async fn write_guarded(
+    store: &dyn Store,
+    guard: Option<&Write>,
+    parts: Vec<Part>,
+) -> AppResult<Vec<Vec<Option<Document>>>> {
+    let guarded = |mut writes: Vec<Write>| {
+        if let Some(guard) = guard {
+            writes.insert(0, guard.clone());
+        }
+        writes
+    };
+    let skip = usize::from(guard.is_some());
+    let limit = store.max_writes().saturating_sub(skip).max(1);
     let lengths: Vec<usize> = parts.iter().map(Part::len).collect();
     if lengths.iter().sum::<usize>() <= limit {
         let all: Vec<Write> = parts
@@ -53,7 +71,7 @@ pub async fn write_parts(store: &dyn Store, parts: Vec<Part>) -> AppResult<Vec<V
         let mut stored = if all.is_empty() {
             Vec::new()
         } else {
-            store.write(all).await?
+            store.write(guarded(all)).await?.split_off(skip)
         }
         .into_iter();
         return Ok(lengths.iter().map(|n| stored.by_ref().take(*n).collect()).collect());
@@ -63,7 +81,7 @@ pub async fn write_parts(store: &dyn Store, parts: Vec<Part>) -> AppResult<Vec<V
         let mut stored = Vec::with_capacity(part.len());
         match part {
             Part::Atomic(writes) if writes.is_empty() => {}
-            Part::Atomic(writes) => stored.extend(store.write(writes).await?),
+            Part::Atomic(writes) => stored.extend(store.write(guarded(writes)).await?.split_off(skip)),
             // The chunks of one part are independent of each other, so they
             // go at once: a store that group-commits (SQLite) folds them into
             // few commits, one that does not (DynamoDB) runs them side by
@@ -75,7 +93,7 @@ pub async fn write_parts(store: &dyn Store, parts: Vec<Part>) -> AppResult<Vec<V
                     chunks.push(writes.by_ref().take(limit).collect::<Vec<Write>>());
                 }
                 let written: Vec<Vec<Option<Document>>> = stream::iter(chunks)
-                    .map(|chunk| store.write(chunk))
+                    .map(|chunk| async { Ok::<_, StoreError>(store.write(guarded(chunk)).await?.split_off(skip)) })
                     .buffered(CHUNKS_IN_FLIGHT)
                     .try_collect()
                     .await?;

@@ -6,7 +6,7 @@ use pop_core::{AgendaProgress, EpochMillis, ObjectKind, OperationProgress, Proce
 use pop_ports::{Document, Store, Write};
 use serde_json::{Value, json};
 
-use super::batch::{Part, write_parts};
+use super::batch::{Part, write_guarded, write_parts};
 use super::body::{non_blank, str_field, to_document, typed};
 use super::objects::{self, operation_progress_of, stamp_new};
 use super::references::{self, Change, check_client_id};
@@ -150,6 +150,20 @@ pub async fn update(
     cid: &str,
     now: EpochMillis,
 ) -> AppResult<Document> {
+    update_guarded(store, caller, id, body, cid, now, None).await
+}
+
+/// [`update`], every write of it conditional on `guard` (an executor's
+/// fencing guard: the update applies only while its delivery is current).
+pub async fn update_guarded(
+    store: &dyn Store,
+    caller: &Caller,
+    id: Option<&str>,
+    body: Value,
+    cid: &str,
+    now: EpochMillis,
+    guard: Option<&Write>,
+) -> AppResult<Document> {
     let (_, ops) = split_body(body.clone())?;
     let mut body = body;
     if let Some(obj) = body.as_object_mut() {
@@ -187,7 +201,7 @@ pub async fn update(
         }
     }
     let head = vec![Write::merge(ObjectKind::AgendaProgress, id.clone(), patch)];
-    let stored = write_parts(store, vec![Part::Chunked(writes), Part::Atomic(head)]).await?;
+    let stored = write_guarded(store, guard, vec![Part::Chunked(writes), Part::Atomic(head)]).await?;
     let mut doc = stored
         .into_iter()
         .nth(1)

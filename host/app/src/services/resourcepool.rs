@@ -22,14 +22,14 @@ use pop_core::{
     Agenda, AgendaProgress, CreateAgendaRequest, GetAgendaRequest, Lease, LeaseRequest, ObjectKind, ParamsMap,
     ProcessingState, QueuedAgenda, UpdateAgendaProgressRequest, UpdateAgendaRequest,
 };
-use pop_ports::{Document, Expect, Queue, Store, Write};
+use pop_ports::{Document, Expect, Queue, Store, StoreError, Write};
 use serde_json::{Value, json};
 
 use super::submission::{InsightScope, submit_agenda_in};
 use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
 use crate::domain::progress::{self, new_operation_progress};
-use crate::domain::queue;
+use crate::domain::{fence, queue};
 use crate::error::{AppError, AppResult};
 use crate::plugins::PluginHost;
 
@@ -140,6 +140,25 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
             queue.acknowledge(&entry).await?;
             continue;
         };
+        // The delivery takes the agenda's progress over, as the embedded
+        // executor does: updates sent with this token apply only until a
+        // newer delivery (or a rerun) takes it over in turn.
+        let token = fence::token_of(&entry);
+        if let Some(progress_id) = str_field(&agenda, "progressId") {
+            let stored = store.get(ObjectKind::AgendaProgress, progress_id).await?;
+            let read = stored.as_ref().and_then(|p| p.get(fence::FIELD)).cloned();
+            let take_over = fence::take_over(progress_id, read.as_ref(), &token);
+            match store.write(vec![take_over]).await {
+                Ok(_) => {}
+                // Another delivery took over between our read and write:
+                // this one is already stale; give it back.
+                Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => {
+                    queue.release(&entry).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         delivery.agendas.push(agenda);
         delivery.agenda_progresses.extend(progress);
         delivery.leases.push(Lease {
@@ -147,6 +166,7 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
             queue_id: entry.envelope.id.clone().unwrap_or_default(),
             lease_expires: entry.lease_expires.unwrap_or_default(),
             deliveries: entry.deliveries.unwrap_or_default(),
+            fencing_token: token,
         });
     }
     Ok(delivery)
@@ -215,6 +235,7 @@ pub async fn extend_lease(store: &dyn Store, queue: &dyn Queue, caller: &Caller,
     let entry = owned_entry(store, queue, caller, &queue_id).await?;
     let entry = queue::extend(queue, &entry, &puller, request.deliveries, lease_ms).await?;
     Ok(Lease {
+        fencing_token: fence::token_of(&entry),
         agenda_id: entry.agenda_id.unwrap_or_default(),
         queue_id,
         lease_expires: entry.lease_expires.unwrap_or_default(),
@@ -268,8 +289,15 @@ pub async fn update_agenda_progress(
     update.envelope.customer_id = str_field(&stored, "customerId").map(String::from);
     update.envelope.cid = given.envelope.cid;
     let body = Value::Object(to_document(&update)?);
-    progress::update(store, &Caller::service(), Some(&id), body, cid, now).await?;
-    Ok(())
+    let guard = request.fencing_token.as_deref().map(|token| fence::guard(&id, token));
+    match progress::update_guarded(store, &Caller::service(), Some(&id), body, cid, now, guard.as_ref()).await {
+        Ok(_) => Ok(()),
+        Err(AppError::Conflict(_)) if guard.is_some() => Err(AppError::Conflict(format!(
+            "AgendaProgress {id} is held by another delivery: fencingToken {} is no longer current",
+            request.fencing_token.unwrap_or_default()
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 /// POST `updateAgenda`: append generated operations (with WAITING progress
@@ -389,4 +417,85 @@ pub async fn create_agenda(
         creation.refused = Some(AppError::BadRequest(refusals));
     }
     Ok(creation)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pop_memory::{MemoryQueue, MemoryStore};
+    use pop_ports::{Clock, ManualClock};
+
+    use super::*;
+
+    fn doc(value: Value) -> Document {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    /// A remote executor that lost its delivery (the lease ran out and
+    /// another puller got the agenda) can no longer report progress; the
+    /// current holder can, and so can a client sending no token (POP).
+    #[tokio::test]
+    async fn updates_with_a_stale_fencing_token_are_refused() {
+        let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+        let store = MemoryStore::new();
+        let queue = MemoryQueue::new(clock.clone());
+        store
+            .write(vec![
+                Write::put(ObjectKind::Insight, doc(json!({"id": "work", "customerId": "acme"}))),
+                Write::put(
+                    ObjectKind::Agenda,
+                    doc(json!({"id": "a1", "customerId": "acme", "progressId": "p1",
+                        "agendaInsight": {"insightId": "work"}, "operations": []})),
+                ),
+                Write::put(
+                    ObjectKind::AgendaProgress,
+                    doc(json!({"id": "p1", "customerId": "acme", "agendaId": "a1", "processingState": "WAITING"})),
+                ),
+            ])
+            .await
+            .unwrap();
+        let mut message = QueuedAgenda {
+            insight_id: Some("work".into()),
+            agenda_id: Some("a1".into()),
+            ..Default::default()
+        };
+        message.envelope.id = Some("m1".into());
+        queue.enqueue(vec![message]).await.unwrap();
+        let root = Caller::new("root", [], true);
+        let claim = json!({"insightId": "work", "count": 1, "leaseMs": 1000, "puller": "remote"});
+
+        let first = get_agenda(&store, &queue, &root, claim.clone()).await.unwrap();
+        let stale = first.leases[0].fencing_token.clone();
+        let report = |token: Option<&str>, percent: f64| {
+            let mut body = json!({"agendaProgress": {"id": "p1", "percentComplete": percent}});
+            if let Some(token) = token {
+                body["fencingToken"] = json!(token);
+            }
+            body
+        };
+        let now = clock.now_millis();
+        update_agenda_progress(&store, &root, report(Some(&stale), 10.0), "cid", now)
+            .await
+            .expect("the current delivery reports");
+
+        clock.advance(Duration::from_secs(2));
+        let second = get_agenda(&store, &queue, &root, claim).await.unwrap();
+        let current = second.leases[0].fencing_token.clone();
+        assert_ne!(current, stale, "each delivery has its own token");
+        let now = clock.now_millis();
+        let refused = update_agenda_progress(&store, &root, report(Some(&stale), 20.0), "cid", now).await;
+        match refused {
+            Err(AppError::Conflict(message)) => assert!(message.contains("no longer current"), "{message}"),
+            other => panic!("a stale delivery's update: expected 409, got {other:?}"),
+        }
+        update_agenda_progress(&store, &root, report(Some(&current), 30.0), "cid", now)
+            .await
+            .expect("the current delivery reports");
+        let progress = store.get(ObjectKind::AgendaProgress, "p1").await.unwrap().unwrap();
+        assert_eq!(progress["percentComplete"], 30.0, "the stale 20 % never landed");
+        update_agenda_progress(&store, &root, report(None, 40.0), "cid", now)
+            .await
+            .expect("an update without a token applies, as in POP");
+    }
 }

@@ -60,6 +60,10 @@ pub struct Lease {
     pub queue_id: String,
     pub lease_expires: EpochMillis,
     pub deliveries: i64,
+    /// This delivery's fencing token, held by the agenda's progress while
+    /// the delivery is current: `updateAgendaProgress` with it applies only
+    /// until another delivery (or a rerun) takes over.
+    pub fencing_token: String,
 }
 
 /// Body of `extendLease` and `ackAgenda`. `deliveries`, when given, pins
@@ -87,6 +91,10 @@ pub struct CreateAgendaRequest {
 #[serde(rename_all = "camelCase")]
 pub struct UpdateAgendaProgressRequest {
     pub agenda_progress: Option<AgendaProgress>,
+    /// The `fencingToken` of the caller's lease: when given, the update
+    /// applies only while that delivery is the agenda's current one (409
+    /// otherwise). Without it the update is unconditional, as in POP.
+    pub fencing_token: Option<String>,
 }
 
 /// Body of `POST /pop/resourcepool/service/updateAgenda`: operations to
