@@ -12,6 +12,7 @@ pub mod progress;
 pub mod queue;
 pub mod references;
 pub mod scheduling;
+pub mod typed;
 
 // Time is not read here: every time the application writes comes from the
 // `Clock` port, passed in as `now` (epoch milliseconds, POP's date format).

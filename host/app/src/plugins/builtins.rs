@@ -2,11 +2,11 @@
 //! start-up as global plugins of owner `pop`, visible through the same API
 //! as tenants' plugins.
 
-use pop_core::{ObjectKind, PluginKind, PluginVersion};
-use pop_ports::{Write, sha256_hex};
+use pop_core::{PluginKind, PluginVersion};
+use pop_ports::sha256_hex;
 
 use super::{BUILTIN_OWNER, PluginHost};
-use crate::domain::body::to_document;
+use crate::domain::typed;
 use crate::error::{AppError, AppResult};
 
 /// The version every built-in is registered under.
@@ -40,9 +40,7 @@ pub async fn register(host: &PluginHost) -> AppResult<()> {
         env.title = Some(builtin.name.into());
         env.added_time = Some(now);
         env.updated_time = Some(now);
-        host.store
-            .write(vec![Write::put(ObjectKind::Plugin, to_document(&record)?)])
-            .await?;
+        host.store.write(vec![typed::put(&record)?]).await?;
         registry
             .save_activation(BUILTIN_OWNER, kind, builtin.name, &version, Vec::new(), Some(true))
             .await?;

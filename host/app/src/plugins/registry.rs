@@ -13,6 +13,7 @@ use pop_wasm::CompiledPlugin;
 use super::{BUILTIN_OWNER, PluginHost};
 use crate::domain::body::{from_document, to_document};
 use crate::domain::objects::{get_visible, stamp_new};
+use crate::domain::typed::TypedStore;
 use crate::error::{AppError, AppResult};
 use crate::plugins::upload::Upload;
 
@@ -134,8 +135,8 @@ impl<'a> Registry<'a> {
             .ok_or_else(|| AppError::Internal("activation without kind".into()))?;
         let name = activation.name.clone().unwrap_or_default();
         let version_id = format!("{slot_id}@{previous}");
-        let version: PluginVersion = match self.host.store.get(ObjectKind::Plugin, &version_id).await? {
-            Some(doc) => from_document(doc)?,
+        let version: PluginVersion = match self.host.store.load(&version_id).await? {
+            Some(version) => version,
             None => {
                 return Err(AppError::Conflict(format!(
                     "Version {version_id} was deleted; cannot roll back."
@@ -193,13 +194,8 @@ impl<'a> Registry<'a> {
 
     /// Compile and activate every persisted active version (at start-up).
     pub async fn restore(&self) -> AppResult<()> {
-        let activations = self
-            .host
-            .store
-            .query(ObjectKind::PluginActivation, &Query::all(), None)
-            .await?;
-        for doc in activations {
-            let activation: PluginActivation = from_document(doc)?;
+        let activations: Vec<PluginActivation> = self.host.store.load_where(&Query::all(), None).await?;
+        for activation in activations {
             let owner = activation.envelope.customer_id.clone().unwrap_or_default();
             let (Some(kind), Some(name), Some(active)) = (
                 activation.plugin_kind,
@@ -213,8 +209,12 @@ impl<'a> Registry<'a> {
             }
             let version_id = PluginVersion::id_for(&owner, kind, &name, &active);
             let restored = async {
-                let doc = self.host.store.get(ObjectKind::Plugin, &version_id).await?;
-                let version: PluginVersion = from_document(doc.ok_or_else(|| AppError::NotFound(version_id.clone()))?)?;
+                let version: PluginVersion = self
+                    .host
+                    .store
+                    .load(&version_id)
+                    .await?
+                    .ok_or_else(|| AppError::NotFound(version_id.clone()))?;
                 self.load(&version).await
             }
             .await;
@@ -242,10 +242,7 @@ impl<'a> Registry<'a> {
     }
 
     async fn activation(&self, slot_id: &str) -> AppResult<Option<PluginActivation>> {
-        match self.host.store.get(ObjectKind::PluginActivation, slot_id).await? {
-            Some(doc) => Ok(Some(from_document(doc)?)),
-            None => Ok(None),
-        }
+        self.host.store.load(slot_id).await
     }
 
     pub(super) async fn save_activation(

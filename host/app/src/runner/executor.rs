@@ -30,6 +30,7 @@ use crate::domain::body::{from_document, to_document};
 use crate::domain::fence;
 use crate::domain::objects::operation_progress_of;
 use crate::domain::progress::new_operation_progress;
+use crate::domain::typed::{self, TypedStore};
 use crate::error::AppError;
 
 /// POP's executor message while operations run.
@@ -53,12 +54,11 @@ pub enum RunError {
 pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunError> {
     let agenda_id = entry.agenda_id.clone().unwrap_or_default();
     let store = runner.store.as_ref();
-    let Some(agenda_doc) = store.get(ObjectKind::Agenda, &agenda_id).await? else {
+    let Some(agenda) = store.load::<Agenda>(&agenda_id).await? else {
         tracing::warn!(agenda_id, "queued agenda no longer exists; dropping its queue entry");
         runner.queue.acknowledge(&entry).await?;
         return Ok(());
     };
-    let agenda: Agenda = from_document(agenda_doc)?;
     let progress_id = agenda.progress_id.clone().unwrap_or_default();
     let Some(progress_doc) = store.get(ObjectKind::AgendaProgress, &progress_id).await? else {
         tracing::warn!(
@@ -281,7 +281,7 @@ impl AgendaRun {
                         params,
                         self.now(),
                     );
-                    writes.push(Write::put(ObjectKind::OperationProgress, to_document(&row)?));
+                    writes.push(typed::put(&row)?);
                     self.with_rows.insert(generated_name);
                 }
             }

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::{Runner, executor};
-use crate::domain::body::from_document;
+use crate::domain::typed::TypedStore;
 
 /// Most entries claimed for one insight per claim.
 const MAX_CLAIM: usize = 50;
@@ -216,10 +216,9 @@ async fn insight_ids(runner: &Runner) -> crate::error::AppResult<std::collection
 
 /// How many agendas `insight_id` may run at once.
 async fn execution_limit(runner: &Runner, insight_id: &str) -> crate::error::AppResult<Option<usize>> {
-    let Some(doc) = runner.store.get(ObjectKind::Insight, insight_id).await? else {
+    let Some(insight) = runner.store.load::<Insight>(insight_id).await? else {
         return Ok(None);
     };
-    let insight: Insight = from_document(doc)?;
     Ok(Some(match insight.execution_limit {
         Some(limit) => usize::try_from(limit).unwrap_or(0),
         None => runner.config.default_execution_limit,

@@ -29,7 +29,7 @@ use super::submission::{InsightScope, submit_agenda_in};
 use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
 use crate::domain::progress::{self, new_operation_progress};
-use crate::domain::{fence, queue};
+use crate::domain::{fence, queue, typed};
 use crate::error::{AppError, AppResult};
 use crate::plugins::PluginHost;
 
@@ -371,7 +371,7 @@ pub async fn update_agenda(store: &dyn Store, caller: &Caller, body: Value, now:
     let mut rows = Vec::with_capacity(added.len());
     for op in &added {
         let row = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone(), now);
-        rows.push(Write::put(ObjectKind::OperationProgress, to_document(&row)?));
+        rows.push(typed::put(&row)?);
     }
     // The agenda (guarded on the operations read) first when the rows do
     // not fit with it: a cut leaves operations without a WAITING row, which

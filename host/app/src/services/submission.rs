@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
-use crate::domain::new_id;
 use crate::domain::progress::{DEFAULT_MAXIMUM_ATTEMPTS, new_operation_progress};
+use crate::domain::{new_id, typed};
 use crate::error::{AppError, AppResult};
 use crate::plugins::PluginHost;
 
@@ -108,7 +108,7 @@ pub async fn submit_agenda_in(
             let mut progress = progress;
             progress.envelope.id = Some(progress_id.clone());
             progress.envelope.added_time = Some(now);
-            head.push(Write::create(ObjectKind::AgendaProgress, to_document(&progress)?));
+            head.push(typed::create(&progress)?);
             progress_id
         }
         Some(existing) => {
@@ -130,7 +130,7 @@ pub async fn submit_agenda_in(
     let mut rows = Vec::with_capacity(agenda.operations().len());
     for op in agenda.operations() {
         let op_progress = new_operation_progress(&progress_id, op.name(), &customer_id, &cid, op.params.clone(), now);
-        rows.push(Write::put(ObjectKind::OperationProgress, to_document(&op_progress)?));
+        rows.push(typed::put(&op_progress)?);
     }
     let agenda_index = head.len();
     let agenda_doc = to_document(&agenda)?;
