@@ -44,6 +44,32 @@ pub async fn run_all(q: QueueUnderTest) {
     case_long_poll_wakes_on_enqueue(&q).await;
     case_long_poll_times_out_empty(&q).await;
     case_concurrent_claims_never_share(&q).await;
+    case_large_batches(&q).await;
+}
+
+/// A batch larger than any engine's batch limit (SQS: 10 per call; a queue
+/// on a store: 100 writes per atomic write) is queued whole, in order, and
+/// enqueueing it again after a cut adds nothing twice.
+pub async fn case_large_batches(q: &QueueUnderTest) {
+    let insight = unique("insight");
+    let messages: Vec<_> = (0..250).map(|i| message(&insight, &format!("a{i}"), "acme")).collect();
+    enqueue(q, &messages[..120]).await;
+    // The rest, with the first part again (as a retried enqueue would).
+    enqueue(q, &messages).await;
+    assert_eq!(q.queue.depth(&insight).await.expect("depth").waiting, 250);
+    let mut claimed = Vec::new();
+    loop {
+        let held = claim(q, &insight, 100, "p").await;
+        if held.is_empty() {
+            break;
+        }
+        claimed.extend(held);
+    }
+    let expected: Vec<&str> = ids(&messages);
+    assert_eq!(ids(&claimed), expected, "every message once, oldest first");
+    for held in &claimed {
+        q.queue.acknowledge(held).await.expect("ack");
+    }
 }
 
 fn message(insight: &str, agenda: &str, customer: &str) -> QueuedAgenda {
