@@ -26,6 +26,7 @@ use pop_core::{EpochMillis, Insight, ObjectKind, QueuedAgenda, ReadyAgenda};
 use pop_ports::{Clock, Expect, Query, Queue, Store, StoreError, Write};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::domain::body::from_document;
 use crate::domain::fence;
@@ -58,18 +59,38 @@ pub struct Released {
 /// submission → release latency).
 const MIN_WAKE_SPACING: Duration = Duration::from_millis(10);
 
+/// The running scheduler loop.
+pub struct Scheduler {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Scheduler {
+    /// Start no more rounds; let the turns in progress finish within
+    /// `bound` (a release cut off after that is re-driven by the next
+    /// scheduler: see [`top_up`]).
+    pub async fn stop(self, bound: Duration) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(bound, self.task).await;
+    }
+}
+
 /// Run a round every `interval`, and early when `wake` is notified (the
-/// puller claimed entries, so queues have room), until the task is dropped.
+/// puller claimed entries, so queues have room), until stopped. The turns
+/// are owned by the loop: stopping (or dropping the handle) ends the loop
+/// once the turns in progress are done.
 pub fn spawn(
     ports: SchedulerPorts,
     plugins: Arc<PluginHost>,
     interval: Duration,
     wake: Arc<tokio::sync::Notify>,
-) -> tokio::task::JoinHandle<()> {
+) -> Scheduler {
     let clock = ports.clock.clone();
     let turns = Arc::new(Turns::new(ports, plugins));
     let spacing = i64::try_from(MIN_WAKE_SPACING.as_millis()).unwrap_or(10);
-    tokio::spawn(async move {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut running = JoinSet::new();
         let mut last_round: Option<EpochMillis> = None;
         loop {
             tokio::select! {
@@ -80,13 +101,18 @@ pub fn spawn(
                         clock.sleep(Duration::from_millis((spacing - since) as u64)).await;
                     }
                 }
+                // Stopped, or the handle is gone.
+                _ = stopped.changed() => break,
             }
+            while running.try_join_next().is_some() {}
             last_round = Some(clock.now_millis());
-            if let Err(e) = turns.round().await {
+            if let Err(e) = turns.round(&mut running).await {
                 tracing::error!(error = %e, "scheduling round failed");
             }
         }
-    })
+        while running.join_next().await.is_some() {}
+    });
+    Scheduler { stop, task }
 }
 
 /// The insights' turns: which are running, and the bounds on them.
@@ -113,7 +139,7 @@ impl Turns {
 
     /// Start the turn of every insight that has none running; an insight
     /// that fails is logged and does not stop the others.
-    async fn round(self: &Arc<Self>) -> AppResult<()> {
+    async fn round(self: &Arc<Self>, running: &mut JoinSet<()>) -> AppResult<()> {
         let insights = self
             .ports
             .store
@@ -128,7 +154,7 @@ impl Turns {
                 }
             };
             if let Some(insight) = self.claim(insight) {
-                tokio::spawn(self.clone().turns_of(insight));
+                running.spawn(self.clone().turns_of(insight));
             }
         }
         Ok(())

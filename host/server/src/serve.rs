@@ -32,6 +32,8 @@ pub const RUNS_DIR: &str = "runs";
 pub const NODE_ID_FILE: &str = "node-id";
 /// The handlers registry looked for inside the data directory.
 pub const REGISTRY_FILE: &str = "registry.json";
+/// How long shutdown waits for the scheduler's turns in progress.
+const SCHEDULER_STOP_BOUND: Duration = Duration::from_secs(5);
 /// How long shutdown waits for running agendas before giving them back.
 pub const DRAIN_BOUND: Duration = Duration::from_secs(10);
 
@@ -123,6 +125,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("pop stopped accepting requests; flushing the store");
+    // No more releases; the turns in progress finish (a cut one is
+    // re-driven by the next scheduler).
+    scheduler.stop(SCHEDULER_STOP_BOUND).await;
     // SIGTERM drains: running agendas get a bound to finish, the rest are
     // given back to the queue for another puller (nothing stays EXECUTING
     // with no owner: the next delivery takes over its fencing token).
@@ -130,8 +135,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if unfinished > 0 {
         tracing::info!(unfinished, "released the leases of unfinished agendas");
     }
-    scheduler.abort();
-    let _ = scheduler.await;
     drop(state);
     Ok(())
 }
