@@ -150,9 +150,10 @@ async fn a_run_left_by_a_dead_predecessor_is_reaped() {
         .process_group(0)
         .spawn()
         .unwrap();
-    // /proc shows the environment once the child has exec'd.
+    // /proc shows the environment once the child has exec'd: a condition
+    // to wait for (bounded generously for a loaded machine), not a delay.
     let mut reaped = 0;
-    for _ in 0..100 {
+    for _ in 0..1000 {
         reaped = launcher.reap_orphans().await.unwrap();
         if reaped > 0 {
             break;

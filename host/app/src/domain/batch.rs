@@ -59,6 +59,13 @@ pub async fn write_guarded(
         writes
     };
     let skip = usize::from(guard.is_some());
+    // What a guarded write stored, without the guard's own (empty) result.
+    let unguarded = |mut stored: Vec<Option<Document>>| {
+        if skip > 0 {
+            stored.remove(0);
+        }
+        stored
+    };
     let limit = store.max_writes().saturating_sub(skip).max(1);
     let lengths: Vec<usize> = parts.iter().map(Part::len).collect();
     if lengths.iter().sum::<usize>() <= limit {
@@ -71,7 +78,7 @@ pub async fn write_guarded(
         let mut stored = if all.is_empty() {
             Vec::new()
         } else {
-            store.write(guarded(all)).await?.split_off(skip)
+            unguarded(store.write(guarded(all)).await?)
         }
         .into_iter();
         return Ok(lengths.iter().map(|n| stored.by_ref().take(*n).collect()).collect());
@@ -81,7 +88,7 @@ pub async fn write_guarded(
         let mut stored = Vec::with_capacity(part.len());
         match part {
             Part::Atomic(writes) if writes.is_empty() => {}
-            Part::Atomic(writes) => stored.extend(store.write(guarded(writes)).await?.split_off(skip)),
+            Part::Atomic(writes) => stored.extend(unguarded(store.write(guarded(writes)).await?)),
             // The chunks of one part are independent of each other, so they
             // go at once: a store that group-commits (SQLite) folds them into
             // few commits, one that does not (DynamoDB) runs them side by
@@ -93,7 +100,7 @@ pub async fn write_guarded(
                     chunks.push(writes.by_ref().take(limit).collect::<Vec<Write>>());
                 }
                 let written: Vec<Vec<Option<Document>>> = stream::iter(chunks)
-                    .map(|chunk| async { Ok::<_, StoreError>(store.write(guarded(chunk)).await?.split_off(skip)) })
+                    .map(|chunk| async { Ok::<_, StoreError>(unguarded(store.write(guarded(chunk)).await?)) })
                     .buffered(CHUNKS_IN_FLIGHT)
                     .try_collect()
                     .await?;

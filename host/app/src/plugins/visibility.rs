@@ -3,7 +3,7 @@
 //! time. Super users are never filtered, and a policy only ever decides about
 //! its own customer's objects.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,7 +49,7 @@ impl PluginHost {
     /// tenant's policy never changes what another tenant's listing returns.
     pub async fn list_visible(&self, caller: &Caller, kind: ObjectKind, request: ListRequest) -> AppResult<Listing> {
         let store = self.store.as_ref();
-        let deciding: HashSet<String> = self
+        let deciding: BTreeSet<String> = self
             .policy_owners()
             .iter()
             .filter(|owner| !caller.owns(Some(owner.as_str())))
@@ -58,14 +58,10 @@ impl PluginHost {
         if caller.is_global() || deciding.is_empty() || object_kind(kind).is_none() {
             return objects::list(store, caller, kind, request).await;
         }
-        let deciding = Arc::new(deciding);
-        let is_candidate = {
-            let deciding = Arc::clone(&deciding);
-            move |doc: &Document| str_field(doc, "customerId").is_some_and(|owner| deciding.contains(owner))
-        };
-        // The same split as data: objects of a deciding owner are
-        // candidates (the policy decides), the rest follow POP's rules.
-        let candidate = Filter::OwnedBy(Arc::new(deciding.iter().cloned().collect()));
+        // Objects of a deciding owner are candidates (the policy decides),
+        // the rest follow POP's rules; as data, so the store can use them.
+        let candidate = Filter::OwnedBy(Arc::new(deciding));
+        let is_candidate = |doc: &Document| candidate.admits(kind, doc);
         let sure = Filter::All(vec![
             Filter::Not(Box::new(candidate.clone())),
             Filter::ReadableBy(caller.clone()),

@@ -135,7 +135,7 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
     let lease = queue::lease_duration(lease_ms);
     let claimed = queue.claim(&insight_id, count, &puller, lease, Duration::ZERO).await?;
     for entry in claimed {
-        let Some((agenda, progress)) = deliverable(store, &entry).await? else {
+        let Some((agenda, progress, read_token)) = deliverable(store, &entry).await? else {
             // POP skipped messages whose agenda was gone; the entry goes too.
             queue.acknowledge(&entry).await?;
             continue;
@@ -145,9 +145,7 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
         // newer delivery (or a rerun) takes it over in turn.
         let token = fence::token_of(&entry);
         if let Some(progress_id) = str_field(&agenda, "progressId") {
-            let stored = store.get(ObjectKind::AgendaProgress, progress_id).await?;
-            let read = stored.as_ref().and_then(|p| p.get(fence::FIELD)).cloned();
-            let take_over = fence::take_over(progress_id, read.as_ref(), &token);
+            let take_over = fence::take_over(progress_id, read_token.as_ref(), &token);
             match store.write(vec![take_over]).await {
                 Ok(_) => {}
                 // Another delivery took over between our read and write:
@@ -172,10 +170,14 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
     Ok(delivery)
 }
 
-/// The agenda of a claimed entry with `params.added` set to when it was
-/// submitted, and its progress when the agenda already ran in part (some
-/// operation is not WAITING). `None` when the agenda no longer exists.
-async fn deliverable(store: &dyn Store, entry: &QueuedAgenda) -> AppResult<Option<(Document, Option<Document>)>> {
+/// What a claimed entry delivers: its agenda with `params.added` set to
+/// when it was submitted, its progress when the agenda already ran in part
+/// (some operation is not WAITING), and the fencing token the progress held
+/// when read. `None` when the agenda no longer exists.
+async fn deliverable(
+    store: &dyn Store,
+    entry: &QueuedAgenda,
+) -> AppResult<Option<(Document, Option<Document>, Option<Value>)>> {
     let agenda_id = entry.agenda_id.as_deref().unwrap_or_default();
     let Some(mut agenda) = store.get(ObjectKind::Agenda, agenda_id).await? else {
         return Ok(None);
@@ -190,6 +192,7 @@ async fn deliverable(store: &dyn Store, entry: &QueuedAgenda) -> AppResult<Optio
         Some(progress_id) => store.get(ObjectKind::AgendaProgress, progress_id).await?,
         None => None,
     };
+    let read_token = progress.as_ref().and_then(|p| p.get(fence::FIELD)).cloned();
     let resumed = match progress {
         Some(mut progress) => {
             progress::attach(store, &mut progress).await?;
@@ -202,7 +205,7 @@ async fn deliverable(store: &dyn Store, entry: &QueuedAgenda) -> AppResult<Optio
         }
         None => None,
     };
-    Ok(Some((agenda, resumed)))
+    Ok(Some((agenda, resumed, read_token)))
 }
 
 /// The queue entry named by a lease request, if the caller owns its
