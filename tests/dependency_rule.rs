@@ -23,6 +23,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("pop-wasm", &["pop-core"][..]),
         ("pop-handlers-registry", &["pop-core"][..]),
         ("pop-token-file", &["pop-core", "pop-ports"][..]),
+        ("pop-offload", &["pop-core", "pop-ports"][..]),
         (
             "pop-process-launcher",
             &["pop-core", "pop-ports", "pop-handlers-registry"][..],

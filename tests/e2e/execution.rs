@@ -560,3 +560,57 @@ async fn an_agenda_wider_than_one_atomic_write_is_submitted_generated_and_rerun_
             .all(|row| row["processingStateMessage"] == json!("succeeded"))
     );
 }
+
+/// Larger than one stored row (DynamoDB's 400 KB item, which every store
+/// adapter keeps to): the agenda's operations go to the blob store, and the
+/// agenda is accepted, run, read whole after a kill -9 and deleted whole.
+#[tokio::test]
+async fn an_agenda_larger_than_one_stored_row_is_kept_whole() {
+    let workspace = Workspace::new();
+    let server = workspace.start_running(&Options::running());
+    setup_tenancy(&server).await;
+    global_insight(&server, "insight-large", &["logMessages"]).await;
+    let alice = server.client(ALICE);
+    let line = "x".repeat(200);
+    let operations: Vec<Value> = (0..2_000)
+        .map(|i| json!({"name": format!("log-{i}"), "type": "logMessages", "payload": {"logMessages": [format!("{i} {line}")]}}))
+        .collect();
+    let agenda = json!({"customerId": "acme", "title": "large", "operations": operations});
+    let size = serde_json::to_vec(&agenda).unwrap().len();
+    assert!(size > 400 * 1024, "the agenda must exceed one row: {size} bytes");
+    let submitted = alice.post("/pop/agenda", agenda).await.first();
+    let agenda_id = submitted["id"].as_str().unwrap().to_string();
+    let progress = wait_complete(
+        &alice,
+        submitted["progressId"].as_str().unwrap(),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        progress["processingStateMessage"],
+        json!("succeeded"),
+        "{}",
+        progress["diagnosticEvents"]
+    );
+    assert_eq!(progress["operationProgress"].as_array().unwrap().len(), 2_000);
+
+    server.kill();
+    let server = workspace.start_running(&Options::running());
+    let alice = server.client(ALICE);
+    let stored = alice.get(&format!("/pop/agenda/{agenda_id}")).await.first();
+    assert_eq!(
+        stored["operations"],
+        json!(operations),
+        "read back whole after a restart"
+    );
+    let listed = alice.get("/pop/agenda?bytitle=large").await.all();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["operations"].as_array().unwrap().len(), 2_000);
+
+    let deleted = alice.delete(&format!("/pop/agenda/{agenda_id}")).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    alice
+        .get(&format!("/pop/agenda/{agenda_id}"))
+        .await
+        .expect_error(404, &agenda_id);
+}

@@ -36,6 +36,18 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 pub async fn run_process(
     spec: &ProcessSpec,
     input: &LaunchInput,
+    on_progress: impl FnMut(&OperationProgress),
+) -> Result<LaunchOutput, LaunchError> {
+    run_process_with_clock(spec, input, &now_millis, on_progress).await
+}
+
+/// [`run_process`] with the handler's `startedTime` and `completedTime` read from `now` (epoch
+/// milliseconds): a launcher passes the application's clock. Timeouts stay on the monotonic
+/// clock: they bound a real process, whatever time the application sees.
+pub async fn run_process_with_clock(
+    spec: &ProcessSpec,
+    input: &LaunchInput,
+    now: &(dyn Fn() -> i64 + Sync),
     mut on_progress: impl FnMut(&OperationProgress),
 ) -> Result<LaunchOutput, LaunchError> {
     let report_file = ReportFile::create(input.report_file.as_deref())?;
@@ -66,7 +78,7 @@ pub async fn run_process(
         stdout_timeout_ms: spec.stdout_timeout_ms,
         marker: spec.end_of_log_identifier.clone().filter(|m| !m.is_empty()),
         operation_name: input.operation_name.clone(),
-        started_time: now_millis(),
+        started_time: now(),
         ..Default::default()
     };
     let program_text = program.display().to_string();
@@ -103,7 +115,7 @@ pub async fn run_process(
     observed.exit = run.exit;
     observed.stop = run.stop;
     observed.log_tail = follower.log.tail(DIAGNOSTIC_LOG_LINES);
-    observed.completed_time = now_millis();
+    observed.completed_time = now();
     Ok(observed.into_output())
 }
 

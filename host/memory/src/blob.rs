@@ -17,6 +17,15 @@ impl MemoryBlobStore {
         Self::default()
     }
 
+    /// How many blobs are held (tests of what a writer leaves behind).
+    pub fn len(&self) -> usize {
+        self.blobs().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn checked(address: &str) -> Result<(), BlobError> {
         if is_blob_address(address) {
             Ok(())

@@ -185,6 +185,6 @@ impl Store for MemoryStore {
     }
 
     fn document_limits(&self) -> DocumentLimits {
-        self.limits.unwrap_or(DocumentLimits::EMBEDDED)
+        self.limits.unwrap_or(DocumentLimits::ITEM)
     }
 }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pop_core::OperationProgress;
-use pop_handlers_registry::{HandlerSpec, LaunchInput, Outcome, Registry, kill_orphans, report, run_process};
+use pop_handlers_registry::{
+    HandlerSpec, LaunchInput, Outcome, Registry, kill_orphans, report, run_process_with_clock,
+};
 use pop_ports::{Clock, Durability, LaunchError, Launcher, OperationResult, OperationRun, ProgressSink};
 
 /// Runs the registry's `process` handlers.
@@ -89,7 +91,12 @@ impl Launcher for ProcessLauncher {
             log_level: None,
             report_file: Some(self.report_file(run)),
         };
-        let launched = run_process(spec, &input, |reported: &OperationProgress| progress.report(reported)).await;
+        let clock = self.clock.clone();
+        let read_clock = move || clock.now_millis();
+        let launched = run_process_with_clock(spec, &input, &read_clock, |reported: &OperationProgress| {
+            progress.report(reported)
+        })
+        .await;
         let now = self.clock.now_millis();
         match launched {
             Ok(output) => match output.outcome {

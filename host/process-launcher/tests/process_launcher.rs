@@ -98,6 +98,9 @@ async fn a_launch_reports_progress_and_ends_with_the_handler_result() {
         .filter_map(|p| p.percent_complete)
         .collect();
     assert!(percents.contains(&50.0), "{percents:?}");
+    // Times come from the launcher's clock, not the system's.
+    assert_eq!(result.progress.started_time, Some(NOW));
+    assert_eq!(result.progress.completed_time, Some(NOW));
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use pop_offload::{OffloadOptions, OffloadingStore};
+use pop_ports::BlobStore;
 use pop_store::{
     CacheOptions, CachedStore, Clock, DirBlobStore, Queue, SqliteOptions, SqliteStore, Store, StoreQueue, SystemClock,
 };
@@ -51,13 +53,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             auth
         }
     };
+    let blobs: Arc<dyn BlobStore> = Arc::new(DirBlobStore::open(options.data_dir.join(BLOB_DIR))?);
+    // Rows are kept to DynamoDB's 400 KB item; the operations of a larger
+    // agenda (or template) go to the blob store, referenced from the row.
+    let store = OffloadingStore::new(Arc::new(store), blobs.clone(), OffloadOptions::default());
     // Customers, insights, pools and templates are read on every submission
     // and rarely change: serve them from memory (invalidated on write).
     let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(store), CacheOptions::default()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // The insight queues live in the same file, as their own table.
     let queue: Arc<dyn Queue> = Arc::new(StoreQueue::new(store.clone(), clock.clone()));
-    let blobs = DirBlobStore::open(options.data_dir.join(BLOB_DIR))?;
     // Compiled plugins are kept next to the data so restarts skip Cranelift.
     let limits = Limits {
         deadline: Duration::from_millis(options.plugin_deadline_ms),
@@ -69,7 +74,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         ..Default::default()
     };
     let runtime = Runtime::new(config)?;
-    let plugins = PluginHost::start(Arc::new(runtime), store.clone(), Arc::new(blobs), clock.clone())
+    let plugins = PluginHost::start(Arc::new(runtime), store.clone(), blobs, clock.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
     let wake_scheduler = Arc::new(tokio::sync::Notify::new());

@@ -125,7 +125,7 @@ impl Store for SqliteStore {
 }
 
 /// What this store keeps; the writer checks every document it stores.
-const LIMITS: DocumentLimits = DocumentLimits::EMBEDDED;
+const LIMITS: DocumentLimits = DocumentLimits::ITEM;
 
 /// The one read-write connection, set up for durable WAL operation.
 fn open_writer_connection(path: &Path, options: &SqliteOptions) -> Result<Connection> {

@@ -20,7 +20,6 @@ use pop_core::{
 use pop_ports::{Document, Write};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use super::Runner;
 use super::launch::{OperationResult, OperationRun, event};
@@ -147,8 +146,9 @@ impl AgendaRun {
         // Reports wait on the board until the next flush is due: the first
         // report of a quiet spell is written at once, later ones at most
         // every FLUSH_INTERVAL.
-        let mut next_flush = Instant::now();
-        let mut flush_due = false;
+        // Both on the runner's clock, so a manual clock drives the throttle too.
+        let mut flushed_at: Option<pop_core::EpochMillis> = None;
+        let mut flush_wait: Option<pop_ports::Sleep> = None;
         loop {
             let room = parallelism.saturating_sub(tasks.len());
             if room > 0 && !plan.is_halted() {
@@ -173,10 +173,12 @@ impl AgendaRun {
                     }
                     self.complete(&mut plan, done)?;
                 }
-                () = progress_rx.changed(), if !flush_due => flush_due = true,
-                () = tokio::time::sleep_until(next_flush), if flush_due => {
-                    flush_due = false;
-                    next_flush = Instant::now() + FLUSH_INTERVAL;
+                () = progress_rx.changed(), if flush_wait.is_none() => {
+                    flush_wait = Some(self.runner.clock.sleep(flush_delay(flushed_at, self.now())));
+                }
+                () = async { flush_wait.as_mut().expect("guarded by is_some").await }, if flush_wait.is_some() => {
+                    flush_wait = None;
+                    flushed_at = Some(self.now());
                     self.report(&mut plan, &progress_rx)?;
                 }
                 reason = self.recorder.stopped() => {
@@ -448,4 +450,39 @@ fn failure_diagnostic(name: &str, progress: &OperationProgress, now: pop_core::E
 
 fn internal(e: pop_core::execution::ExecutionError) -> RunError {
     RunError::Api(AppError::Internal(e.to_string()))
+}
+
+/// How long reports wait before the next flush: none after a quiet spell,
+/// the rest of [`FLUSH_INTERVAL`] since the last flush otherwise.
+fn flush_delay(flushed_at: Option<pop_core::EpochMillis>, now: pop_core::EpochMillis) -> std::time::Duration {
+    let Some(flushed_at) = flushed_at else {
+        return std::time::Duration::ZERO;
+    };
+    let since = u64::try_from(now.saturating_sub(flushed_at)).unwrap_or(0);
+    FLUSH_INTERVAL.saturating_sub(std::time::Duration::from_millis(since))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{FLUSH_INTERVAL, flush_delay};
+
+    #[test]
+    fn reports_after_a_quiet_spell_flush_at_once_and_later_ones_wait_for_the_interval() {
+        let interval = i64::try_from(FLUSH_INTERVAL.as_millis()).unwrap();
+        assert_eq!(flush_delay(None, 1_000), Duration::ZERO);
+        assert_eq!(flush_delay(Some(1_000), 1_000), FLUSH_INTERVAL);
+        assert_eq!(
+            flush_delay(Some(1_000), 1_001),
+            FLUSH_INTERVAL - Duration::from_millis(1)
+        );
+        assert_eq!(flush_delay(Some(1_000), 1_000 + interval), Duration::ZERO);
+        assert_eq!(flush_delay(Some(1_000), 5_000_000), Duration::ZERO);
+        assert_eq!(
+            flush_delay(Some(1_000), 900),
+            FLUSH_INTERVAL,
+            "a clock set back waits a whole interval"
+        );
+    }
 }

@@ -24,11 +24,12 @@ use crate::cid::{Cid, assign_cid};
 use crate::error::ApiError;
 use pop_app::AppState;
 
-/// Largest accepted request body: the largest document the embedded store
-/// keeps (`pop_ports::DocumentLimits::EMBEDDED`), so whatever one request
-/// may carry can be stored. A 10,000-operation agenda is ~2 MB. Plugin
+/// Largest accepted request body: the largest agenda or template the
+/// application keeps whole by offloading its large fields
+/// (`pop_ports::DocumentLimits::OFFLOADED`), so whatever one request may
+/// carry can be stored. A 10,000-operation agenda is ~2 MB. Plugin
 /// uploads have their own limit (`upload::MAX_PLUGIN_BYTES`).
-pub const MAX_BODY_BYTES: usize = pop_ports::DocumentLimits::EMBEDDED.max_bytes;
+pub const MAX_BODY_BYTES: usize = pop_ports::DocumentLimits::OFFLOADED.max_bytes;
 
 /// The body limit of plugin uploads: the largest component plus the
 /// multipart form around it.

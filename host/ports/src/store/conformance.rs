@@ -1042,6 +1042,19 @@ pub async fn case_document_limits(store: &Arc<dyn Store>) {
     );
     assert_eq!(get(store, kind, &too_deep).await, None, "a refused document was stored");
 
+    // A document just within the size limit is kept whole.
+    let largest = unique("limits-largest");
+    let skeleton = serde_json::to_vec(&json!({"id": largest, "p": ""}))
+        .expect("serializes")
+        .len();
+    let doc = object(json!({"id": largest, "p": "x".repeat(limits.max_bytes - skeleton)}));
+    write_one(store, Write::create(kind, doc.clone()), "a document at the size limit").await;
+    assert!(
+        get(store, kind, &largest).await == Some(doc),
+        "a document at the size limit did not read back whole"
+    );
+    write_one(store, Write::delete(kind, &largest), "cleanup").await;
+
     // A merge that makes a stored document too large is refused as well.
     let base = unique("limits-merge");
     write_one(store, Write::create(kind, object(json!({"id": base, "n": 1}))), "setup").await;

@@ -20,9 +20,18 @@ pub struct DocumentLimits {
 }
 
 impl DocumentLimits {
-    /// The embedded SQLite store's limits: 16 MiB holds a 10,000-operation
-    /// agenda several times over and matches the HTTP body limit.
-    pub const EMBEDDED: Self = Self {
+    /// What every store adapter keeps in one row: DynamoDB's item limit
+    /// (400 KB), declared by the embedded adapters too so that what works on
+    /// one machine works on AWS.
+    pub const ITEM: Self = Self {
+        max_bytes: 400 * 1024,
+        max_depth: 100,
+    };
+
+    /// What the application keeps whole when large fields are offloaded to
+    /// the blob store (`pop-offload`): 16 MiB, the HTTP body limit, holds a
+    /// 10,000-operation agenda many times over.
+    pub const OFFLOADED: Self = Self {
         max_bytes: 16 * 1024 * 1024,
         max_depth: 100,
     };

@@ -170,7 +170,7 @@ pub trait Store: Send + Sync + 'static {
     /// changes nothing; documents stored before a limit was lowered stay
     /// readable and deletable.
     fn document_limits(&self) -> DocumentLimits {
-        DocumentLimits::EMBEDDED
+        DocumentLimits::ITEM
     }
 
     /// The most writes one atomic [`Store::write`] applies. Every store
