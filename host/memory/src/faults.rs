@@ -109,8 +109,8 @@ impl Store for FaultyStore {
         }
     }
 
-    fn document_limits(&self) -> DocumentLimits {
-        self.inner.document_limits()
+    fn document_limits(&self, kind: ObjectKind) -> DocumentLimits {
+        self.inner.document_limits(kind)
     }
 
     fn max_writes(&self) -> usize {

@@ -83,7 +83,7 @@ impl MemoryStore {
     }
 
     fn check_limits(&self, kind: ObjectKind, doc: &Document) -> Result<()> {
-        let limits = self.document_limits();
+        let limits = self.document_limits(kind);
         limits.check_depth(kind, doc)?;
         let bytes = serde_json::to_vec(doc).map_err(|e| StoreError::InvalidDocument(e.to_string()))?;
         limits.check_size(kind, doc, bytes.len())
@@ -184,7 +184,7 @@ impl Store for MemoryStore {
         Ok(results)
     }
 
-    fn document_limits(&self) -> DocumentLimits {
+    fn document_limits(&self, _kind: ObjectKind) -> DocumentLimits {
         self.limits.unwrap_or(DocumentLimits::ITEM)
     }
 }

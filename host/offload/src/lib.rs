@@ -89,9 +89,9 @@ impl OffloadingStore {
         self.options.kinds.contains(&kind)
     }
 
-    /// The backend's row limit.
-    fn row_bytes(&self) -> usize {
-        self.inner.document_limits().max_bytes
+    /// The backend's row limit for `kind`.
+    fn row_bytes(&self, kind: ObjectKind) -> usize {
+        self.inner.document_limits(kind).max_bytes
     }
 
     /// `doc` with every reference replaced by its value (`known` first, then
@@ -215,8 +215,8 @@ impl OffloadingStore {
                         .replaced
                         .extend(references_in(&stored).map(|(_, a)| a.to_owned()));
                 }
-                if size > self.row_bytes() && !id.is_empty() {
-                    self.offload_fields(kind, &id, &mut doc, size, self.row_bytes(), staged)
+                if size > self.row_bytes(kind) && !id.is_empty() {
+                    self.offload_fields(kind, &id, &mut doc, size, self.row_bytes(kind), staged)
                         .await?;
                 }
                 Ok(Write::Put { kind, doc, condition })
@@ -240,12 +240,12 @@ impl OffloadingStore {
                         merged.insert(field.clone(), value.clone());
                     }
                     let merged_size = serialized_len_doc(&merged);
-                    if merged_size > self.row_bytes() {
+                    if merged_size > self.row_bytes(kind) {
                         // Only the patch's own fields move: what the row held
                         // already fit, and the patch is what is written.
                         let patch_size = serialized_len_doc(&patch);
                         let fits = self
-                            .row_bytes()
+                            .row_bytes(kind)
                             .saturating_sub(merged_size - patch_size.min(merged_size));
                         self.offload_fields(kind, &id, &mut patch, patch_size, fits, staged)
                             .await?;
@@ -270,7 +270,7 @@ impl OffloadingStore {
     /// The serialized size of `doc`, `Err(LimitExceeded)` when it is beyond
     /// the whole-document limits.
     fn checked_size(&self, kind: ObjectKind, doc: &Document) -> Result<usize> {
-        let limits = self.document_limits();
+        let limits = self.document_limits(kind);
         limits.check_depth(kind, doc)?;
         let size = serialized_len_doc(doc);
         limits.check_size(kind, doc, size)?;
@@ -358,10 +358,15 @@ impl Store for OffloadingStore {
         Ok(restored)
     }
 
-    fn document_limits(&self) -> DocumentLimits {
-        DocumentLimits {
-            max_bytes: self.options.max_bytes,
-            ..self.inner.document_limits()
+    fn document_limits(&self, kind: ObjectKind) -> DocumentLimits {
+        let row = self.inner.document_limits(kind);
+        if self.offloads(kind) {
+            DocumentLimits {
+                max_bytes: self.options.max_bytes.max(row.max_bytes),
+                ..row
+            }
+        } else {
+            row
         }
     }
 

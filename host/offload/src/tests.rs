@@ -234,7 +234,11 @@ async fn a_failed_batch_leaves_no_blob() {
 #[tokio::test]
 async fn limits_name_the_whole_document_and_other_kinds_keep_the_row_limit() {
     let f = fixture();
-    assert_eq!(f.store.document_limits(), DocumentLimits::OFFLOADED);
+    assert_eq!(f.store.document_limits(ObjectKind::Agenda), DocumentLimits::OFFLOADED);
+    assert_eq!(
+        f.store.document_limits(ObjectKind::OperationProgress),
+        DocumentLimits::ITEM
+    );
     let huge = doc(json!({"id": "a1", "operations": "x".repeat(DocumentLimits::OFFLOADED.max_bytes)}));
     match f.store.write(vec![Write::create(ObjectKind::Agenda, huge)]).await {
         Err(StoreError::LimitExceeded { limit, .. }) => assert_eq!(limit, DocumentLimits::OFFLOADED.max_bytes),

@@ -128,8 +128,8 @@ impl Store for CachedStore {
         self.inner.count(kind, query, visible).await
     }
 
-    fn document_limits(&self) -> crate::DocumentLimits {
-        self.inner.document_limits()
+    fn document_limits(&self, kind: ObjectKind) -> crate::DocumentLimits {
+        self.inner.document_limits(kind)
     }
 
     fn max_writes(&self) -> usize {

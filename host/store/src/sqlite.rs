@@ -119,7 +119,7 @@ impl Store for SqliteStore {
         self.writer.submit(writes).await
     }
 
-    fn document_limits(&self) -> DocumentLimits {
+    fn document_limits(&self, _kind: ObjectKind) -> DocumentLimits {
         LIMITS
     }
 }

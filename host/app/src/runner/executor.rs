@@ -250,6 +250,7 @@ impl AgendaRun {
     fn complete(&mut self, plan: &mut ExecutionPlan, done: Vec<(String, OperationResult)>) -> Result<(), RunError> {
         let mut writes = Vec::with_capacity(done.len() + 1);
         for (name, result) in done {
+            let result = self.within_row_limit(&name, result);
             let generated = match &result.output {
                 Some(output) => plan.complete(&name, output.clone()).map_err(internal)?,
                 None => {
@@ -388,6 +389,26 @@ impl AgendaRun {
         self.agenda_write(&progress)
     }
 
+    /// `result`, or a failure naming the limit when its progress could not
+    /// be stored: a result the store refuses must fail its operation, not
+    /// stop the agenda's run at every delivery.
+    fn within_row_limit(&self, name: &str, result: OperationResult) -> OperationResult {
+        let limit = self
+            .runner
+            .store
+            .document_limits(ObjectKind::OperationProgress)
+            .max_bytes;
+        let size = serde_json::to_vec(&result.progress).map_or(usize::MAX, |bytes| bytes.len());
+        if size.saturating_add(ROW_HEADROOM_BYTES) <= limit {
+            return result;
+        }
+        let started = result.progress.started_time.unwrap_or_else(|| self.now());
+        let message = format!(
+            "Operation {name} reported {size} bytes of progress and result; the store keeps at most {limit} bytes per operation"
+        );
+        OperationResult::failed_with(started, message, self.now())
+    }
+
     /// The operation's row: merged when it exists, else written whole.
     fn operation_write(&self, name: &str, mut progress: OperationProgress) -> Result<Write, RunError> {
         let id = OperationProgress::id_for(&self.progress_id, name);
@@ -411,6 +432,10 @@ impl AgendaRun {
         Ok(Write::put(ObjectKind::OperationProgress, row))
     }
 }
+
+/// Room kept in an operation's row for the fields the executor adds to the
+/// handler's progress (ids, owner, times).
+const ROW_HEADROOM_BYTES: usize = 4 * 1024;
 
 /// A task's result; a task that panicked fails its operation.
 fn completion(

@@ -404,3 +404,30 @@ async fn the_puller_wakes_on_an_enqueue_and_runs_no_more_than_the_execution_limi
     }
     assert_eq!(puller.drain(Duration::ZERO).await, 0, "nothing was left running");
 }
+
+/// An operation whose result the store could not keep fails with the limit
+/// named, and the agenda completes: it is not retried at every delivery.
+#[tokio::test]
+async fn a_result_beyond_the_row_limit_fails_its_operation_and_the_agenda_completes() {
+    let mut setup = Setup::new();
+    setup.agenda("a1", json!([{"name": "big", "type": "step"}])).await;
+    setup.enqueue("a1").await;
+    let run = tokio::spawn(executor::run(setup.runner.clone(), setup.claim("puller-1").await));
+    let big = setup.next_launch().await;
+    let limit = pop_ports::DocumentLimits::ITEM.max_bytes;
+    let _ = big.reply.send(json!({"blob": "x".repeat(limit)}));
+    tokio::time::timeout(HANG, run)
+        .await
+        .expect("the run ends")
+        .unwrap()
+        .unwrap();
+    let row = setup.operation("a1", "big").await.expect("the operation's row");
+    assert_eq!(state(&row), (Some("COMPLETE"), Some("failed")));
+    let progress = setup.progress("a1").await;
+    assert_eq!(state(&progress), (Some("COMPLETE"), Some("failed")));
+    let diagnostics = progress["diagnosticEvents"].to_string();
+    assert!(
+        diagnostics.contains(&format!("at most {limit} bytes per operation")),
+        "{diagnostics}"
+    );
+}

@@ -137,7 +137,9 @@ pub async fn submit_agenda_in(
     // After template expansion a document can nest deeper than any request
     // body could: refuse it here, naming the limit, rather than store what
     // clients could not parse back.
-    store.document_limits().check_depth(ObjectKind::Agenda, &agenda_doc)?;
+    store
+        .document_limits(ObjectKind::Agenda)
+        .check_depth(ObjectKind::Agenda, &agenda_doc)?;
     head.push(Write::create(ObjectKind::Agenda, agenda_doc));
     if !params.contains_key(keys::DO_NOT_RUN) {
         head.push(Write::create(

@@ -1004,8 +1004,13 @@ pub async fn case_delete_expect(store: &Arc<dyn Store>) {
 /// with `LimitExceeded` naming it, and its batch (puts and merges alike)
 /// applies nothing.
 pub async fn case_document_limits(store: &Arc<dyn Store>) {
-    let kind = ObjectKind::Agenda;
-    let limits = store.document_limits();
+    for kind in [ObjectKind::Agenda, ObjectKind::OperationProgress] {
+        document_limits_of(store, kind).await;
+    }
+}
+
+async fn document_limits_of(store: &Arc<dyn Store>, kind: ObjectKind) {
+    let limits = store.document_limits(kind);
     // `{"id", "p": [[...]]}`: the document is level 1, so `levels` arrays
     // make it `levels + 1` deep.
     let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!([inner]));

@@ -165,11 +165,12 @@ pub trait Store: Send + Sync + 'static {
     /// a Delete (`None` when there was nothing to delete).
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>>;
 
-    /// The largest and deepest document this store keeps. A write of a
-    /// document beyond them fails with [`StoreError::LimitExceeded`] and
+    /// The largest and deepest document of `kind` this store keeps. A write
+    /// of a document beyond them fails with [`StoreError::LimitExceeded`] and
     /// changes nothing; documents stored before a limit was lowered stay
-    /// readable and deletable.
-    fn document_limits(&self) -> DocumentLimits {
+    /// readable and deletable. Adapters keep [`DocumentLimits::ITEM`] for
+    /// every kind; a decorator may keep more of some kinds.
+    fn document_limits(&self, _kind: ObjectKind) -> DocumentLimits {
         DocumentLimits::ITEM
     }
 
