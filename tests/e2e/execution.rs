@@ -27,7 +27,7 @@ pub async fn wait_complete(client: &Client, progress_id: &str, timeout: Duration
 
 /// A global insight of the pool of [`setup_tenancy`] for `types` (default
 /// queue, run by the server).
-async fn global_insight(server: &Server, id: &str, types: &[&str]) {
+pub async fn global_insight(server: &Server, id: &str, types: &[&str]) {
     let insight = json!({"id": id, "customerId": "ops", "title": id, "resourcePoolId": "pool-1",
         "isGlobal": true, "mappers": {"operationType": types}});
     server.client(ADMIN).post("/pop/insight", insight).await.first();

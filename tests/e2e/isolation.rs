@@ -585,6 +585,23 @@ async fn references_to_another_customers_objects_are_refused() {
             )
             .await;
         assert_eq!(rerun.status, 200, "{}", rerun.body);
+        // A rerun is refused while the attempt an earlier one started is
+        // under way (issue 12); this server runs nothing, so bob ends the
+        // attempt himself, as a remote executor reports it.
+        let again = bob
+            .post(
+                "/pop/agenda/service/rerun",
+                json!({"agendaId": ground.own_agenda, "params": params}),
+            )
+            .await;
+        again.expect_error(409, "is already being rerun");
+        let ended = bob
+            .put(
+                &format!("/pop/progress/agenda/{}", ground.own_progress),
+                json!({"processingState": "COMPLETE", "processingStateMessage": "succeeded"}),
+            )
+            .await;
+        assert_eq!(ended.status, 200, "{}", ended.body);
     }
     let acme_progress = server
         .client(ALICE)

@@ -9,6 +9,7 @@ mod errors;
 mod execution;
 mod isolation;
 mod plugins;
+mod reruns;
 mod resourcepool;
 mod restart;
 mod scheduling;

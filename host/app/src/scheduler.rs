@@ -466,7 +466,7 @@ mod tests {
 
     use async_trait::async_trait;
     use pop_memory::{Fault, FaultyQueue, MemoryBlobStore, MemoryQueue, MemoryStore};
-    use pop_ports::{Document, Filter, ManualClock};
+    use pop_ports::{Document, Filter, ManualClock, ScanCursor, ScanPage};
     use pop_wasm::{Runtime, RuntimeConfig};
     use tokio::sync::Barrier;
 
@@ -572,6 +572,16 @@ mod tests {
         }
         async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> pop_ports::Result<u64> {
             self.inner.count(kind, query, visible).await
+        }
+        async fn scan(
+            &self,
+            kind: ObjectKind,
+            query: &Query,
+            filter: Option<Filter>,
+            from: Option<&ScanCursor>,
+            examine: usize,
+        ) -> pop_ports::Result<ScanPage> {
+            self.inner.scan(kind, query, filter, from, examine).await
         }
         async fn write(&self, writes: Vec<Write>) -> pop_ports::Result<Vec<Option<Document>>> {
             self.inner.write(writes).await

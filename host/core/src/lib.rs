@@ -11,6 +11,7 @@ pub mod model;
 pub mod params;
 pub mod reference;
 pub mod rerun;
+pub mod retry;
 pub mod scheduling;
 pub mod summary;
 pub mod template;

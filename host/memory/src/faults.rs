@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pop_core::{ObjectKind, QueuedAgenda};
-use pop_ports::{Document, DocumentLimits, Filter, Query, Queue, QueueDepth, QueueError, Store, StoreError, Write};
+use pop_ports::{
+    Document, DocumentLimits, Filter, Query, Queue, QueueDepth, QueueError, ScanCursor, ScanPage, Store, StoreError,
+    Write,
+};
 
 /// How an injected failure looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +103,16 @@ impl Store for FaultyStore {
 
     async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64, StoreError> {
         self.inner.count(kind, query, visible).await
+    }
+    async fn scan(
+        &self,
+        kind: ObjectKind,
+        query: &Query,
+        filter: Option<Filter>,
+        from: Option<&ScanCursor>,
+        examine: usize,
+    ) -> Result<ScanPage, StoreError> {
+        self.inner.scan(kind, query, filter, from, examine).await
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>, StoreError> {

@@ -6,7 +6,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use pop_core::ObjectKind;
 use pop_ports::rules::{check_patch_id, document_id, overlay};
-use pop_ports::{Condition, Document, DocumentLimits, Filter, Query, Result, Store, StoreError, Write, field_text};
+use pop_ports::{
+    Condition, Document, DocumentLimits, Filter, Query, Result, ScanCursor, ScanPage, Store, StoreError, Write,
+    field_text,
+};
 
 /// One kind's rows: insertion order by sequence number; a replaced or
 /// merged row keeps its number, hence its place.
@@ -80,6 +83,37 @@ impl MemoryStore {
             .take(query.limit.unwrap_or(usize::MAX))
             .cloned()
             .collect()
+    }
+
+    /// One page of a scan: at most `examine` rows matching `query`'s
+    /// equality filters after the sequence number `after`; the cursor is the
+    /// last sequence number looked at.
+    fn page(&self, kind: ObjectKind, query: &Query, filter: Option<&Filter>, after: u64, examine: usize) -> ScanPage {
+        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        let mut page = ScanPage::default();
+        let Some(table) = tables.get(&kind) else {
+            return page;
+        };
+        let examine = examine.max(1);
+        let mut examined = 0;
+        let mut last = after;
+        let matching = table.rows.range(after + 1..).filter(|(_, doc)| {
+            query
+                .filters
+                .iter()
+                .all(|(field, value)| field_text(doc, field).as_deref() == Some(value.as_str()))
+        });
+        for (&seq, doc) in matching.take(examine) {
+            examined += 1;
+            last = seq;
+            if filter.is_none_or(|keep| keep.admits(kind, doc)) {
+                page.docs.push(doc.clone());
+            }
+        }
+        if examined == examine {
+            page.next = Some(ScanCursor(last.to_string()));
+        }
+        page
     }
 
     fn check_limits(&self, kind: ObjectKind, doc: &Document) -> Result<()> {
@@ -162,6 +196,23 @@ impl Store for MemoryStore {
             ..query.clone()
         };
         Ok(self.matching(kind, &all, visible.as_ref()).len() as u64)
+    }
+
+    async fn scan(
+        &self,
+        kind: ObjectKind,
+        query: &Query,
+        filter: Option<Filter>,
+        from: Option<&ScanCursor>,
+        examine: usize,
+    ) -> Result<ScanPage> {
+        let after = match from {
+            None => 0,
+            Some(ScanCursor(text)) => text
+                .parse()
+                .map_err(|_| StoreError::InvalidDocument(format!("not a cursor of this store: {text:?}")))?,
+        };
+        Ok(self.page(kind, query, filter.as_ref(), after, examine))
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {

@@ -36,7 +36,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pop_core::ObjectKind;
 use pop_ports::{
-    BlobError, BlobStore, Condition, Document, DocumentLimits, Expect, Filter, Query, Result, Store, StoreError, Write,
+    BlobError, BlobStore, Condition, Document, DocumentLimits, Expect, Filter, Query, Result, ScanCursor, ScanPage,
+    Store, StoreError, Write,
 };
 use serde_json::Value;
 
@@ -312,6 +313,25 @@ impl Store for OffloadingStore {
 
     async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64> {
         self.inner.count(kind, query, visible).await
+    }
+
+    async fn scan(
+        &self,
+        kind: ObjectKind,
+        query: &Query,
+        filter: Option<Filter>,
+        from: Option<&ScanCursor>,
+        examine: usize,
+    ) -> Result<ScanPage> {
+        let mut page = self.inner.scan(kind, query, filter, from, examine).await?;
+        if self.offloads(kind) {
+            let mut restored = Vec::with_capacity(page.docs.len());
+            for doc in page.docs {
+                restored.push(self.restore(kind, doc, &HashMap::new()).await?);
+            }
+            page.docs = restored;
+        }
+        Ok(page)
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {

@@ -40,11 +40,32 @@ pub enum Command {
         #[command(flatten)]
         client: ClientOptions,
     },
+    /// Background jobs: `pop job run retry|reclaim|reap [--log-only]` runs one once
+    /// on the server and prints what it did.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// List the most recent agendas with their state.
     Ls {
         /// How many agendas to show.
         #[arg(long, short = 'n', default_value_t = 20)]
         count: usize,
+        #[command(flatten)]
+        client: ClientOptions,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Run one job once now.
+    Run {
+        /// retry, reclaim or reap.
+        #[arg(value_parser = ["retry", "reclaim", "reap"])]
+        job: String,
+        /// Report what the job would do, change nothing.
+        #[arg(long)]
+        log_only: bool,
         #[command(flatten)]
         client: ClientOptions,
     },
@@ -102,6 +123,40 @@ pub struct ServeOptions {
     /// `registry.json` in the data directory if present, else the built-in registry.
     #[arg(long, env = "POP_REGISTRY")]
     pub registry: Option<PathBuf>,
+    #[command(flatten)]
+    pub jobs: JobOptions,
+}
+
+/// The background jobs (retry, reclaim, reap): how often each runs and how much it does.
+#[derive(Debug, Clone, Args)]
+pub struct JobOptions {
+    /// How often failed agendas whose retry is due are rerun, in milliseconds (0: never).
+    #[arg(long, env = "POP_RETRY_INTERVAL_MS", default_value_t = 1_000)]
+    pub retry_interval_ms: u64,
+    /// How often the reclaimer looks for stuck work, in milliseconds (0: never).
+    #[arg(long, env = "POP_RECLAIM_INTERVAL_MS", default_value_t = 60_000)]
+    pub reclaim_interval_ms: u64,
+    /// How often the data reaper runs, in milliseconds (0: never).
+    #[arg(long, env = "POP_REAP_INTERVAL_MS", default_value_t = 300_000)]
+    pub reap_interval_ms: u64,
+    /// Most documents one run of a job looks at.
+    #[arg(long, env = "POP_JOB_BATCH", default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub job_batch: usize,
+    /// Most time one run of a job takes, in milliseconds.
+    #[arg(long, env = "POP_JOB_MAX_RUN_MS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub job_max_run_ms: u64,
+    /// The reclaimer leaves alone what changed more recently than this, in milliseconds.
+    #[arg(long, env = "POP_RECLAIM_AFTER_MS", default_value_t = 300_000)]
+    pub reclaim_after_ms: u64,
+    /// A queue entry delivered more often than this without completing fails its agenda.
+    #[arg(long, env = "POP_MAX_DELIVERIES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_deliveries: u32,
+    /// How long completed agendas are kept, in milliseconds (default 3 days).
+    #[arg(long, env = "POP_RETENTION_MS", default_value_t = 3 * 24 * 3_600_000)]
+    pub retention_ms: u64,
+    /// The jobs report what they would do and change nothing.
+    #[arg(long, env = "POP_JOBS_LOG_ONLY")]
+    pub jobs_log_only: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -31,6 +31,11 @@ fn main() -> anyhow::Result<()> {
             cli::Command::Progress { id, watch, client } => {
                 client::progress(&client::ApiClient::new(&client)?, &id, watch).await
             }
+            cli::Command::Job {
+                command: cli::JobCommand::Run { job, log_only, client },
+            } => client::run_job(&client::ApiClient::new(&client)?, &job, log_only)
+                .await
+                .map(|()| true),
             cli::Command::Ls { count, client } => client::ls(&client::ApiClient::new(&client)?, count)
                 .await
                 .map(|()| true),

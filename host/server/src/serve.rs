@@ -13,7 +13,8 @@ use pop_wasm::{Limits, Runtime, RuntimeConfig};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-use crate::cli::ServeOptions;
+use crate::cli::{JobOptions, ServeOptions};
+use pop_app::jobs::{JobSettings, Jobs, JobsConfig};
 use pop_app::plugins::PluginHost;
 use pop_app::runner::{Launchers, Runner, RunnerConfig};
 use pop_app::scheduler::SchedulerPorts;
@@ -113,11 +114,20 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     let engines = Engines {
         store: store.clone(),
-        queue,
-        clock,
+        queue: queue.clone(),
+        clock: clock.clone(),
     };
-    let state = AppState::new(engines, Arc::new(auth), plugins.clone(), runner.wake_scheduler.clone());
+    let jobs = Arc::new(Jobs::new(
+        store.clone(),
+        queue.clone(),
+        clock.clone(),
+        jobs_config(&options.jobs),
+    ));
+    let state =
+        AppState::new(engines, Arc::new(auth), plugins.clone(), runner.wake_scheduler.clone()).with_jobs(jobs.clone());
     let puller = pop_app::runner::spawn(Arc::new(runner));
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let job_loops = pop_app::jobs::spawn(jobs, jobs_stopped);
 
     let listener = TcpListener::bind(&options.listen)
         .await
@@ -130,6 +140,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("pop stopped accepting requests; flushing the store");
+    // A job cut between two of its conditional writes leaves a state the
+    // next run moves on.
+    let _ = stop_jobs.send(true);
+    let _ = job_loops.await;
     // No more releases; the turns in progress finish (a cut one is
     // re-driven by the next scheduler).
     scheduler.stop(SCHEDULER_STOP_BOUND).await;
@@ -159,6 +173,23 @@ fn load_registry(options: &ServeOptions) -> anyhow::Result<Registry> {
     let types: Vec<&str> = registry.operation_types().collect();
     tracing::info!(registry = %path.display(), types = ?types, "handlers registry loaded");
     Ok(registry)
+}
+
+fn jobs_config(options: &JobOptions) -> JobsConfig {
+    let every = |interval_ms: u64| JobSettings {
+        interval: Duration::from_millis(interval_ms),
+        batch: options.job_batch,
+        max_run: Duration::from_millis(options.job_max_run_ms),
+        log_only: options.jobs_log_only,
+    };
+    JobsConfig {
+        retry: every(options.retry_interval_ms),
+        reclaim: every(options.reclaim_interval_ms),
+        reap: every(options.reap_interval_ms),
+        reclaim_after: Duration::from_millis(options.reclaim_after_ms),
+        max_deliveries: options.max_deliveries,
+        retention: Duration::from_millis(options.retention_ms),
+    }
 }
 
 fn runner_config(options: &ServeOptions) -> anyhow::Result<RunnerConfig> {

@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 
-use crate::{Document, Filter, ObjectKind, Query, Result, Store, StoreError, Write};
+use crate::{Document, Filter, ObjectKind, Query, Result, ScanCursor, ScanPage, Store, StoreError, Write};
 
 /// What [`CachedStore`] caches and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +126,16 @@ impl Store for CachedStore {
 
     async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64> {
         self.inner.count(kind, query, visible).await
+    }
+    async fn scan(
+        &self,
+        kind: ObjectKind,
+        query: &Query,
+        filter: Option<Filter>,
+        from: Option<&ScanCursor>,
+        examine: usize,
+    ) -> Result<ScanPage> {
+        self.inner.scan(kind, query, filter, from, examine).await
     }
 
     fn document_limits(&self, kind: ObjectKind) -> crate::DocumentLimits {

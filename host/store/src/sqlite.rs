@@ -24,7 +24,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{Document, DocumentLimits, Filter, ObjectKind, Query, Result, Store, StoreError, Write};
+use crate::{
+    Document, DocumentLimits, Filter, ObjectKind, Query, Result, ScanCursor, ScanPage, Store, StoreError, Write,
+};
 use checkpointer::Checkpointer;
 use reader::ReadPool;
 use writer::Writer;
@@ -108,6 +110,20 @@ impl Store for SqliteStore {
         let query = query.clone();
         self.reads
             .run(move |conn| reader::count(conn, kind, &query, visible.as_ref()))
+            .await
+    }
+
+    async fn scan(
+        &self,
+        kind: ObjectKind,
+        query: &Query,
+        filter: Option<Filter>,
+        from: Option<&ScanCursor>,
+        examine: usize,
+    ) -> Result<ScanPage> {
+        let (query, from) = (query.clone(), from.cloned());
+        self.reads
+            .run(move |conn| reader::scan_page(conn, kind, &query, filter.as_ref(), from.as_ref(), examine))
             .await
     }
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pop_store::{
-    CacheOptions, CachedStore, Document, Filter, ObjectKind, Query, Result, SqliteOptions, SqliteStore, Store, Write,
-    conformance,
+    CacheOptions, CachedStore, Document, Filter, ObjectKind, Query, Result, ScanCursor, ScanPage, SqliteOptions,
+    SqliteStore, Store, Write, conformance,
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -141,6 +141,16 @@ impl Store for Probe {
     async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64> {
         self.counts.fetch_add(1, Ordering::SeqCst);
         self.inner.count(kind, query, visible).await
+    }
+    async fn scan(
+        &self,
+        kind: ObjectKind,
+        query: &Query,
+        filter: Option<Filter>,
+        from: Option<&ScanCursor>,
+        examine: usize,
+    ) -> Result<ScanPage> {
+        self.inner.scan(kind, query, filter, from, examine).await
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<Document>>> {

@@ -11,6 +11,7 @@ pub mod objects;
 pub mod progress;
 pub mod queue;
 pub mod references;
+pub mod retry;
 pub mod scheduling;
 pub mod typed;
 

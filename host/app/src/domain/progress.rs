@@ -10,10 +10,12 @@ use super::batch::{Part, write_guarded, write_parts};
 use super::body::{non_blank, str_field, to_document, typed};
 use super::objects::{self, operation_progress_of, stamp_new};
 use super::references::{self, Change, check_client_id};
+use super::retry::{RetryPolicy, completion_fields, is_failure};
 use crate::error::{AppError, AppResult};
 
-/// `maximumAttempts` when neither the progress nor the agenda sets one.
-pub const DEFAULT_MAXIMUM_ATTEMPTS: i64 = 3;
+/// `maximumAttempts` when neither the progress nor the agenda sets one:
+/// one attempt, no automatic retry (POP's retry job assumed 3).
+pub const DEFAULT_MAXIMUM_ATTEMPTS: i64 = pop_core::retry::DEFAULT_MAXIMUM_ATTEMPTS;
 
 /// A fresh WAITING operation progress row for `operation` of `progress_id`.
 pub fn new_operation_progress(
@@ -175,8 +177,22 @@ pub async fn update_guarded(
     let was_complete = stored.get("processingState") == Some(&json!(ProcessingState::Complete));
     let completes = patch.get("processingState") == Some(&json!(ProcessingState::Complete));
     if completes && !was_complete {
-        let attempts = stored.get("attemptsCompleted").and_then(Value::as_i64).unwrap_or(0);
-        patch.insert("attemptsCompleted".into(), json!(attempts + 1));
+        let attempts = stored.get("attemptsCompleted").and_then(Value::as_i64).unwrap_or(0) + 1;
+        patch.insert("attemptsCompleted".into(), json!(attempts));
+        // A remote executor's completion decides the retry as the
+        // embedded executor's does.
+        let failed = is_failure(str_field(&patch, "processingStateMessage"));
+        let after = RetryPolicy::of(&stored).after(failed, attempts, now);
+        let (fields, event) = completion_fields(&after, now);
+        patch.extend(fields);
+        if let Some(event) = event {
+            let mut events = match patch.get("diagnosticEvents").or_else(|| stored.get("diagnosticEvents")) {
+                Some(Value::Array(events)) => events.clone(),
+                _ => Vec::new(),
+            };
+            events.push(serde_json::to_value(event).map_err(|e| AppError::Internal(e.to_string()))?);
+            patch.insert("diagnosticEvents".into(), Value::Array(events));
+        }
     }
     let existing: std::collections::HashSet<String> =
         objects::ids_of(&operation_progress_of(store, &id).await?).collect();

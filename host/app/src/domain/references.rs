@@ -44,7 +44,15 @@ pub fn server_assigned(kind: ObjectKind) -> &'static [&'static str] {
         ObjectKind::Agenda => &["progressId", "agendaInsight"],
         // The insight is the agenda's; attempts are counted on completion;
         // the fencing token names the delivery allowed to record.
-        ObjectKind::AgendaProgress => &["agendaInsight", "attemptsCompleted", "fencingToken"],
+        // A rerun's attempt and the retry state are the server's bookkeeping.
+        ObjectKind::AgendaProgress => &[
+            "agendaInsight",
+            "attemptsCompleted",
+            "fencingToken",
+            "rerunAttempt",
+            "retryState",
+            "nextAttemptTime",
+        ],
         // Derived on read from the insights that name the pool.
         ObjectKind::ResourcePool => &["insightIds"],
         _ => &[],

@@ -29,6 +29,7 @@ use crate::domain::body::{from_document, to_document};
 use crate::domain::fence;
 use crate::domain::objects::operation_progress_of;
 use crate::domain::progress::new_operation_progress;
+use crate::domain::retry::{RetryPolicy, completion_fields};
 use crate::domain::typed::{self, TypedStore};
 use crate::error::AppError;
 
@@ -94,6 +95,7 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
             .get("attemptsCompleted")
             .and_then(Value::as_i64)
             .unwrap_or(0),
+        retry: RetryPolicy::of(&progress_doc),
         with_rows: rows.iter().filter_map(|r| r.operation.clone()).collect(),
         recorded_complete: HashSet::new(),
         agenda_id,
@@ -121,6 +123,8 @@ struct AgendaRun {
     customer_id: String,
     cid: String,
     attempts: i64,
+    /// Decides, at the end, whether the agenda is retried.
+    retry: RetryPolicy,
     /// Operations that have an OperationProgress row (merge) — the others,
     /// generated during this run, get one written whole.
     with_rows: HashSet<String>,
@@ -342,16 +346,32 @@ impl AgendaRun {
                 }
             }
         }
+        // The retry job acts on what this write says about the next attempt.
+        let attempts = self.attempts + 1;
+        let after = self.retry.after(message == CompleteStateMessage::Failed, attempts, now);
+        let (retry_fields, retry_event) = completion_fields(&after, now);
+        let diagnostics = match (diagnostics, retry_event) {
+            (Some(mut events), Some(event)) => {
+                events.push(event);
+                Some(events)
+            }
+            (None, Some(event)) => Some(vec![event]),
+            (events, None) => events,
+        };
         let last = AgendaProgress {
             processing_state: Some(ProcessingState::Complete),
             processing_state_message: Some(message.as_str().into()),
             completed_time: Some(now),
             percent_complete: Some(plan.map_or(0.0, ExecutionPlan::percent_complete)),
             diagnostic_events: diagnostics,
-            attempts_completed: Some(self.attempts + 1),
+            attempts_completed: Some(attempts),
             ..Default::default()
         };
-        writes.push(self.agenda_write(&last)?);
+        let mut last = self.agenda_write(&last)?;
+        if let Write::Merge { patch, .. } = &mut last {
+            patch.extend(retry_fields);
+        }
+        writes.push(last);
         let (agenda_id, customer_id) = (self.agenda_id.clone(), self.customer_id.clone());
         self.recorder.finish(writes).await?;
         tracing::info!(

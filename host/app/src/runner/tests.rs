@@ -431,3 +431,78 @@ async fn a_result_beyond_the_row_limit_fails_its_operation_and_the_agenda_comple
         "{diagnostics}"
     );
 }
+
+/// Reruns of one failed attempt, all at once: one takes effect, the others
+/// are refused naming the attempt it started, and so is every rerun until
+/// that attempt completes; a reset that runs nothing blocks no later rerun.
+#[tokio::test]
+async fn of_concurrent_reruns_of_one_attempt_exactly_one_takes_effect() {
+    let setup = Setup::new();
+    setup.agenda("a1", chain()).await;
+    setup
+        .store
+        .write(vec![
+            Write::put(ObjectKind::Insight, doc(json!({"id": "work", "customerId": "acme"}))),
+            Write::merge(
+                ObjectKind::AgendaProgress,
+                "p-a1",
+                doc(
+                    json!({"processingState": "COMPLETE", "processingStateMessage": "failed",
+                    "attemptsCompleted": 1, "fencingToken": "m-a1/1"}),
+                ),
+            ),
+        ])
+        .await
+        .unwrap();
+    let caller = pop_core::visibility::Caller::service();
+    let rerun = |params: Value| {
+        crate::services::service::rerun(
+            setup.store.as_ref(),
+            setup.queue.as_ref(),
+            &caller,
+            json!({"agendaId": "a1", "params": params}),
+            setup.clock.now_millis(),
+        )
+    };
+    let answers = futures_util::future::join_all((0..10).map(|_| rerun(json!(["continue"])))).await;
+    let taken = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(taken, 1, "{answers:?}");
+    for refused in answers.iter().filter_map(|a| a.as_ref().err()) {
+        assert!(
+            matches!(refused, crate::AppError::Conflict(m) if m.contains("already being rerun: attempt 2")),
+            "{refused:?}"
+        );
+    }
+    let backlog = setup
+        .store
+        .query(ObjectKind::ReadyAgenda, &pop_ports::Query::all(), None)
+        .await
+        .unwrap();
+    assert_eq!(backlog.len(), 1, "one backlog row: {backlog:?}");
+    assert!(
+        rerun(json!(["continue"])).await.is_err(),
+        "refused while attempt 2 is pending"
+    );
+
+    // Attempt 2 completes: a rerun is accepted again. A rerun that does
+    // not run the agenda (skipExecution) starts no attempt to wait for.
+    setup
+        .store
+        .write(vec![Write::merge(
+            ObjectKind::AgendaProgress,
+            "p-a1",
+            doc(json!({"processingState": "COMPLETE", "attemptsCompleted": 2})),
+        )])
+        .await
+        .unwrap();
+    setup
+        .store
+        .write(vec![Write::delete(
+            ObjectKind::ReadyAgenda,
+            backlog[0]["id"].as_str().unwrap(),
+        )])
+        .await
+        .unwrap();
+    rerun(json!(["skipExecution"])).await.expect("a reset without a run");
+    rerun(json!(["continue"])).await.expect("the next attempt");
+}

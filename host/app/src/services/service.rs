@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use pop_core::EpochMillis;
 use pop_core::params::keys;
 use pop_core::rerun::{parse_rerun_params, reset_plan};
+use pop_core::retry::fields as retry_fields;
 use pop_core::summary::summarize;
 use pop_core::template::expand_template;
 use pop_core::visibility::{Caller, can_read_document};
@@ -13,7 +14,7 @@ use pop_core::{
     Agenda, AgendaProgress, AgendaTemplate, ObjectKind, OperationProgress, ProcessingState, ProgressSummary,
     ProgressSummaryRequest, RerunAgendaRequest, RunAgendaRequest, WAITING_PENDING,
 };
-use pop_ports::{Document, Query, Queue, Store, Write, queue::message_id};
+use pop_ports::{Document, Expect, Query, Queue, Store, Write, queue::message_id};
 use serde_json::{Value, json};
 
 use super::submission::{ready_agenda, submit_agenda};
@@ -73,15 +74,106 @@ pub struct RerunOutcome {
     pub requeued: bool,
 }
 
+/// The progress field naming the attempt a rerun started (its fencing
+/// token), kept until the next rerun: while that attempt has not completed,
+/// another rerun is refused.
+pub const RERUN_ATTEMPT_FIELD: &str = "rerunAttempt";
+
+/// How often a rerun is tried again when a delivery of the agenda started
+/// between its read and its write (a race it did not lose to a rerun).
+const RERUN_TRIES: usize = 3;
+
 /// POST `/pop/agenda/service/rerun`: reset the progress of an agenda (and of
 /// every operation that depends on a reset one), delete operations generated
 /// by reset ones, and put the agenda back in its insight's backlog — atomically.
+///
+/// A rerun is a conditional transition: it applies only while the progress
+/// still holds the fencing token it read, and not while an attempt started
+/// by an earlier rerun is still pending or running. So of any number of
+/// concurrent reruns of one attempt (users, the retry job, several
+/// processes), exactly one takes effect; the others get a conflict naming
+/// the attempt already under way, and an agenda never has two deliveries.
 pub async fn rerun(
     store: &dyn Store,
     queue: &dyn Queue,
     caller: &Caller,
     body: Value,
     now: EpochMillis,
+) -> AppResult<RerunOutcome> {
+    rerun_if(store, queue, caller, body, now, &Expect::nothing()).await
+}
+
+/// The retry job's rerun of `agenda_id` with `continue`: like any rerun,
+/// and only while its progress still says a retry is pending (a user's
+/// rerun, or another process's retry, took it otherwise).
+pub async fn retry(store: &dyn Store, queue: &dyn Queue, agenda_id: &str, now: EpochMillis) -> AppResult<RerunOutcome> {
+    let pending = Expect::field(retry_fields::STATE, retry_fields::PENDING);
+    let body = json!({"agendaId": agenda_id, "params": ["continue"]});
+    rerun_if(store, queue, &Caller::service(), body, now, &pending).await
+}
+
+async fn rerun_if(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    caller: &Caller,
+    body: Value,
+    now: EpochMillis,
+    expect: &Expect,
+) -> AppResult<RerunOutcome> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match rerun_once(store, queue, caller, body.clone(), now, expect).await {
+            Err(AppError::Conflict(lost)) => {
+                // Lost to another rerun: name its attempt. Lost to a delivery
+                // that just took the agenda over: read again and retry.
+                let agenda_id = body.get("agendaId").and_then(Value::as_str).unwrap_or_default();
+                if let Some(refusal) = rerun_under_way(store, agenda_id).await? {
+                    return Err(refusal);
+                }
+                if tries >= RERUN_TRIES {
+                    return Err(AppError::Conflict(lost));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The refusal of a rerun of `agenda_id` while an attempt started by a rerun
+/// has not completed; `None` when there is none.
+async fn rerun_under_way(store: &dyn Store, agenda_id: &str) -> AppResult<Option<AppError>> {
+    let Some(agenda) = store.get(ObjectKind::Agenda, agenda_id).await? else {
+        return Ok(None);
+    };
+    let Some(progress_id) = str_field(&agenda, "progressId") else {
+        return Ok(None);
+    };
+    let Some(progress) = store.get(ObjectKind::AgendaProgress, progress_id).await? else {
+        return Ok(None);
+    };
+    Ok(attempt_under_way(agenda_id, &progress))
+}
+
+fn attempt_under_way(agenda_id: &str, progress: &Document) -> Option<AppError> {
+    let token = str_field(progress, RERUN_ATTEMPT_FIELD).filter(|t| !t.is_empty())?;
+    if str_field(progress, "processingState") == Some("COMPLETE") {
+        return None;
+    }
+    let attempt = progress.get("attemptsCompleted").and_then(Value::as_i64).unwrap_or(0) + 1;
+    Some(AppError::Conflict(format!(
+        "Agenda {agenda_id} is already being rerun: attempt {attempt} ({token}) has not completed; \
+         rerun it again once it has."
+    )))
+}
+
+async fn rerun_once(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    caller: &Caller,
+    body: Value,
+    now: EpochMillis,
+    expect: &Expect,
 ) -> AppResult<RerunOutcome> {
     let request: RerunAgendaRequest = typed(body)?;
     let agenda_id =
@@ -93,16 +185,27 @@ pub async fn rerun(
     let agenda: Agenda = from_document(agenda)?;
     let progress_missing = || AppError::NotFound(format!("AgendaProgress of Agenda {agenda_id} not found"));
     let progress_id = agenda.progress_id.clone().ok_or_else(progress_missing)?;
-    store
+    let progress = store
         .get(ObjectKind::AgendaProgress, &progress_id)
         .await?
         .ok_or_else(progress_missing)?;
+    let read_token = progress.get(fence::FIELD).cloned().unwrap_or(Value::Null);
     let operation_rows = operation_progress_of(store, &progress_id).await?;
     let known: Vec<String> = operation_rows
         .iter()
         .filter_map(|d| str_field(d, "operation").map(String::from))
         .collect();
     let plan = reset_plan(&agenda, &options.scope, &known).map_err(|e| AppError::Validation(e.to_string()))?;
+    // Refused after the request is validated: a bad request is named as such.
+    if let Some(refusal) = attempt_under_way(&agenda_id, &progress) {
+        return Err(refusal);
+    }
+    if !expect.held_by(&progress) {
+        return Err(AppError::Conflict(format!(
+            "Agenda {agenda_id} no longer holds {:?}; nothing to rerun.",
+            expect.fields()
+        )));
+    }
 
     // Head: the progress reset with a fresh token (fencing off any run of
     // the old attempt) and the agenda without the deleted operations;
@@ -121,9 +224,25 @@ pub async fn rerun(
     let mut patch = to_document(&progress_patch)?;
     patch.insert("updatedTime".into(), json!(now));
     // A token no delivery holds: whatever run of the earlier attempt is
-    // still going records nothing more (see [`fence`]).
-    patch.insert(fence::FIELD.into(), json!(fence::rerun_token()));
-    head.push(Write::merge(ObjectKind::AgendaProgress, progress_id.clone(), patch));
+    // still going records nothing more (see [`fence`]). Written only while
+    // the progress holds the token read: of two reruns, one applies.
+    let token = fence::rerun_token();
+    patch.insert(fence::FIELD.into(), json!(token));
+    // Whatever retry was pending, this rerun is the next attempt.
+    patch.insert(retry_fields::STATE.into(), json!(retry_fields::NONE));
+    let progress_at = head.len();
+    let guard = expect
+        .fields()
+        .iter()
+        .fold(Expect::field(fence::FIELD, read_token), |guard, (field, value)| {
+            guard.and(field.clone(), value.clone())
+        });
+    head.push(Write::merge_if(
+        ObjectKind::AgendaProgress,
+        progress_id.clone(),
+        guard,
+        patch,
+    ));
     for name in &plan.reset {
         let reset = OperationProgress {
             processing_state: Some(ProcessingState::Waiting),
@@ -181,6 +300,12 @@ pub async fn rerun(
             Some(_) => requeued = true,
             None => tracing::warn!(agenda_id, "rerun: agenda has no insight; not requeued"),
         }
+    }
+    if let Some(Write::Merge { patch, .. }) = head.get_mut(progress_at) {
+        // The attempt this rerun starts; further reruns wait for its end.
+        // A reset that is not run starts none (empty: a merge cannot remove).
+        let attempt = if requeued { token.as_str() } else { "" };
+        patch.insert(RERUN_ATTEMPT_FIELD.into(), json!(attempt));
     }
     write_parts(store, vec![Part::Atomic(head), Part::Chunked(rows), Part::Atomic(tail)]).await?;
     // An entry still queued may be leased to an executor running the old

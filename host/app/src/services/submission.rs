@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
-use crate::domain::progress::{DEFAULT_MAXIMUM_ATTEMPTS, new_operation_progress};
+use crate::domain::progress::new_operation_progress;
 use crate::domain::{new_id, typed};
 use crate::error::{AppError, AppResult};
 use crate::plugins::PluginHost;
@@ -101,7 +101,7 @@ pub async fn submit_agenda_in(
     // leaves rows of a progress that no agenda names (nothing reads them;
     // the reclaimer removes them), never an agenda without its rows.
     let mut head = Vec::with_capacity(3);
-    let progress = progress_for(&agenda, &customer_id, &cid, now);
+    let progress = progress_for(&agenda, insight.maximum_attempts, &customer_id, &cid, now);
     let progress_id = match agenda.progress_id.clone().filter(|p| !p.is_empty()) {
         None => {
             let progress_id = new_id();
@@ -159,7 +159,15 @@ pub async fn submit_agenda_in(
 }
 
 /// The WAITING progress of a newly submitted agenda (without id).
-fn progress_for(agenda: &Agenda, customer_id: &str, cid: &str, now: i64) -> AgendaProgress {
+/// Its `maximumAttempts` is the agenda's, else the insight's default, else
+/// one (no automatic retry).
+fn progress_for(
+    agenda: &Agenda,
+    insight_attempts: Option<i64>,
+    customer_id: &str,
+    cid: &str,
+    now: i64,
+) -> AgendaProgress {
     let params = agenda.params.clone().unwrap_or_default();
     let mut progress = AgendaProgress {
         agenda_id: agenda.envelope.id.clone(),
@@ -169,11 +177,10 @@ fn progress_for(agenda: &Agenda, customer_id: &str, cid: &str, now: i64) -> Agen
         processing_state_message: Some(WAITING_PENDING.into()),
         percent_complete: Some(0.0),
         attempts_completed: Some(0),
-        maximum_attempts: Some(
-            params
-                .get_long(keys::MAXIMUM_ATTEMPTS)
-                .unwrap_or(DEFAULT_MAXIMUM_ATTEMPTS),
-        ),
+        maximum_attempts: Some(pop_core::retry::maximum_attempts(
+            params.get_long(keys::MAXIMUM_ATTEMPTS),
+            insight_attempts,
+        )),
         agenda_insight: agenda.agenda_insight.clone(),
         params: Some(params),
         ..Default::default()

@@ -63,7 +63,15 @@ impl ObjectKind {
             ObjectKind::Customer => &["resourcePoolId", "title"],
             ObjectKind::Insight => &["resourcePoolId", "customerId", "title"],
             ObjectKind::ResourcePool => &["customerId", "title"],
-            ObjectKind::AgendaProgress => &["linkId", "customerId", "title", "agendaId"],
+            // `retryState` and `processingState`: the background jobs' scans.
+            ObjectKind::AgendaProgress => &[
+                "linkId",
+                "customerId",
+                "title",
+                "agendaId",
+                "retryState",
+                "processingState",
+            ],
             ObjectKind::OperationProgress => &["agendaProgressId", "customerId"],
             ObjectKind::ReadyAgenda => &["insightId", "agendaId", "customerId"],
             ObjectKind::InsightScheduleInfo => &[],

@@ -74,6 +74,18 @@ pub struct AgendaProgress {
     /// executor when it starts and by a rerun; never by a client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fencing_token: Option<String>,
+    /// The token of the attempt a rerun started, while it may still run
+    /// (empty once that attempt is not pending): a rerun is refused while
+    /// one is under way. Server-set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun_attempt: Option<String>,
+    /// Automatic retry: `pending`, `gaveUp` or empty ([`crate::retry::fields`]).
+    /// Server-set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_state: Option<String>,
+    /// When the pending retry is due (epoch ms). Server-set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<EpochMillis>,
 }
 data_object!(AgendaProgress, ObjectKind::AgendaProgress);
 

@@ -62,6 +62,10 @@ pub struct Insight {
     /// the server's default (`--execution-limit`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_limit: Option<i64>,
+    /// Attempts an agenda of this insight gets when it does not say
+    /// (`params.maximumAttempts`); absent: one, no automatic retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_attempts: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mappers: Option<BTreeMap<String, Vec<String>>>,
     #[serde(alias = "global", skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 //! Handlers are thin: they parse HTTP and call into `pop_app`.
 
 mod context;
+mod jobs;
 mod objects;
 mod plugins;
 mod rejections;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(services::healthz))
         .route("/pop/metrics", plugins::metrics_route())
+        .route("/pop/jobs/{job}/run", jobs::run_route())
         .route("/pop/agenda/service/run", post(services::run))
         .route("/pop/agenda/service/rerun", post(services::rerun))
         .route("/pop/progress/agenda/service", post(services::progress_summary))

@@ -97,7 +97,8 @@ async fn metrics(State(app): State<AppState>, ctx: RequestContext) -> Reply {
     if !ctx.caller.super_user {
         return Err(AppError::Forbidden("Only super users may read the metrics.".into()).with_cid(&ctx.cid));
     }
-    let text = app.plugins.render_metrics();
+    let mut text = app.plugins.render_metrics();
+    text.push_str(&app.jobs.metrics.render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

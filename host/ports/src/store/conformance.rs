@@ -51,6 +51,124 @@ pub async fn run_all(store: Arc<dyn Store>) {
     case_every_kind(store).await;
     case_document_limits(store).await;
     case_write_count_limit(store).await;
+    case_scan_pages(store).await;
+    case_scan_keeps_its_place(store).await;
+}
+
+/// Walks every page of a scan, returning the ids seen in order and the
+/// number of pages; `between` runs after each page with the ids seen so far.
+async fn walk<F, Fut>(
+    store: &Arc<dyn Store>,
+    kind: ObjectKind,
+    query: &Query,
+    filter: Option<Filter>,
+    examine: usize,
+    mut between: F,
+) -> (Vec<String>, usize)
+where
+    F: FnMut(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (mut seen, mut pages, mut from) = (Vec::new(), 0, None);
+    loop {
+        let page = store
+            .scan(kind, query, filter.clone(), from.as_ref(), examine)
+            .await
+            .unwrap_or_else(|e| panic!("scan page {pages}: {e}"));
+        pages += 1;
+        assert!(pages < 1_000, "a scan must end");
+        assert!(page.docs.len() <= examine, "a page holds at most `examine` documents");
+        seen.extend(
+            page.docs
+                .iter()
+                .map(|d| d["id"].as_str().unwrap_or_default().to_owned()),
+        );
+        between(seen.clone()).await;
+        match page.next {
+            Some(next) => from = Some(next),
+            None => return (seen, pages),
+        }
+    }
+}
+
+/// A scan walks the documents matching its equality filters in insertion
+/// order, `examine` at a time, returning those that pass its filter; the
+/// last page says there is no next one.
+pub async fn case_scan_pages(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::AgendaProgress;
+    let link = unique("scan-link");
+    let docs = seed(store, kind, "scan", |i| json!({"linkId": link, "n": i}), 7).await;
+    let ids: Vec<String> = docs
+        .iter()
+        .map(|d| d["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let by_link = Query::by("linkId", &link);
+    let (seen, pages) = walk(store, kind, &by_link, None, 3, |_| async {}).await;
+    assert_eq!(seen, ids, "every matching document once, in insertion order");
+    assert!((3..=4).contains(&pages), "7 documents, 3 per page: {pages} pages");
+    let even = Filter::Any((0..7).step_by(2).map(|n| Filter::equals("n", n)).collect());
+    let (seen, _) = walk(store, kind, &by_link, Some(even), 2, |_| async {}).await;
+    let wanted: Vec<String> = ids.iter().step_by(2).cloned().collect();
+    assert_eq!(seen, wanted, "the filter applies to what each page examined");
+    // An unindexed equality filter scans the same way.
+    let marker = docs[0]["marker"].as_str().unwrap_or_default().to_owned();
+    let (seen, _) = walk(store, kind, &Query::by("marker", &marker), None, 4, |_| async {}).await;
+    assert_eq!(seen, ids, "by an unindexed field");
+    let page = store
+        .scan(kind, &Query::by("linkId", unique("scan-none")), None, None, 5)
+        .await
+        .expect("an empty scan");
+    assert!(page.docs.is_empty() && page.next.is_none(), "nothing to scan: {page:?}");
+}
+
+/// Deleting what a scan has seen, the document its cursor points at, or
+/// documents it has not reached yet, and adding new ones, never makes it
+/// lose its place: every document present for the whole walk is seen once.
+pub async fn case_scan_keeps_its_place(store: &Arc<dyn Store>) {
+    let kind = ObjectKind::AgendaProgress;
+    let link = unique("scan-place-link");
+    let docs = seed(store, kind, "scan-place", |_| json!({"linkId": link}), 9).await;
+    let ids: Vec<String> = docs
+        .iter()
+        .map(|d| d["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let by_link = Query::by("linkId", &link);
+    // After the first page (ids 0..3): delete 0 and 2 (2 is where the cursor
+    // points), delete 6 (not reached yet), add one new document.
+    let added = unique("scan-place-new");
+    let mut first = true;
+    let (seen, _) = walk(store, kind, &by_link, None, 3, |_| {
+        let run = std::mem::take(&mut first);
+        let (store, ids, link, added) = (store.clone(), ids.clone(), link.clone(), added.clone());
+        async move {
+            if run {
+                for gone in [&ids[0], &ids[2], &ids[6]] {
+                    write_one(&store, Write::delete(kind, gone.clone()), "delete while scanning").await;
+                }
+                let new = object(json!({"id": added, "linkId": link}));
+                write_one(&store, Write::create(kind, new), "add while scanning").await;
+            }
+        }
+    })
+    .await;
+    let expected: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 6)
+        .map(|(_, id)| id.clone())
+        .collect();
+    // A document added during the walk may or may not be seen (it is, at
+    // the end, on a store that keeps insertion order by a sequence).
+    let mut with_added = expected.clone();
+    with_added.push(added);
+    assert!(
+        seen == expected || seen == with_added,
+        "the walk kept its place: {seen:?}"
+    );
+    let foreign = store
+        .scan(kind, &by_link, None, Some(&crate::ScanCursor("not a cursor".into())), 3)
+        .await;
+    assert!(foreign.is_err(), "a cursor this store did not hand out is refused");
 }
 
 /// The store declares DynamoDB's transaction limit; a batch of exactly that

@@ -29,6 +29,8 @@ pub enum Filter {
     /// `field` is absent, null, or a number at most `limit` (a lease that
     /// has run out by `limit`).
     AbsentOrAtMost(String, i64),
+    /// `field` is a number at most `limit` (a time that has come).
+    AtMost(String, i64),
     Not(Box<Filter>),
     All(Vec<Filter>),
     Any(Vec<Filter>),
@@ -59,6 +61,7 @@ impl Filter {
                 None | Some(Value::Null) => true,
                 Some(value) => value.as_i64().is_some_and(|n| n <= *limit),
             },
+            Self::AtMost(field, limit) => doc.get(field).and_then(Value::as_i64).is_some_and(|n| n <= *limit),
             Self::Not(inner) => !inner.admits(kind, doc),
             Self::All(all) => all.iter().all(|f| f.admits(kind, doc)),
             Self::Any(any) => any.iter().any(|f| f.admits(kind, doc)),
@@ -96,6 +99,12 @@ mod tests {
         assert!(Filter::AbsentOrAtMost("leaseExpires".into(), 5).admits(kind, &own));
         assert!(!Filter::AbsentOrAtMost("leaseExpires".into(), 4).admits(kind, &own));
         assert!(Filter::AbsentOrAtMost("leaseExpires".into(), 0).admits(kind, &other));
+        assert!(Filter::AtMost("leaseExpires".into(), 5).admits(kind, &own));
+        assert!(!Filter::AtMost("leaseExpires".into(), 4).admits(kind, &own));
+        assert!(
+            !Filter::AtMost("leaseExpires".into(), 9).admits(kind, &other),
+            "absent is not at most"
+        );
         assert!(Filter::equals("customerId", "acme").admits(kind, &own));
         assert!(Filter::Missing("owner".into()).admits(kind, &own));
         assert!(!Filter::Missing("customerId".into()).admits(kind, &own));

@@ -54,6 +54,22 @@ impl Query {
     }
 }
 
+/// Where a [`Store::scan`] goes on: an opaque position in a kind's
+/// insertion order, only meaningful to the store that handed it out. It
+/// stays valid when the rows around it are deleted (a job that deletes what
+/// it scans keeps its place).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScanCursor(pub String);
+
+/// One page of a [`Store::scan`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanPage {
+    /// The documents of the page that pass every filter, in insertion order.
+    pub docs: Vec<Document>,
+    /// Where the next page starts; `None` when the scan reached the end.
+    pub next: Option<ScanCursor>,
+}
+
 /// What must hold about the existing row for a [`Write::Put`] to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
@@ -156,6 +172,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many documents match every filter and `visible` (`limit` ignored).
     async fn count(&self, kind: ObjectKind, query: &Query, visible: Option<Filter>) -> Result<u64>;
+
+    /// A bounded step through the documents matching `query`'s equality
+    /// filters (its `limit` is ignored), in insertion order, starting after
+    /// `from` (the start when `None`): at most `examine` documents are
+    /// looked at, and those that also pass `filter` are returned. Background
+    /// jobs walk a whole kind this way in pages of bounded work (DynamoDB: a
+    /// `Query`/`Scan` page with `Limit` and `ExclusiveStartKey`), keeping
+    /// their place across pages whatever is written or deleted meanwhile:
+    /// every document present for the whole walk is seen exactly once.
+    async fn scan(
+        &self,
+        kind: ObjectKind,
+        query: &Query,
+        filter: Option<Filter>,
+        from: Option<&ScanCursor>,
+        examine: usize,
+    ) -> Result<ScanPage>;
 
     /// Apply all writes atomically and durably: either every write applies
     /// and is on disk when this returns `Ok`, or none does. At most

@@ -60,6 +60,20 @@ impl Driver {
         )
     }
 
+    /// `SELECT seq, id, body` of at most `?2` matching rows after seq `?1`,
+    /// in insertion order (a bounded page of a scan).
+    pub(super) fn page_sql(&self, kind: ObjectKind) -> String {
+        let condition = match self {
+            Driver::All => String::new(),
+            Driver::Id(_) => " AND id = ?3".to_owned(),
+            Driver::Indexed { field, .. } => format!(" AND {} = ?3", key_expr(field)),
+        };
+        format!(
+            "SELECT seq, id, body FROM {} WHERE seq > ?1{condition} ORDER BY seq LIMIT ?2",
+            table(kind)
+        )
+    }
+
     /// `SELECT COUNT(*)` of the matching rows.
     pub(super) fn count_sql(&self, kind: ObjectKind) -> String {
         format!("SELECT COUNT(*) FROM {}{}", table(kind), self.where_clause())

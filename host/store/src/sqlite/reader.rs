@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use super::plan::Driver;
 use super::schema::table;
 use super::{SqliteOptions, db, parse_body, row_document};
-use crate::{Document, Filter, ObjectKind, Query, Result, StoreError, field_text};
+use crate::{Document, Filter, ObjectKind, Query, Result, ScanCursor, ScanPage, StoreError, field_text};
 
 /// Prepared statements kept per connection: a few per table.
 const STATEMENT_CACHE: usize = 64;
@@ -132,6 +132,50 @@ pub(super) fn query(
         }
     })?;
     Ok(found)
+}
+
+/// One bounded page of a scan: the rows matching `query`'s equality
+/// filters after `from` (a `seq`), at most `examine` of them, those passing
+/// `filter` returned; the cursor is the last `seq` looked at.
+pub(super) fn scan_page(
+    conn: &Connection,
+    kind: ObjectKind,
+    query: &Query,
+    filter: Option<&Filter>,
+    from: Option<&ScanCursor>,
+    examine: usize,
+) -> Result<ScanPage> {
+    let after: i64 = match from {
+        None => 0,
+        Some(ScanCursor(text)) => text
+            .parse()
+            .map_err(|_| StoreError::InvalidDocument(format!("not a cursor of this store: {text:?}")))?,
+    };
+    let driver = Driver::choose(kind, query);
+    let mut stmt = conn.prepare_cached(&driver.page_sql(kind)).map_err(db)?;
+    let examine_sql = i64::try_from(examine.max(1)).unwrap_or(i64::MAX);
+    let mut rows = match driver.param() {
+        Some(value) => stmt.query(rusqlite::params![after, examine_sql, value]),
+        None => stmt.query(rusqlite::params![after, examine_sql]),
+    }
+    .map_err(db)?;
+    let mut page = ScanPage::default();
+    let mut last = after;
+    let mut examined = 0usize;
+    while let Some(row) = rows.next().map_err(db)? {
+        examined += 1;
+        last = row.get(0).map_err(db)?;
+        let id: String = row.get(1).map_err(db)?;
+        let body: String = row.get(2).map_err(db)?;
+        let doc = parse_body(kind, &id, &body)?;
+        if matches_filters(&doc, &query.filters) && filter.is_none_or(|keep| keep.admits(kind, &doc)) {
+            page.docs.push(doc);
+        }
+    }
+    if examined >= examine.max(1) {
+        page.next = Some(ScanCursor(last.to_string()));
+    }
+    Ok(page)
 }
 
 /// How many documents match `query` (ignoring its limit) and `visible`.
