@@ -63,6 +63,8 @@ pub struct Options {
     /// pullers — the tests — claim them through getAgenda).
     pub execution_limit: usize,
     pub env: Vec<(String, String)>,
+    /// Where the server's log (stderr) goes, appended; default: the test's.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -73,6 +75,7 @@ impl Default for Options {
             schedule_interval: Duration::from_secs(3600),
             execution_limit: 0,
             env: Vec::new(),
+            log_file: None,
         }
     }
 }
@@ -84,6 +87,7 @@ impl Options {
             schedule_interval: Duration::from_millis(20),
             execution_limit: 8,
             env: vec![("POP_HEARTBEAT_MS".into(), "200".into())],
+            log_file: None,
         }
     }
 
@@ -109,6 +113,16 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, tokens: &Path, options: &Options) -> Server {
+        let stderr = match &options.log_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("server log file"),
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_pop"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -125,6 +139,7 @@ impl Server {
             .env("POP_PLUGIN_DEADLINE_MS", "1000")
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("spawn pop serve");
         let stdout = child.stdout.take().expect("stdout");

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod chaos;
 mod cli;
 mod errors;
 mod execution;

@@ -90,6 +90,31 @@ impl SqliteStore {
         let query = query.clone();
         self.reads.run_blocking(move |conn| reader::explain(conn, kind, &query))
     }
+
+    /// SQLite's own check of the file (`PRAGMA integrity_check`): the
+    /// problems it finds, none when the file is sound.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.reads.run_blocking(|conn| {
+            let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(db)?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(db)?;
+            let lines = rows.collect::<Result<Vec<_>, _>>().map_err(db)?;
+            Ok(lines.into_iter().filter(|line| line != "ok").collect())
+        })
+    }
+
+    /// The file's pages in use and on the free list (`page_count`,
+    /// `freelist_count`): how much of the file holds data.
+    pub fn page_counts(&self) -> Result<(u64, u64)> {
+        self.reads.run_blocking(|conn| {
+            let pages: i64 = conn
+                .pragma_query_value(None, "page_count", |row| row.get(0))
+                .map_err(db)?;
+            let free: i64 = conn
+                .pragma_query_value(None, "freelist_count", |row| row.get(0))
+                .map_err(db)?;
+            Ok((pages.max(0) as u64, free.max(0) as u64))
+        })
+    }
 }
 
 #[async_trait]

@@ -132,8 +132,13 @@ async fn reap_one(jobs: &Jobs, settings: &JobSettings, progress: &Document, repo
         .collect();
     let count = deletes.len();
     write_parts(jobs.store.as_ref(), vec![Part::Chunked(deletes)]).await?;
+    // The outcome it was deleted with, for whoever audits the reaper.
+    let text = |field: &str| str_field(progress, field).unwrap_or_default().to_owned();
+    let attempts = progress.get("attemptsCompleted").and_then(Value::as_i64).unwrap_or(0);
     report.acted(format!(
-        "deleted agenda {agenda_id}, its progress {progress_id} and {count} operation progress row(s)"
+        "deleted agenda {agenda_id} (COMPLETE {}, {attempts} attempt(s), retryState {:?}), its progress {progress_id} and {count} operation progress row(s)",
+        text("processingStateMessage"),
+        text(fields::STATE),
     ));
     Ok(())
 }
