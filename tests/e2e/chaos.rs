@@ -213,7 +213,7 @@ async fn chaos_loses_nothing_and_runs_no_succeeded_operation_twice() {
         .first();
 
     // Submit, over two customers.
-    let seed = 0x5eed_c4a0_5u64;
+    let seed = 0x0005_eedc_4a05_u64;
     let mut rng = Rng(seed);
     let mut bodies = Vec::with_capacity(AGENDAS);
     for n in 0..AGENDAS {

@@ -117,3 +117,27 @@ async fn a_failing_watched_agenda_exits_non_zero_with_its_diagnostics() {
     assert!(!refused.status.success());
     assert!(text(&refused).contains("422"), "{}", text(&refused));
 }
+
+/// `pop job run` runs one background job on the server and prints what it
+/// did; only super users may, and an unknown job is refused before any call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_run_prints_what_the_job_did() {
+    let workspace = Workspace::new();
+    let server = workspace.start_running(&Options::running());
+    setup_tenancy(&server).await;
+    for job in ["retry", "reclaim", "reap"] {
+        let run = tokio::task::block_in_place(|| pop(&server, ADMIN, &["job", "run", job, "--log-only"]));
+        let out = text(&run);
+        assert!(run.status.success(), "{out}");
+        assert!(
+            out.contains(&format!("{job} (log only: nothing changed): examined ")),
+            "{out}"
+        );
+    }
+    let refused = tokio::task::block_in_place(|| pop(&server, ALICE, &["job", "run", "reap"]));
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("403"), "{}", text(&refused));
+    let unknown = tokio::task::block_in_place(|| pop(&server, ADMIN, &["job", "run", "vacuum"]));
+    assert!(!unknown.status.success());
+    assert!(text(&unknown).contains("invalid value 'vacuum'"), "{}", text(&unknown));
+}

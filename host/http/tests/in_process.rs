@@ -13,7 +13,7 @@ use pop_app::plugins::PluginHost;
 use pop_app::{AppState, Engines};
 use pop_core::visibility::Caller;
 use pop_memory::{Fault, FaultyStore, MemoryBlobStore, MemoryQueue, MemoryStore};
-use pop_ports::{Identity, IdentityError, ManualClock, Store, bearer_token};
+use pop_ports::{Identity, IdentityError, ManualClock, ObjectKind, Store, Write, bearer_token};
 use pop_wasm::{Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -251,4 +251,66 @@ async fn engine_failures_map_by_class_and_keep_details_in_the_log() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, listing) = api.call(Method::GET, "/pop/customer", Some("admin"), None).await;
     assert_eq!(listing["count"], 1, "{listing}");
+}
+
+/// The background jobs run once on request: super users only, a known job,
+/// the run's report as the answer, its counters in the metrics.
+#[tokio::test]
+async fn a_job_runs_once_on_request_and_is_counted() {
+    let api = api().await;
+    let refused = api.call(Method::POST, "/pop/jobs/reap/run", Some("alice"), None).await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "UnauthorizedException");
+    let unknown = api
+        .call(Method::POST, "/pop/jobs/vacuum/run", Some("admin"), None)
+        .await;
+    assert_error(&unknown, StatusCode::BAD_REQUEST, "BadRequestException");
+    assert!(
+        unknown.1["errorResponse"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("unknown job \"vacuum\""),
+        "{}",
+        unknown.1
+    );
+    let bad_flag = api
+        .call(Method::POST, "/pop/jobs/reap/run?logOnly=perhaps", Some("admin"), None)
+        .await;
+    assert_error(&bad_flag, StatusCode::BAD_REQUEST, "BadRequestException");
+
+    // A completed agenda past the retention (3 days) is what the reaper takes.
+    api.store
+        .write(vec![Write::put(
+            ObjectKind::AgendaProgress,
+            json!({"id": "p1", "agendaId": "a1", "customerId": "acme", "processingState": "COMPLETE",
+                "processingStateMessage": "succeeded", "completedTime": START})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        )])
+        .await
+        .unwrap();
+    api.clock.advance(std::time::Duration::from_secs(4 * 24 * 3600));
+    let (status, dry) = api
+        .call(Method::POST, "/pop/jobs/reap/run?logOnly=true", Some("admin"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    let report = &dry["all"][0];
+    assert_eq!(
+        (report["job"].clone(), report["logOnly"].clone()),
+        (json!("reap"), json!(true))
+    );
+    assert_eq!(report["acted"], 1, "{report}");
+    let (_, run) = api.call(Method::POST, "/pop/jobs/reap/run", Some("admin"), None).await;
+    assert_eq!(run["all"][0]["acted"], 1, "{run}");
+    assert!(api.store.get(ObjectKind::AgendaProgress, "p1").await.unwrap().is_none());
+
+    let request = Request::builder()
+        .uri("/pop/metrics")
+        .header(header::AUTHORIZATION, "Bearer admin")
+        .body(Body::empty())
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    let text = String::from_utf8(to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("pop_job_runs_total{job=\"reap\"} 2"), "{text}");
+    assert!(text.contains("pop_job_acted_total{job=\"reap\"} 2"), "{text}");
 }

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use pop_core::OperationProgress;
+use pop_core::{EpochMillis, OperationProgress};
 use pop_handlers_registry::{
-    HandlerSpec, LaunchInput, Outcome, Registry, kill_orphans, report, run_process_with_clock,
+    HandlerSpec, LaunchInput, Outcome, Registry, dirs_in_use, kill_orphans, report, run_process_with_clock,
 };
 use pop_ports::{Clock, Durability, LaunchError, Launcher, OperationResult, OperationRun, ProgressSink};
 
@@ -149,6 +149,24 @@ impl Launcher for ProcessLauncher {
         }
     }
 
+    /// Report directories of runs whose outcome was recorded by a process
+    /// that died before it could forget them (or recorded elsewhere).
+    async fn reap_leftovers(&self, finished_before: EpochMillis) -> Result<usize, LaunchError> {
+        let runs_dir = self.runs_dir.clone();
+        let removed = tokio::task::spawn_blocking(move || remove_stale_dirs(&runs_dir, finished_before)).await;
+        match removed {
+            Ok(Ok(removed)) => Ok(removed),
+            Ok(Err(e)) => Err(LaunchError::Failed {
+                message: format!("cannot remove old report directories: {e}"),
+                source: Some(Box::new(e)),
+            }),
+            Err(e) => Err(LaunchError::Failed {
+                message: "the report directory sweep stopped".into(),
+                source: Some(Box::new(e)),
+            }),
+        }
+    }
+
     async fn reap_orphans(&self) -> Result<usize, LaunchError> {
         let runs_dir = self.runs_dir.clone();
         tokio::task::spawn_blocking(move || kill_orphans(&runs_dir))
@@ -158,6 +176,47 @@ impl Launcher for ProcessLauncher {
                 source: Some(Box::new(e)),
             })
     }
+}
+
+/// Removes the agenda directories under `runs_dir` whose newest file was
+/// written before `cutoff` (epoch ms) and that no live handler reports into.
+fn remove_stale_dirs(runs_dir: &Path, cutoff: EpochMillis) -> std::io::Result<usize> {
+    let in_use = dirs_in_use(runs_dir);
+    let entries = match std::fs::read_dir(runs_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        other => other?,
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if !dir.is_dir() || in_use.contains(&dir) {
+            continue;
+        }
+        if newest_write(&dir)?.is_some_and(|written| written >= cutoff) {
+            continue;
+        }
+        remove_dir(&dir)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// When the newest file of `dir` (or the directory itself) was written, in
+/// epoch ms.
+fn newest_write(dir: &Path) -> std::io::Result<Option<EpochMillis>> {
+    let millis = |meta: std::fs::Metadata| {
+        meta.modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+    };
+    let mut newest = millis(std::fs::metadata(dir)?);
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if let Ok(meta) = entry.metadata() {
+            newest = newest.max(millis(meta));
+        }
+    }
+    Ok(newest)
 }
 
 fn remove_dir(dir: &Path) -> std::io::Result<()> {

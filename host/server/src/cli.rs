@@ -139,9 +139,19 @@ pub struct JobOptions {
     /// How often the data reaper runs, in milliseconds (0: never).
     #[arg(long, env = "POP_REAP_INTERVAL_MS", default_value_t = 300_000)]
     pub reap_interval_ms: u64,
-    /// Most documents one run of a job looks at.
-    #[arg(long, env = "POP_JOB_BATCH", default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
-    pub job_batch: usize,
+    /// Most documents one run of the retry job looks at.
+    #[arg(long, env = "POP_RETRY_BATCH", default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub retry_batch: usize,
+    /// Most documents one run of the reclaimer looks at (shared by its walks).
+    #[arg(long, env = "POP_RECLAIM_BATCH", default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub reclaim_batch: usize,
+    /// Most documents one run of the data reaper looks at.
+    #[arg(long, env = "POP_REAP_BATCH", default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub reap_batch: usize,
+    /// Pause between two pages of one run, in milliseconds: the jobs' rate limit, leaving
+    /// the store to the foreground.
+    #[arg(long, env = "POP_JOB_PAGE_PAUSE_MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub job_page_pause_ms: u64,
     /// Most time one run of a job takes, in milliseconds.
     #[arg(long, env = "POP_JOB_MAX_RUN_MS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub job_max_run_ms: u64,
@@ -173,9 +183,16 @@ pub struct BenchOptions {
     /// Pending agendas submitted to measure memory per pending agenda.
     #[arg(long, default_value_t = 20_000)]
     pub pending_agendas: usize,
-    /// Run one section only: submissions, execution, isolation, latency or memory.
-    #[arg(long, value_parser = ["submissions", "execution", "isolation", "latency", "memory"])]
+    /// Run one section only: submissions, execution, isolation, latency, memory, or soak
+    /// (the store's size under a steady load with the reaper on; only run when asked).
+    #[arg(long, value_parser = ["submissions", "execution", "isolation", "latency", "memory", "soak"])]
     pub only: Option<String>,
+    /// Agendas the soak submits.
+    #[arg(long, default_value_t = 100_000)]
+    pub soak_agendas: usize,
+    /// Agendas per second the soak submits.
+    #[arg(long, default_value_t = 200)]
+    pub soak_rate: usize,
     /// The `pop` binary whose `serve` is measured (default: this one), e.g. an older build to
     /// compare with; its `pop-sample-handler` must sit next to it.
     #[arg(long)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use pop_offload::{OffloadOptions, OffloadingStore};
-use pop_ports::BlobStore;
+use pop_ports::{BlobStore, Launcher};
 use pop_store::{
     CacheOptions, CachedStore, Clock, DirBlobStore, Queue, SqliteOptions, SqliteStore, Store, StoreQueue, SystemClock,
 };
@@ -95,13 +95,17 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let registry = Arc::new(load_registry(&options)?);
     // The embedded resource pool adds local processes to the resident and
     // wasm launchers the application brings.
-    let processes = ProcessLauncher::new(registry.clone(), options.data_dir.join(RUNS_DIR), clock.clone());
+    let processes: Arc<dyn Launcher> = Arc::new(ProcessLauncher::new(
+        registry.clone(),
+        options.data_dir.join(RUNS_DIR),
+        clock.clone(),
+    ));
     let launchers = Launchers::embedded(
         store.clone(),
         clock.clone(),
         plugins.clone(),
         registry,
-        vec![Arc::new(processes)],
+        vec![processes.clone()],
     );
     let runner = Runner {
         store: store.clone(),
@@ -176,16 +180,17 @@ fn load_registry(options: &ServeOptions) -> anyhow::Result<Registry> {
 }
 
 fn jobs_config(options: &JobOptions) -> JobsConfig {
-    let every = |interval_ms: u64| JobSettings {
+    let every = |interval_ms: u64, batch: usize| JobSettings {
         interval: Duration::from_millis(interval_ms),
-        batch: options.job_batch,
+        batch,
         max_run: Duration::from_millis(options.job_max_run_ms),
+        page_pause: Duration::from_millis(options.job_page_pause_ms),
         log_only: options.jobs_log_only,
     };
     JobsConfig {
-        retry: every(options.retry_interval_ms),
-        reclaim: every(options.reclaim_interval_ms),
-        reap: every(options.reap_interval_ms),
+        retry: every(options.retry_interval_ms, options.retry_batch),
+        reclaim: every(options.reclaim_interval_ms, options.reclaim_batch),
+        reap: every(options.reap_interval_ms, options.reap_batch),
         reclaim_after: Duration::from_millis(options.reclaim_after_ms),
         max_deliveries: options.max_deliveries,
         retention: Duration::from_millis(options.retention_ms),

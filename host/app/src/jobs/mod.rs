@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pop_core::EpochMillis;
-use pop_ports::{Clock, Queue, ScanCursor, Store};
+use pop_ports::{Clock, Launcher, Queue, ScanCursor, Store};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -81,6 +81,10 @@ pub struct JobSettings {
     pub batch: usize,
     /// Most time one run takes; it stops between pages when it is over.
     pub max_run: Duration,
+    /// Pause between two pages of a run: the rate limit that leaves the
+    /// store to the foreground (real time: it paces work, it is not a
+    /// time the application records).
+    pub page_pause: Duration,
     /// Report what would be done, change nothing.
     pub log_only: bool,
 }
@@ -91,6 +95,7 @@ impl JobSettings {
             interval,
             batch: 500,
             max_run: Duration::from_secs(20),
+            page_pause: Duration::from_millis(10),
             log_only: false,
         }
     }
@@ -195,6 +200,9 @@ pub struct Jobs {
     pub clock: Arc<dyn Clock>,
     pub config: JobsConfig,
     pub metrics: JobMetrics,
+    /// Launchers whose leftovers (report files, completed pods) the reaper
+    /// removes after the retention.
+    launchers: Vec<Arc<dyn Launcher>>,
     /// Where each walk goes on at the next run (per job and walk).
     cursors: Mutex<HashMap<&'static str, ScanCursor>>,
     /// One run of a job at a time in this process (two processes may still
@@ -210,9 +218,15 @@ impl Jobs {
             clock,
             config,
             metrics: JobMetrics::default(),
+            launchers: Vec::new(),
             cursors: Mutex::default(),
             running: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same jobs, reaping what `launchers` leave behind too.
+    pub fn with_launchers(self, launchers: Vec<Arc<dyn Launcher>>) -> Self {
+        Self { launchers, ..self }
     }
 
     fn now(&self) -> EpochMillis {
@@ -258,6 +272,9 @@ impl Jobs {
 struct Budget {
     documents: usize,
     deadline: EpochMillis,
+    pause: Duration,
+    /// Whether a page was handed out already (the pause goes between pages).
+    started: bool,
 }
 
 /// Documents one page examines.
@@ -269,6 +286,8 @@ impl Budget {
         Self {
             documents: settings.batch.max(1),
             deadline: now.saturating_add(max_run),
+            pause: settings.page_pause,
+            started: false,
         }
     }
 
@@ -277,7 +296,13 @@ impl Budget {
         (self.documents > 0 && now < self.deadline).then(|| self.documents.min(PAGE))
     }
 
-    fn spend(&mut self, examined: usize) {
+    /// Spends a page of `examined` documents, after the pause that paces
+    /// the pages of a run.
+    async fn spend(&mut self, examined: usize) {
+        if self.started && !self.pause.is_zero() {
+            tokio::time::sleep(self.pause).await;
+        }
+        self.started = true;
         self.documents = self.documents.saturating_sub(examined.max(1));
     }
 }

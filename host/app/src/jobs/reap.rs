@@ -61,7 +61,7 @@ pub(super) async fn run(jobs: &Jobs, settings: &JobSettings, mut budget: Budget)
             )
             .await?;
         report.examined += page.docs.len() as u64;
-        budget.spend(page_size);
+        budget.spend(page_size).await;
         for progress in &page.docs {
             reap_one(jobs, settings, progress, &mut report).await?;
         }
@@ -72,6 +72,19 @@ pub(super) async fn run(jobs: &Jobs, settings: &JobSettings, mut budget: Budget)
     }
     report.complete = from.is_none();
     jobs.keep_cursor(WALK, from);
+    if !settings.log_only {
+        let finished_before = jobs.now().saturating_sub(retention);
+        for launcher in &jobs.launchers {
+            match launcher.reap_leftovers(finished_before).await {
+                Ok(0) => {}
+                Ok(removed) => report.acted(format!(
+                    "removed {removed} leftover(s) of finished {} runs",
+                    launcher.name()
+                )),
+                Err(e) => report.failed(format!("{} leftovers: {e}", launcher.name())),
+            }
+        }
+    }
     Ok(report)
 }
 

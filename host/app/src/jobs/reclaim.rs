@@ -82,7 +82,7 @@ macro_rules! walk {
                 .scan($kind, &$query, $filter, from.as_ref(), page_size)
                 .await?;
             $report.examined += page.docs.len() as u64;
-            budget.spend(page_size);
+            budget.spend(page_size).await;
             for $doc in &page.docs {
                 $act
             }
@@ -125,7 +125,7 @@ async fn active(
 /// What the `active` rule does with one progress document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActiveVerdict {
-    /// A backlog row or a queue entry will move it.
+    /// A backlog row or a queue entry will move it, or it is not to run.
     Covered,
     /// Nothing will: put it back in its insight's backlog.
     Requeue { insight_id: String },
@@ -144,6 +144,17 @@ pub async fn judge_active(jobs: &Jobs, progress: &Document) -> AppResult<(Active
             return Ok((ActiveVerdict::Fail { why }, None));
         }
     };
+    // Agendas that are not to run: submitted with `doNotRun`, or reset by
+    // a rerun with `skipExecution` (it starts no attempt).
+    let do_not_run = agenda
+        .params
+        .as_ref()
+        .is_some_and(|p| p.contains_key(pop_core::params::keys::DO_NOT_RUN));
+    let reset_only =
+        str_field(progress, "rerunAttempt") == Some("") && str_field(progress, "processingState") == Some("WAITING");
+    if do_not_run || reset_only {
+        return Ok((ActiveVerdict::Covered, Some(agenda)));
+    }
     // The backlog first, then the queue: a release enqueues before it
     // removes the row, so an agenda between the two is seen in one of them.
     let backlog = jobs

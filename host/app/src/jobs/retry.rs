@@ -38,7 +38,7 @@ pub(super) async fn run(jobs: &Jobs, settings: &JobSettings, mut budget: Budget)
             )
             .await?;
         report.examined += page.docs.len() as u64;
-        budget.spend(page_size);
+        budget.spend(page_size).await;
         for progress in &page.docs {
             let agenda_id = progress.get("agendaId").and_then(|v| v.as_str()).unwrap_or_default();
             let attempt = progress.get("attemptsCompleted").and_then(|v| v.as_i64()).unwrap_or(0) + 1;

@@ -277,6 +277,21 @@ async fn reclaim_moves_every_state_nothing_else_will() {
     // Poison: delivered more than 3 times.
     world.agenda("poison", executing.clone()).await;
     world.queued("poison", 4).await;
+    // Not to run: submitted with doNotRun, or reset by a skipExecution rerun.
+    world.agenda("do-not-run", waiting.clone()).await;
+    world
+        .put(
+            ObjectKind::Agenda,
+            json!({"id": "do-not-run", "customerId": "acme", "progressId": "p-do-not-run",
+                "params": {"doNotRun": true}, "agendaInsight": {"insightId": "work"}, "operations": []}),
+        )
+        .await;
+    world
+        .agenda(
+            "reset-only",
+            json!({"processingState": "WAITING", "rerunAttempt": "", "fencingToken": "rerun/x"}),
+        )
+        .await;
     // Orphaned operation row (its progress never written).
     world
         .put(
@@ -303,7 +318,9 @@ async fn reclaim_moves_every_state_nothing_else_will() {
     let report = jobs.run(Job::Reclaim, false).await.unwrap();
     assert_eq!(report.errors, 0, "{report:?}");
     // (agenda, state after, message after, backlog rows after)
-    let table: [(&str, &str, &str, usize); 9] = [
+    let table: [(&str, &str, &str, usize); 11] = [
+        ("do-not-run", "WAITING", "pending", 0),
+        ("reset-only", "WAITING", "", 0),
         ("in-backlog", "WAITING", "pending", 1),
         ("in-queue", "EXECUTING", "running", 0),
         ("lost-waiting", "WAITING", "pending", 1),

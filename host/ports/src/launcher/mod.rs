@@ -189,6 +189,14 @@ pub trait Launcher: Send + Sync {
     async fn reap_orphans(&self) -> Result<usize, LaunchError> {
         Ok(0)
     }
+
+    /// Remove what finished runs left behind (report files, completed
+    /// pods) that nothing has touched since `finished_before` (epoch ms)
+    /// and no live run uses: the data reaper's share of a launcher, run
+    /// with its retention. How many were removed.
+    async fn reap_leftovers(&self, _finished_before: EpochMillis) -> Result<usize, LaunchError> {
+        Ok(0)
+    }
 }
 
 #[cfg(feature = "conformance")]

@@ -8,12 +8,15 @@
 //! * [`memory`]: server memory per pending agenda;
 //! * [`isolation`]: one tenant's latency beside another's failing scheduler;
 //! * [`latency`]: one small agenda POST → COMPLETE on an idle server, and
-//!   the idle server's CPU.
+//!   the idle server's CPU;
+//! * [`soak`] (only with `--only soak`, it takes minutes): the store's size
+//!   under a steady load with the data reaper on.
 
 mod execution;
 mod isolation;
 mod latency;
 mod memory;
+mod soak;
 mod submissions;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +61,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     }
     if options.section("memory") {
         memory::measure(&options).await?;
+    }
+    if options.only.as_deref() == Some("soak") {
+        soak::measure(&options).await?;
     }
     Ok(())
 }
@@ -191,6 +197,22 @@ impl Bench {
             bail!("GET {path} failed with {status}: {body}");
         }
         Ok(body)
+    }
+
+    /// GET a plain-text resource (the metrics).
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("GET {path} failed with {status}: {text}");
+        }
+        Ok(text)
     }
 
     /// The server's resident memory, from `/proc` (Linux).
