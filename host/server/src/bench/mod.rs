@@ -255,6 +255,11 @@ impl Bench {
             .sum()
     }
 
+    /// Bytes of the database file alone.
+    pub fn database_bytes(&self) -> u64 {
+        std::fs::metadata(self.dir.join("pop.db")).map(|m| m.len()).unwrap_or(0)
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -34,7 +34,7 @@ pub async fn measure(options: &BenchOptions) -> anyhow::Result<()> {
         let tick = Duration::from_millis(100);
         let per_tick = (rate as f64 * tick.as_secs_f64()).max(1.0) as usize;
         let started = Instant::now();
-        let (mut submitted, mut after_tenth, mut largest) = (0usize, None, 0u64);
+        let (mut submitted, mut after_tenth, mut largest, mut largest_db) = (0usize, None, 0u64, 0u64);
         let mut next = Instant::now();
         while submitted < total {
             let batch = per_tick.min(total - submitted);
@@ -47,6 +47,7 @@ pub async fn measure(options: &BenchOptions) -> anyhow::Result<()> {
             submitted += batch;
             let bytes = bench.store_bytes();
             largest = largest.max(bytes);
+            largest_db = largest_db.max(bench.database_bytes());
             if after_tenth.is_none() && submitted >= total / 10 {
                 after_tenth = Some(bytes);
             }
@@ -75,7 +76,7 @@ pub async fn measure(options: &BenchOptions) -> anyhow::Result<()> {
             .unwrap_or("?")
             .to_owned();
         println!(
-            "soak: {submitted} agendas at {:.0}/s, retention 60 s: store {:.1} MiB after the first {}, {:.1} MiB at the end ({:.2}×), largest {:.1} MiB ({:.2}×); {reaped} reaped, {waiting} still waiting",
+            "soak: {submitted} agendas at {:.0}/s, retention 60 s: store files (database + WAL) {:.1} MiB after the first {}, {:.1} MiB at the end ({:.2}×), largest {:.1} MiB ({:.2}×); the database file alone at most {:.1} MiB ({:.2}×); {reaped} reaped, {waiting} still waiting",
             submitted as f64 / elapsed,
             mib(tenth),
             total / 10,
@@ -83,6 +84,8 @@ pub async fn measure(options: &BenchOptions) -> anyhow::Result<()> {
             end as f64 / tenth as f64,
             mib(largest),
             largest as f64 / tenth as f64,
+            mib(largest_db),
+            largest_db as f64 / tenth as f64,
         );
         anyhow::Ok(())
     }

@@ -6,7 +6,7 @@
 //! connection runs a PASSIVE checkpoint every interval: it copies what no
 //! reader still needs and never blocks the writer or readers. The writer
 //! keeps a much higher automatic threshold only as a backstop. When the WAL
-//! passes 16 MiB anyway (a steady load never leaves a moment without a
+//! passes 8 MiB anyway (a steady load never leaves a moment without a
 //! reader), the thread truncates it, holding new writers back for the time
 //! the readers in flight take.
 
@@ -29,9 +29,9 @@ pub(super) const BACKSTOP_PAGES: i64 = 8192;
 /// file reuses; the WAL would otherwise stay at its largest.
 pub(super) const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 
-/// WAL pages past which the thread truncates the WAL (16 MiB at the default
+/// WAL pages past which the thread truncates the WAL (8 MiB at the default
 /// page size), waiting for the readers in flight.
-const TRUNCATE_AFTER_PAGES: i64 = 4096;
+const TRUNCATE_AFTER_PAGES: i64 = 2048;
 
 /// How often the thread checkpoints.
 const INTERVAL: Duration = Duration::from_millis(250);
