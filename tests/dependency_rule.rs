@@ -39,6 +39,8 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             ][..],
         ),
         ("pop-http", &["pop-core", "pop-ports", "pop-app"][..]),
+        ("pop-kube", &["pop-core", "pop-ports", "pop-handlers-registry"][..]),
+        ("pop-kube-fake", &[][..]),
     ])
 }
 
@@ -47,6 +49,7 @@ fn engines_of(package: &str) -> &'static [&'static str] {
     match package {
         "pop-store" => &["rusqlite"],
         "pop-wasm" => &["wasmtime"],
+        "pop-kube" => &["kube", "k8s-openapi"],
         _ => &[],
     }
 }

@@ -17,9 +17,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::cluster::Cluster;
 use crate::patch;
 use crate::selectors::{FieldSelector, LabelSelector};
+use crate::state::Cluster;
 use crate::status::Failure;
 use crate::store::{Event, Refusal, Resource};
 use crate::validation;

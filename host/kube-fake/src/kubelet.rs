@@ -21,12 +21,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::cluster::Cluster;
+use crate::state::Cluster;
 use crate::store::{Resource, Store};
 use crate::time::now_rfc3339;
 
-/// The node's name.
-pub const NODE_NAME: &str = "fake-node";
+pub use crate::state::NODE_NAME;
 /// The pods' (and the node's) address.
 const POD_IP: &str = "127.0.0.1";
 

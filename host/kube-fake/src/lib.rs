@@ -17,10 +17,12 @@ mod cluster;
 pub mod kubelet;
 mod patch;
 mod selectors;
+mod state;
 mod status;
 mod store;
 mod time;
 mod validation;
 
-pub use cluster::{Cluster, ClusterOptions, FakeCluster, Logs, write_kubeconfig};
+pub use cluster::{FakeCluster, write_kubeconfig};
+pub use state::{Cluster, ClusterOptions, Logs};
 pub use store::{HISTORY, Resource, Store};

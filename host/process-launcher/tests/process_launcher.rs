@@ -51,6 +51,7 @@ fn run(op_type: &str, payload: Value) -> OperationRun {
         progress_id: "progress-1".into(),
         customer_id: "acme".into(),
         cid: "cid-1".into(),
+        attempt: 1,
     }
 }
 

@@ -237,6 +237,7 @@ impl AgendaRun {
                 progress_id: self.progress_id.clone(),
                 customer_id: self.customer_id.clone(),
                 cid: self.cid.clone(),
+                attempt: self.attempts + 1,
             };
             let runner = self.runner.clone();
             let progress = progress.clone();

@@ -42,6 +42,7 @@ pub fn run_of(agenda: &str, name: &str, op_type: &str, payload: Value) -> Operat
         agenda_id: agenda.into(),
         progress_id: format!("{agenda}-progress"),
         customer_id: "conformance".into(),
+        attempt: 1,
         cid: format!("{agenda}-cid"),
     }
 }

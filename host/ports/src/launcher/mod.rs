@@ -35,6 +35,10 @@ pub struct OperationRun {
     pub progress_id: String,
     pub customer_id: String,
     pub cid: String,
+    /// The agenda's attempt this run belongs to (1 for the first; a rerun
+    /// or retry starts the next). With the progress id and the operation
+    /// it names a run that a successor can find again (a pod's name).
+    pub attempt: i64,
 }
 
 impl OperationRun {
