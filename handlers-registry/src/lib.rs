@@ -21,7 +21,7 @@ pub mod sample;
 mod spec;
 
 pub use error::{LaunchError, RegistryError};
-pub use launch::{LaunchInput, LaunchOutput, Outcome, dirs_in_use, kill_orphans, run_process, run_process_with_clock};
+pub use launch::{LaunchInput, LaunchOutput, Outcome, kill_orphans, run_process, run_process_with_clock};
 pub use merge::deep_merge;
 pub use registry::{DEFAULT_REGISTRY_JSON, Registry};
 pub use spec::{

@@ -9,6 +9,8 @@ mod cli;
 mod errors;
 mod execution;
 mod isolation;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod plugins;
 mod reruns;
 mod resourcepool;

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 pub use env::CONTRACT_VARS;
 pub use logs::{DIAGNOSTIC_LOG_LINES, KEPT_LOG_LINES};
-pub use orphans::{dirs_in_use, kill_orphans};
+pub use orphans::kill_orphans;
 pub use process::{run_process, run_process_with_clock};
 
 /// What a handler is launched with (§5.2 / §5.3.6). Blank ids are not passed on, as in POP.

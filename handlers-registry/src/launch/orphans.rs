@@ -51,38 +51,3 @@ pub fn kill_orphans(report_dir: &Path) -> usize {
         0
     }
 }
-
-/// The directories under `report_dir` that a live process reports into
-/// (the parent of its `POP_REPORT_FILE`): what must not be removed.
-pub fn dirs_in_use(report_dir: &Path) -> std::collections::HashSet<std::path::PathBuf> {
-    let mut used = std::collections::HashSet::new();
-    #[cfg(target_os = "linux")]
-    {
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return used;
-        };
-        let prefix = format!("{}=", crate::report::REPORT_FILE_ENV);
-        for entry in entries.flatten() {
-            if entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()).is_none() {
-                continue;
-            }
-            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-                continue;
-            };
-            for var in environ.split(|b| *b == 0) {
-                let Some(value) = var.strip_prefix(prefix.as_bytes()) else {
-                    continue;
-                };
-                let file = std::path::PathBuf::from(String::from_utf8_lossy(value).into_owned());
-                if file.starts_with(report_dir)
-                    && let Some(dir) = file.parent()
-                {
-                    used.insert(dir.to_path_buf());
-                }
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = report_dir;
-    used
-}

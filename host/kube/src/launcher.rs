@@ -50,7 +50,26 @@ pub struct PodLauncher {
     config: PodLauncherConfig,
 }
 
+/// Why the launcher could not reach a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or the in-cluster service account): {0}")]
+    Config(#[source] kube::Error),
+}
+
 impl PodLauncher {
+    /// A launcher on the cluster found the standard way
+    /// (`kube::Config::infer`: `KUBECONFIG`, `~/.kube/config`, then the
+    /// in-cluster service account), creating pods in `config.namespace`.
+    pub async fn connect(
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+        config: PodLauncherConfig,
+    ) -> Result<Self, ConnectError> {
+        let client = kube::Client::try_default().await.map_err(ConnectError::Config)?;
+        Ok(Self::new(client, registry, clock, config))
+    }
+
     pub fn new(
         client: kube::Client,
         registry: Arc<Registry>,

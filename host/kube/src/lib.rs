@@ -9,4 +9,4 @@
 mod launcher;
 pub mod pod;
 
-pub use launcher::{PodLauncher, PodLauncherConfig};
+pub use launcher::{ConnectError, PodLauncher, PodLauncherConfig};

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pop_core::{EpochMillis, OperationProgress};
 use pop_handlers_registry::{
-    HandlerSpec, LaunchInput, Outcome, Registry, dirs_in_use, kill_orphans, report, run_process_with_clock,
+    HandlerSpec, LaunchInput, Outcome, Registry, kill_orphans, report, run_process_with_clock,
 };
 use pop_ports::{Clock, Durability, LaunchError, Launcher, OperationResult, OperationRun, ProgressSink};
 
@@ -91,6 +91,14 @@ impl Launcher for ProcessLauncher {
             log_level: None,
             report_file: Some(self.report_file(run)),
         };
+        // The directory is named by a hash: it says whose it is, for the
+        // data reaper (`kept_agendas`).
+        let dir = self.agenda_dir(&run.agenda_id);
+        let agenda_id = run.agenda_id.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(AGENDA_FILE), agenda_id))
+        })
+        .await;
         let clock = self.clock.clone();
         let read_clock = move || clock.now_millis();
         let launched = run_process_with_clock(spec, &input, &read_clock, |reported: &OperationProgress| {
@@ -149,19 +157,18 @@ impl Launcher for ProcessLauncher {
         }
     }
 
-    /// Report directories of runs whose outcome was recorded by a process
-    /// that died before it could forget them (or recorded elsewhere).
-    async fn reap_leftovers(&self, finished_before: EpochMillis) -> Result<usize, LaunchError> {
+    /// Every agenda directory, by the agenda id written into it at launch.
+    async fn kept_agendas(&self) -> Result<Vec<(String, EpochMillis)>, LaunchError> {
         let runs_dir = self.runs_dir.clone();
-        let removed = tokio::task::spawn_blocking(move || remove_stale_dirs(&runs_dir, finished_before)).await;
-        match removed {
-            Ok(Ok(removed)) => Ok(removed),
+        let kept = tokio::task::spawn_blocking(move || agenda_dirs(&runs_dir)).await;
+        match kept {
+            Ok(Ok(kept)) => Ok(kept),
             Ok(Err(e)) => Err(LaunchError::Failed {
-                message: format!("cannot remove old report directories: {e}"),
+                message: format!("cannot list the report directories: {e}"),
                 source: Some(Box::new(e)),
             }),
             Err(e) => Err(LaunchError::Failed {
-                message: "the report directory sweep stopped".into(),
+                message: "the report directory listing stopped".into(),
                 source: Some(Box::new(e)),
             }),
         }
@@ -178,27 +185,27 @@ impl Launcher for ProcessLauncher {
     }
 }
 
-/// Removes the agenda directories under `runs_dir` whose newest file was
-/// written before `cutoff` (epoch ms) and that no live handler reports into.
-fn remove_stale_dirs(runs_dir: &Path, cutoff: EpochMillis) -> std::io::Result<usize> {
-    let in_use = dirs_in_use(runs_dir);
+/// The file in each agenda directory naming its agenda (directories are
+/// named by a hash of the id).
+const AGENDA_FILE: &str = "agenda-id";
+
+/// (agenda id, newest write) of every agenda directory under `runs_dir`.
+fn agenda_dirs(runs_dir: &Path) -> std::io::Result<Vec<(String, EpochMillis)>> {
     let entries = match std::fs::read_dir(runs_dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
     };
-    let mut removed = 0;
+    let mut kept = Vec::new();
     for entry in entries.flatten() {
         let dir = entry.path();
-        if !dir.is_dir() || in_use.contains(&dir) {
+        let Ok(agenda_id) = std::fs::read_to_string(dir.join(AGENDA_FILE)) else {
             continue;
+        };
+        if let Some(written) = newest_write(&dir)? {
+            kept.push((agenda_id, written));
         }
-        if newest_write(&dir)?.is_some_and(|written| written >= cutoff) {
-            continue;
-        }
-        remove_dir(&dir)?;
-        removed += 1;
     }
-    Ok(removed)
+    Ok(kept)
 }
 
 /// When the newest file of `dir` (or the directory itself) was written, in

@@ -175,51 +175,26 @@ async fn a_run_left_by_a_dead_predecessor_is_reaped() {
     bystander.wait().unwrap();
 }
 
-/// The reaper's share: report directories untouched since the cutoff go,
-/// recent ones and those a live handler reports into stay.
+/// What the data reaper asks: the agendas whose reports are kept, by id,
+/// with when they were last written; forgetting one removes them.
 #[tokio::test]
-async fn leftover_reports_of_finished_runs_are_reaped_after_the_cutoff() {
+async fn kept_agendas_are_listed_by_id_until_forgotten() {
     let runs = tempfile::tempdir().unwrap();
     let launcher = launcher(runs.path());
-    let mut finished = run("succeeds", json!({"n": 1}));
-    finished.agenda_id = "finished".into();
-    launcher.launch(&finished, Arc::new(Recorded::default())).await;
-    let mut live = run("succeeds", json!({}));
-    live.agenda_id = "live".into();
-    let live_report = launcher.report_file(&live);
-    std::fs::create_dir_all(live_report.parent().unwrap()).unwrap();
-    std::fs::write(&live_report, "").unwrap();
-    let mut handler = Command::new("/bin/sh")
-        .args(["-c", "exec sleep 60"])
-        .env("POP_REPORT_FILE", &live_report)
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    // /proc shows the handler's environment once it has exec'd: wait for
-    // that condition (bounded), not for time.
-    let environ = format!("/proc/{}/environ", handler.id());
-    for _ in 0..1000 {
-        let vars = std::fs::read(&environ).unwrap_or_default();
-        if String::from_utf8_lossy(&vars).contains("POP_REPORT_FILE=") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let now = std::time::SystemTime::now()
+    assert!(launcher.kept_agendas().await.unwrap().is_empty());
+    let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    // Nothing was written before an hour ago: nothing goes.
-    assert_eq!(launcher.reap_leftovers(now - 3_600_000).await.unwrap(), 0);
-    assert!(launcher.report_file(&finished).exists());
-    // Everything written before a minute from now is old enough; the live
-    // handler's directory stays (once /proc shows its environment).
-    let removed = launcher.reap_leftovers(now + 60_000).await.unwrap();
-    assert_eq!(removed, 1, "the finished run's directory only");
-    assert!(!launcher.report_file(&finished).exists());
-    assert!(live_report.exists(), "a live handler's reports stay");
-    handler.kill().unwrap();
-    handler.wait().unwrap();
+    let mut run = run("succeeds", json!({"n": 1}));
+    run.agenda_id = "acme:agenda-7".into();
+    launcher.launch(&run, Arc::new(Recorded::default())).await;
+    let kept = launcher.kept_agendas().await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].0, "acme:agenda-7");
+    assert!(kept[0].1 >= before - 1000, "last written at the launch: {kept:?}");
+    launcher.forget_agenda("acme:agenda-7").await;
+    assert!(launcher.kept_agendas().await.unwrap().is_empty());
 }
 
 #[tokio::test]

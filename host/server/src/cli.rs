@@ -125,6 +125,14 @@ pub struct ServeOptions {
     pub registry: Option<PathBuf>,
     #[command(flatten)]
     pub jobs: JobOptions,
+    /// Run `podConfig` operations as Kubernetes pods, on the cluster found the standard way
+    /// (`KUBECONFIG`, `~/.kube/config`, the in-cluster service account). Needs a `pop` built
+    /// with `--features kubernetes`.
+    #[arg(long, env = "POP_KUBERNETES")]
+    pub kubernetes: bool,
+    /// The namespace pods are created in.
+    #[arg(long, env = "POP_KUBERNETES_NAMESPACE", default_value = "pop")]
+    pub kubernetes_namespace: String,
 }
 
 /// The background jobs (retry, reclaim, reap): how often each runs and how much it does.

@@ -75,6 +75,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         ..Default::default()
     };
     let runtime = Runtime::new(config)?;
+    let blobs_for_jobs = blobs.clone();
     let plugins = PluginHost::start(Arc::new(runtime), store.clone(), blobs, clock.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the plugin host: {e}"))?;
@@ -100,12 +101,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         options.data_dir.join(RUNS_DIR),
         clock.clone(),
     ));
+    let mut detached = vec![processes.clone()];
+    if let Some(pods) = pod_launcher(&options, registry.clone(), clock.clone()).await? {
+        detached.push(pods);
+    }
     let launchers = Launchers::embedded(
         store.clone(),
         clock.clone(),
         plugins.clone(),
         registry,
-        vec![processes.clone()],
+        detached.clone(),
     );
     let runner = Runner {
         store: store.clone(),
@@ -121,12 +126,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         queue: queue.clone(),
         clock: clock.clone(),
     };
-    let jobs = Arc::new(Jobs::new(
-        store.clone(),
-        queue.clone(),
-        clock.clone(),
-        jobs_config(&options.jobs),
-    ));
+    let jobs = Jobs::new(store.clone(), queue.clone(), clock.clone(), jobs_config(&options.jobs))
+        .with_launchers(detached)
+        .with_blobs(blobs_for_jobs);
+    let jobs = Arc::new(jobs);
     let state =
         AppState::new(engines, Arc::new(auth), plugins.clone(), runner.wake_scheduler.clone()).with_jobs(jobs.clone());
     let puller = pop_app::runner::spawn(Arc::new(runner));
@@ -160,6 +163,41 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     }
     drop(state);
     Ok(())
+}
+
+/// The pod launcher when `--kubernetes` asks for it.
+#[cfg(feature = "kubernetes")]
+async fn pod_launcher(
+    options: &ServeOptions,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<dyn Launcher>>> {
+    if !options.kubernetes {
+        return Ok(None);
+    }
+    let config = pop_kube::PodLauncherConfig {
+        namespace: options.kubernetes_namespace.clone(),
+    };
+    let launcher = pop_kube::PodLauncher::connect(registry, clock, config).await?;
+    tracing::info!(
+        namespace = options.kubernetes_namespace,
+        "podConfig operations run as Kubernetes pods"
+    );
+    Ok(Some(Arc::new(launcher)))
+}
+
+/// Without the `kubernetes` feature, `--kubernetes` is refused (the
+/// embedded build compiles no Kubernetes client).
+#[cfg(not(feature = "kubernetes"))]
+async fn pod_launcher(
+    options: &ServeOptions,
+    _registry: Arc<Registry>,
+    _clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<dyn Launcher>>> {
+    if options.kubernetes {
+        anyhow::bail!("this pop was built without Kubernetes support: build it with `--features kubernetes`");
+    }
+    Ok(None)
 }
 
 /// The handlers registry: `--registry`, else `registry.json` in the data

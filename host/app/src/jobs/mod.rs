@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pop_core::EpochMillis;
-use pop_ports::{Clock, Launcher, Queue, ScanCursor, Store};
+use pop_ports::{BlobStore, Clock, Launcher, Queue, ScanCursor, Store};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -203,6 +203,8 @@ pub struct Jobs {
     /// Launchers whose leftovers (report files, completed pods) the reaper
     /// removes after the retention.
     launchers: Vec<Arc<dyn Launcher>>,
+    /// Where plugin binaries are, to delete those no version uses.
+    blobs: Option<Arc<dyn BlobStore>>,
     /// Where each walk goes on at the next run (per job and walk).
     cursors: Mutex<HashMap<&'static str, ScanCursor>>,
     /// One run of a job at a time in this process (two processes may still
@@ -219,6 +221,7 @@ impl Jobs {
             config,
             metrics: JobMetrics::default(),
             launchers: Vec::new(),
+            blobs: None,
             cursors: Mutex::default(),
             running: tokio::sync::Mutex::new(()),
         }
@@ -227,6 +230,14 @@ impl Jobs {
     /// The same jobs, reaping what `launchers` leave behind too.
     pub fn with_launchers(self, launchers: Vec<Arc<dyn Launcher>>) -> Self {
         Self { launchers, ..self }
+    }
+
+    /// The same jobs, deleting the binaries of the plugin versions they reap.
+    pub fn with_blobs(self, blobs: Arc<dyn BlobStore>) -> Self {
+        Self {
+            blobs: Some(blobs),
+            ..self
+        }
     }
 
     fn now(&self) -> EpochMillis {
@@ -307,6 +318,9 @@ impl Budget {
     }
 }
 
+/// How long a stop waits for the runs in progress.
+const STOP_BOUND: Duration = Duration::from_secs(5);
+
 /// Runs every job at its interval until `stop` turns true; a run's failure
 /// is logged and counted, and the next run tries again.
 pub fn spawn(jobs: Arc<Jobs>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
@@ -324,6 +338,8 @@ pub fn spawn(jobs: Arc<Jobs>, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
                         () = jobs.clock.sleep(interval) => {}
                         _ = stop.wait_for(|stopped| *stopped) => return,
                     }
+                    // A run in progress when the stop comes is let finish
+                    // (within the bound below): the stop is checked between runs.
                     match jobs.run(job, false).await {
                         Ok(report) if report.acted > 0 || report.errors > 0 => tracing::info!(
                             %job, examined = report.examined, acted = report.acted, errors = report.errors, "job ran"
@@ -335,9 +351,13 @@ pub fn spawn(jobs: Arc<Jobs>, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
             });
         }
         let _ = stop.wait_for(|stopped| *stopped).await;
-        // A run in progress is cut between two conditional writes: every
-        // such cut leaves a state the next run (here or elsewhere) moves on.
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+        // Runs in progress get a bound to finish; past it they are cut
+        // between two conditional writes, and every such cut leaves a state
+        // the next run (here or elsewhere) moves on.
+        let finished = tokio::time::timeout(STOP_BOUND, async { while tasks.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
     })
 }

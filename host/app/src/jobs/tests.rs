@@ -479,3 +479,122 @@ async fn a_run_is_bounded_and_the_next_goes_on() {
     assert_eq!(first.acted + second.acted + third.acted, 30, "{second:?} {third:?}");
     assert!(third.complete);
 }
+
+/// Plugin versions past the retention go unless an activation or a
+/// rollback can reach them; their binary goes with the last version using
+/// it; the built-ins stay.
+#[tokio::test]
+async fn reap_deletes_plugin_versions_nothing_can_reach() {
+    use pop_memory::MemoryBlobStore;
+    use pop_ports::BlobStore;
+
+    let world = World::new().await;
+    let blobs = Arc::new(MemoryBlobStore::new());
+    let mut shas = Vec::new();
+    for content in [b"one".as_slice(), b"two", b"three"] {
+        shas.push(blobs.put(content.to_vec()).await.unwrap());
+    }
+    let version = |v: &str, sha: &str, owner: &str| {
+        json!({"id": format!("{owner}:scheduler:fair@{v}"), "customerId": owner, "pluginKind": "scheduler",
+            "name": "fair", "version": v, "sha256": sha, "addedTime": T0})
+    };
+    // v1 is in the history, v2 active, v3 and v4 unreachable (v4 shares v2's binary).
+    world.put(ObjectKind::Plugin, version("1", &shas[0], "acme")).await;
+    world.put(ObjectKind::Plugin, version("2", &shas[1], "acme")).await;
+    world.put(ObjectKind::Plugin, version("3", &shas[2], "acme")).await;
+    world.put(ObjectKind::Plugin, version("4", &shas[1], "acme")).await;
+    world.put(ObjectKind::Plugin, version("9", &shas[2], "pop")).await;
+    world
+        .put(
+            ObjectKind::PluginActivation,
+            json!({"id": "acme:scheduler:fair", "customerId": "acme", "pluginKind": "scheduler", "name": "fair",
+                "activeVersion": "2", "history": ["1"], "updatedTime": T0}),
+        )
+        .await;
+    world.at(70);
+    let jobs = world.jobs().with_blobs(blobs.clone());
+    let report = jobs.run(Job::Reap, false).await.unwrap();
+    assert_eq!(report.errors, 0, "{report:?}");
+    let kept: Vec<bool> = futures_util::future::join_all(
+        [
+            "acme:scheduler:fair@1",
+            "acme:scheduler:fair@2",
+            "acme:scheduler:fair@3",
+            "acme:scheduler:fair@4",
+            "pop:scheduler:fair@9",
+        ]
+        .map(|id| world.get(ObjectKind::Plugin, id)),
+    )
+    .await
+    .into_iter()
+    .map(|doc| doc.is_some())
+    .collect();
+    assert_eq!(kept, [true, true, false, false, true], "{report:?}");
+    assert!(blobs.get(&shas[1]).await.unwrap().is_some(), "v2 still uses its binary");
+    assert!(
+        blobs.get(&shas[2]).await.unwrap().is_some(),
+        "the built-in still uses its binary"
+    );
+    assert!(blobs.get(&shas[0]).await.unwrap().is_some());
+}
+
+/// A launcher that keeps something of some agendas (as the process
+/// launcher keeps report files), recording what it is told to forget.
+struct Keeping {
+    kept: Vec<(String, i64)>,
+    forgotten: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl pop_ports::Launcher for Keeping {
+    fn name(&self) -> &'static str {
+        "keeping"
+    }
+    fn accepts(&self, _op_type: &str) -> bool {
+        false
+    }
+    fn durability(&self) -> pop_ports::Durability {
+        pop_ports::Durability::Detached
+    }
+    async fn launch(
+        &self,
+        _run: &pop_ports::OperationRun,
+        _progress: Arc<dyn pop_ports::ProgressSink>,
+    ) -> pop_ports::OperationResult {
+        unreachable!("nothing is launched here")
+    }
+    async fn forget_agenda(&self, agenda_id: &str) {
+        self.forgotten.lock().unwrap().push(agenda_id.to_owned());
+    }
+    async fn kept_agendas(&self) -> Result<Vec<(String, i64)>, pop_ports::LaunchError> {
+        Ok(self.kept.clone())
+    }
+}
+
+/// What a launcher kept of finished or deleted agendas past the retention
+/// is forgotten; of live or recent ones it is kept (adoption needs it).
+#[tokio::test]
+async fn reap_forgets_what_launchers_kept_of_finished_agendas_only() {
+    let world = World::new().await;
+    world
+        .agenda("done", json!({"processingState": "COMPLETE", "processingStateMessage": "succeeded", "completedTime": T0 + 50 * MINUTE}))
+        .await;
+    world.agenda("running", json!({"processingState": "EXECUTING"})).await;
+    world.agenda("retrying", failed_pending(T0 + 80 * MINUTE)).await;
+    let launcher = Arc::new(Keeping {
+        kept: vec![
+            ("done".into(), T0),
+            ("gone".into(), T0),
+            ("running".into(), T0),
+            ("retrying".into(), T0),
+            ("touched-lately".into(), T0 + 69 * MINUTE),
+        ],
+        forgotten: Default::default(),
+    });
+    world.at(70);
+    let jobs = world.jobs().with_launchers(vec![launcher.clone()]);
+    let report = jobs.run(Job::Reap, false).await.unwrap();
+    let mut forgotten = launcher.forgotten.lock().unwrap().clone();
+    forgotten.sort();
+    assert_eq!(forgotten, ["done", "gone"], "{report:?}");
+}

@@ -194,12 +194,19 @@ pub trait Launcher: Send + Sync {
         Ok(0)
     }
 
-    /// Remove what finished runs left behind (report files, completed
-    /// pods) that nothing has touched since `finished_before` (epoch ms)
-    /// and no live run uses: the data reaper's share of a launcher, run
-    /// with its retention. How many were removed.
+    /// Remove finished runs that stay behind on their own (completed pods)
+    /// and finished before `finished_before` (epoch ms): the data reaper's
+    /// share of a launcher (POP's pod reaper). How many were removed.
     async fn reap_leftovers(&self, _finished_before: EpochMillis) -> Result<usize, LaunchError> {
         Ok(0)
+    }
+
+    /// The agendas this launcher keeps something of for adoption (report
+    /// files), each with when it was last touched (epoch ms). The data
+    /// reaper calls [`Launcher::forget_agenda`] for those whose agenda is
+    /// finished or gone: what a crash kept from being forgotten.
+    async fn kept_agendas(&self) -> Result<Vec<(String, EpochMillis)>, LaunchError> {
+        Ok(Vec::new())
     }
 }
 
