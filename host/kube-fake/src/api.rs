@@ -303,6 +303,19 @@ fn apply_change(
     }
 }
 
+/// `current` with `patch` merged in. A resourceVersion in the patch is a
+/// precondition, kept for the store to check; without one the patch
+/// applies to what is there.
+fn patched(current: &Value, patch: &Value) -> Value {
+    let mut next = current.clone();
+    next["metadata"]["resourceVersion"] = json!(null);
+    patch::merge(&mut next, patch);
+    if next["metadata"]["resourceVersion"].is_null() {
+        next["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+    }
+    next
+}
+
 async fn patch_object(
     State(cluster): State<Cluster>,
     Path((namespace, plural, name)): Path<(String, String, String)>,
@@ -312,15 +325,7 @@ async fn patch_object(
     let resource = resource_of(&plural)?;
     let patch = patch_body(&headers, &body)?;
     apply_change(&cluster, resource, &namespace, &name, Part::Main, |current| {
-        let mut next = current.clone();
-        // A resourceVersion in the patch is a precondition, kept for the
-        // store to check; without one the patch applies to what is there.
-        next["metadata"]["resourceVersion"] = json!(null);
-        patch::merge(&mut next, &patch);
-        if next["metadata"]["resourceVersion"].is_null() {
-            next["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
-        }
-        next
+        patched(current, &patch)
     })
 }
 
@@ -348,13 +353,7 @@ async fn patch_status(
 ) -> Result<Response, Failure> {
     let patch = patch_body(&headers, &body)?;
     apply_change(&cluster, Resource::Pods, &namespace, &name, Part::Status, |current| {
-        let mut next = current.clone();
-        next["metadata"]["resourceVersion"] = json!(null);
-        patch::merge(&mut next, &patch);
-        if next["metadata"]["resourceVersion"].is_null() {
-            next["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
-        }
-        next
+        patched(current, &patch)
     })
 }
 
