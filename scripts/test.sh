@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# Python tools the tests call (kubernetes-validate), on PATH for them.
+PATH="$(scripts/test-tools.sh):$PATH"
+export PATH
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --features pop-server/kubernetes --no-fail-fast "$@"
 else
