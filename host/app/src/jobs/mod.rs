@@ -12,6 +12,34 @@
 //! never act twice on one object. `log_only` reports what it would do.
 
 mod metrics;
+/// Walks `kind` (matching `query`, passing `filter`) from the walk's
+/// cursor within `budget`, handing each page's documents to `act`.
+/// Returns whether the walk reached the end.
+macro_rules! walk {
+    ($jobs:expr, $walk:expr, $kind:expr, $query:expr, $filter:expr, $budget:expr, $report:expr, |$doc:ident| $act:block) => {{
+        let mut budget = $budget;
+        let mut from = $jobs.cursor($walk);
+        while let Some(page_size) = budget.next_page($jobs.now()) {
+            let page = $jobs
+                .store
+                .scan($kind, &$query, $filter, from.as_ref(), page_size)
+                .await?;
+            $report.examined += page.docs.len() as u64;
+            budget.spend(page_size).await;
+            for $doc in &page.docs {
+                $act
+            }
+            from = page.next;
+            if from.is_none() {
+                break;
+            }
+        }
+        let done = from.is_none();
+        $jobs.keep_cursor($walk, from);
+        done
+    }};
+}
+
 pub mod reap;
 pub mod reclaim;
 pub mod retry;

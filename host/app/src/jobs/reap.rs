@@ -48,35 +48,23 @@ pub fn reapable(cutoff: i64) -> Filter {
     Filter::All(vec![completed_before, Filter::Not(Box::new(retry_pending))])
 }
 
-pub(super) async fn run(jobs: &Jobs, settings: &JobSettings, mut budget: Budget) -> AppResult<Report> {
+pub(super) async fn run(jobs: &Jobs, settings: &JobSettings, budget: Budget) -> AppResult<Report> {
     let mut report = Report::new(super::Job::Reap, settings.log_only);
     let complete = Query::by("processingState", "COMPLETE");
     let retention = i64::try_from(jobs.config.retention.as_millis()).unwrap_or(i64::MAX);
-    let mut from = jobs.cursor(WALK);
-    while let Some(page_size) = budget.next_page(jobs.now()) {
-        let cutoff = jobs.now().saturating_sub(retention);
-        let page = jobs
-            .store
-            .scan(
-                ObjectKind::AgendaProgress,
-                &complete,
-                Some(reapable(cutoff)),
-                from.as_ref(),
-                page_size,
-            )
-            .await?;
-        report.examined += page.docs.len() as u64;
-        budget.spend(page_size).await;
-        for progress in &page.docs {
+    let reapable_now = || Some(reapable(jobs.now().saturating_sub(retention)));
+    report.complete = walk!(
+        jobs,
+        WALK,
+        ObjectKind::AgendaProgress,
+        complete,
+        reapable_now(),
+        budget,
+        report,
+        |progress| {
             reap_one(jobs, settings, progress, &mut report).await?;
         }
-        from = page.next;
-        if from.is_none() {
-            break;
-        }
-    }
-    report.complete = from.is_none();
-    jobs.keep_cursor(WALK, from);
+    );
     let cutoff = jobs.now().saturating_sub(retention);
     // A share of its own, so that a long agenda walk never starves it.
     let plugin_budget = Budget {

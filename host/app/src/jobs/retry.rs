@@ -20,26 +20,20 @@ use crate::services::service;
 /// The walk's name (its cursor).
 const WALK: &str = "retry";
 
-pub(super) async fn run(jobs: &Jobs, settings: &JobSettings, mut budget: Budget) -> AppResult<Report> {
+pub(super) async fn run(jobs: &Jobs, settings: &JobSettings, budget: Budget) -> AppResult<Report> {
     let mut report = Report::new(super::Job::Retry, settings.log_only);
     let pending = Query::by(fields::STATE, fields::PENDING);
-    let mut from = jobs.cursor(WALK);
-    while let Some(page_size) = budget.next_page(jobs.now()) {
-        let now = jobs.now();
-        let due = Filter::AtMost(fields::NEXT_ATTEMPT_TIME.into(), now);
-        let page = jobs
-            .store
-            .scan(
-                ObjectKind::AgendaProgress,
-                &pending,
-                Some(due),
-                from.as_ref(),
-                page_size,
-            )
-            .await?;
-        report.examined += page.docs.len() as u64;
-        budget.spend(page_size).await;
-        for progress in &page.docs {
+    let due = || Some(Filter::AtMost(fields::NEXT_ATTEMPT_TIME.into(), jobs.now()));
+    report.complete = walk!(
+        jobs,
+        WALK,
+        ObjectKind::AgendaProgress,
+        pending,
+        due(),
+        budget,
+        report,
+        |progress| {
+            let now = jobs.now();
             let agenda_id = progress.get("agendaId").and_then(|v| v.as_str()).unwrap_or_default();
             let attempt = progress.get("attemptsCompleted").and_then(|v| v.as_i64()).unwrap_or(0) + 1;
             if settings.log_only {
@@ -64,13 +58,7 @@ pub(super) async fn run(jobs: &Jobs, settings: &JobSettings, mut budget: Budget)
                 },
             }
         }
-        from = page.next;
-        if from.is_none() {
-            break;
-        }
-    }
-    report.complete = from.is_none();
-    jobs.keep_cursor(WALK, from);
+    );
     Ok(report)
 }
 
