@@ -50,6 +50,25 @@ fn merge(target: &mut Value, extra: &Value) {
     }
 }
 
+/// Whether a live process has `var` (NAME=value) in its environment.
+fn carrying(var: &str) -> bool {
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
+        std::fs::read(entry.path().join("environ"))
+            .is_ok_and(|environ| environ.split(|b| *b == 0).any(|v| v == var.as_bytes()))
+    })
+}
+
+/// Whether `condition` holds within a bound (checked every 20 ms).
+async fn eventually(condition: impl Fn() -> bool) -> bool {
+    for _ in 0..500 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// Waits (bounded) until `pod` satisfies `done`.
 async fn until(api: &Api<Pod>, name: &str, done: impl Fn(&Pod) -> bool) -> Pod {
     for _ in 0..500 {
@@ -323,16 +342,24 @@ async fn the_kubelet_runs_a_pod_with_its_environment_and_log() {
     assert_eq!(reason.as_deref(), Some("ErrImagePull"));
     assert_eq!(phase(&waiting), "Pending");
 
-    // Deleting a running pod kills its process.
-    let marker = dir.path().join("still-running");
-    let script = format!("sleep 0.3; touch '{}'", marker.display());
-    pods.create(&PostParams::default(), &pod("deleted", &script, json!({})))
+    // Deleting a running pod kills its process: wait (bounded) for no
+    // process to carry the pod's marker any more.
+    let marker = format!("POP_TEST_MARKER={}", dir.path().display());
+    let env = json!({"spec": {"containers": [{"name": "handler", "image": "shell:1", "args": ["-c", "exec sleep 60"],
+        "env": [{"name": "POP_TEST_MARKER", "value": dir.path().display().to_string()}]}]}});
+    pods.create(&PostParams::default(), &pod("deleted", "", env))
         .await
         .unwrap();
     until(&pods, "deleted", |p| phase(p) == "Running").await;
+    assert!(
+        eventually(|| carrying(&marker)).await,
+        "the container runs as a process"
+    );
     pods.delete("deleted", &DeleteParams::default()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(!marker.exists(), "the process of a deleted pod was killed");
+    assert!(
+        eventually(|| !carrying(&marker)).await,
+        "the process of a deleted pod was killed"
+    );
 }
 
 #[tokio::test]

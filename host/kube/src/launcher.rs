@@ -99,6 +99,11 @@ impl PodLauncher {
         OperationResult::failed_with(started, message, self.clock.now_millis())
     }
 
+    /// The outcome of a run whose pod was deleted under it (spec §5.5: PodDeleted).
+    fn deleted(&self, started: i64, name: &str) -> OperationResult {
+        self.failed(started, format!("Kubernetes pod deleted: {name} (PodDeleted)"))
+    }
+
     /// Follows `name` until it ends; `None` when it does not exist.
     async fn follow(&self, spec: &PodSpec, name: &str, sink: &dyn ProgressSink) -> Option<OperationResult> {
         let started = self.clock.now_millis();
@@ -146,13 +151,7 @@ impl PodLauncher {
                             return Some(result);
                         }
                     }
-                    Ok(Some(WatchEvent::Deleted(_))) => {
-                        let mut result = self.failed(started, "PodDeleted".into());
-                        if let Some(event) = result.progress.diagnostic_events.as_mut().and_then(|e| e.last_mut()) {
-                            event.message = Some(format!("Kubernetes pod deleted: {name} (PodDeleted)"));
-                        }
-                        return Some(result);
-                    }
+                    Ok(Some(WatchEvent::Deleted(_))) => return Some(self.deleted(started, name)),
                     Ok(Some(WatchEvent::Bookmark(bookmark))) => {
                         current.metadata.resource_version = Some(bookmark.metadata.resource_version);
                     }
@@ -161,7 +160,7 @@ impl PodLauncher {
                         if status.code == 410 {
                             match retry(|| pods.get_opt(name)).await {
                                 Ok(Some(pod)) => current = pod,
-                                Ok(None) => return Some(self.failed(started, "PodDeleted".into())),
+                                Ok(None) => return Some(self.deleted(started, name)),
                                 Err(e) => {
                                     return Some(
                                         self.failed(started, format!("Failed to follow kubernetes pod: {name}: {e}")),
@@ -379,13 +378,7 @@ impl Launcher for PodLauncher {
         }
         match self.follow(&spec, &name, progress.as_ref()).await {
             Some(result) => result,
-            None => {
-                let mut result = self.failed(started, "PodDeleted".into());
-                if let Some(event) = result.progress.diagnostic_events.as_mut().and_then(|e| e.last_mut()) {
-                    event.message = Some(format!("Kubernetes pod deleted: {name} (PodDeleted)"));
-                }
-                result
-            }
+            None => self.deleted(started, &name),
         }
     }
 

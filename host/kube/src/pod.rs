@@ -77,13 +77,9 @@ pub fn env_value(value: &str) -> String {
 pub fn build(spec: &PodSpec, run: &OperationRun, name: &str) -> Value {
     let config = &spec.pod_config;
     let mut labels: BTreeMap<String, String> = config.labels.iter().map(|(k, v)| (k.clone(), label_value(v))).collect();
-    labels.insert(
-        "app".into(),
-        label_value(
-            name.trim_end_matches(|c: char| c.is_ascii_hexdigit())
-                .trim_end_matches('-'),
-        ),
-    );
+    // POP's `app=<namePrefix>`, without the trailing '-' a real server refuses.
+    let prefix = dns_prefix(config.name_prefix.as_deref().unwrap_or("pop-"));
+    labels.insert("app".into(), label_value(prefix.trim_end_matches('-')));
     labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     labels.insert(AGENDA_LABEL.into(), label_value(&run.agenda_id));
     labels.insert(OPERATION_LABEL.into(), label_value(&run.name));

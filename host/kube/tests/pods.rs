@@ -6,7 +6,7 @@
 //! starting another, the pod reaper, and the launcher conformance suite.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -15,9 +15,9 @@ use pop_core::{OperationProgress, ProcessingState};
 use pop_handlers_registry::Registry;
 use pop_kube::{PodLauncher, PodLauncherConfig};
 use pop_kube_fake::{ClusterOptions, FakeCluster};
-use pop_ports::launcher::conformance::{LauncherFixture, launcher_conformance, run_of};
-use pop_ports::{Launcher, ProgressSink, SystemClock};
-use serde_json::{Value, json};
+use pop_ports::launcher::conformance::{LauncherFixture, RecordingSink, launcher_conformance, run_of};
+use pop_ports::{Launcher, SystemClock};
+use serde_json::json;
 
 const NS: &str = "pop";
 
@@ -32,7 +32,8 @@ fn echo_script(reporter: &Path) -> String {
 
 struct World {
     _dir: tempfile::TempDir,
-    cluster: FakeCluster,
+    // Kept for the test's length: dropping it stops the API server.
+    _cluster: FakeCluster,
     launcher: Arc<PodLauncher>,
     pods: Api<Pod>,
 }
@@ -69,26 +70,9 @@ async fn world() -> World {
     ));
     World {
         _dir: dir,
-        cluster,
+        _cluster: cluster,
         launcher,
         pods: Api::namespaced(client, NS),
-    }
-}
-
-#[derive(Default)]
-struct Recorded(Mutex<Vec<OperationProgress>>);
-
-impl ProgressSink for Recorded {
-    fn report(&self, progress: &OperationProgress) {
-        self.0.lock().unwrap().push(progress.clone());
-    }
-
-    fn report_running(&self, percent: f64, _message: &str) {
-        self.report(&OperationProgress {
-            processing_state: Some(ProcessingState::Executing),
-            percent_complete: Some(percent),
-            ..Default::default()
-        });
     }
 }
 
@@ -115,7 +99,7 @@ async fn a_pod_runs_the_operation_and_its_annotations_are_the_result() {
     // `$(...)` in a payload must reach the handler as written, not expanded.
     let payload = json!({"text": "$(HOME) stays", "n": 1});
     let run = run_of("a1", "op1", "echo", payload.clone());
-    let progress = Arc::new(Recorded::default());
+    let progress = Arc::new(RecordingSink::default());
     let result = world.launcher.launch(&run, progress.clone()).await;
     assert_eq!(
         result.progress.processing_state_message.as_deref(),
@@ -141,7 +125,10 @@ async fn a_failed_pod_fails_the_operation_with_its_last_log_lines() {
     let world = world().await;
     let result = world
         .launcher
-        .launch(&run_of("a2", "op1", "fails", json!({})), Arc::new(Recorded::default()))
+        .launch(
+            &run_of("a2", "op1", "fails", json!({})),
+            Arc::new(RecordingSink::default()),
+        )
         .await;
     assert_eq!(result.progress.processing_state_message.as_deref(), Some("failed"));
     let name = pods_of(&world.pods, "a2").await[0].metadata.name.clone().unwrap();
@@ -165,7 +152,10 @@ async fn a_pod_deleted_mid_run_fails_with_pod_deleted() {
     let launcher = world.launcher.clone();
     let running = tokio::spawn(async move {
         launcher
-            .launch(&run_of("a3", "op1", "sleeps", json!({})), Arc::new(Recorded::default()))
+            .launch(
+                &run_of("a3", "op1", "sleeps", json!({})),
+                Arc::new(RecordingSink::default()),
+            )
             .await
     });
     let name = loop {
@@ -193,7 +183,7 @@ async fn a_pod_never_scheduled_fails_after_its_timeout_and_is_removed() {
         .launcher
         .launch(
             &run_of("a4", "op1", "nowhere", json!({})),
-            Arc::new(Recorded::default()),
+            Arc::new(RecordingSink::default()),
         )
         .await;
     let text = message(&result);
@@ -208,7 +198,7 @@ async fn a_pod_never_scheduled_fails_after_its_timeout_and_is_removed() {
 async fn the_same_run_never_gets_a_second_pod() {
     let world = world().await;
     let mut run = run_of("a5", "op1", "echo", json!({"v": 5}));
-    let first = world.launcher.launch(&run, Arc::new(Recorded::default())).await;
+    let first = world.launcher.launch(&run, Arc::new(RecordingSink::default())).await;
     assert_eq!(first.output, Some(json!({"v": 5})));
     // The executor restarted: the run recorded EXECUTING is adopted from
     // its pod, and a second launch of it finds the same pod.
@@ -218,7 +208,7 @@ async fn the_same_run_never_gets_a_second_pod() {
     });
     let adopted = world.launcher.adopt(&run).await.expect("the finished pod is adopted");
     assert_eq!(adopted.output, Some(json!({"v": 5})));
-    let again = world.launcher.launch(&run, Arc::new(Recorded::default())).await;
+    let again = world.launcher.launch(&run, Arc::new(RecordingSink::default())).await;
     assert_eq!(again.output, Some(json!({"v": 5})));
     assert_eq!(pods_of(&world.pods, "a5").await.len(), 1, "one pod for the run");
     // The next attempt (a rerun, a retry) is a new run: a new pod.
@@ -227,7 +217,7 @@ async fn the_same_run_never_gets_a_second_pod() {
         world.launcher.adopt(&run).await.is_none(),
         "nothing of attempt 2 to adopt"
     );
-    world.launcher.launch(&run, Arc::new(Recorded::default())).await;
+    world.launcher.launch(&run, Arc::new(RecordingSink::default())).await;
     assert_eq!(pods_of(&world.pods, "a5").await.len(), 2);
 }
 
@@ -236,16 +226,25 @@ async fn the_reaper_removes_finished_pods_and_keeps_running_ones() {
     let world = world().await;
     world
         .launcher
-        .launch(&run_of("a6", "op1", "echo", json!({})), Arc::new(Recorded::default()))
+        .launch(
+            &run_of("a6", "op1", "echo", json!({})),
+            Arc::new(RecordingSink::default()),
+        )
         .await;
     world
         .launcher
-        .launch(&run_of("a6", "op2", "fails", json!({})), Arc::new(Recorded::default()))
+        .launch(
+            &run_of("a6", "op2", "fails", json!({})),
+            Arc::new(RecordingSink::default()),
+        )
         .await;
     let launcher = world.launcher.clone();
     let running = tokio::spawn(async move {
         launcher
-            .launch(&run_of("a6", "op3", "sleeps", json!({})), Arc::new(Recorded::default()))
+            .launch(
+                &run_of("a6", "op3", "sleeps", json!({})),
+                Arc::new(RecordingSink::default()),
+            )
             .await
     });
     while pods_of(&world.pods, "a6").await.len() < 3 {
@@ -265,7 +264,6 @@ async fn the_reaper_removes_finished_pods_and_keeps_running_ones() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].metadata.labels.as_ref().unwrap()["pop.operation"], "op3");
     running.abort();
-    let _ = &world.cluster;
 }
 
 #[tokio::test]
@@ -278,5 +276,4 @@ async fn the_pod_launcher_passes_the_launcher_suite() {
         foreign: "local".into(),
     })
     .await;
-    let _: Option<Value> = None;
 }

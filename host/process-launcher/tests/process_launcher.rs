@@ -4,12 +4,13 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use pop_core::{Operation, OperationProgress, ProcessingState};
+use pop_core::{Operation, ProcessingState};
 use pop_handlers_registry::Registry;
-use pop_ports::{Durability, Launcher, ManualClock, OperationRun, ProgressSink};
+use pop_ports::launcher::conformance::RecordingSink;
+use pop_ports::{Durability, Launcher, ManualClock, OperationRun};
 use pop_process_launcher::ProcessLauncher;
 use serde_json::{Value, json};
 
@@ -55,23 +56,6 @@ fn run(op_type: &str, payload: Value) -> OperationRun {
     }
 }
 
-#[derive(Default)]
-struct Recorded(Mutex<Vec<OperationProgress>>);
-
-impl ProgressSink for Recorded {
-    fn report(&self, progress: &OperationProgress) {
-        self.0.lock().unwrap().push(progress.clone());
-    }
-
-    fn report_running(&self, percent: f64, _message: &str) {
-        self.report(&OperationProgress {
-            processing_state: Some(ProcessingState::Executing),
-            percent_complete: Some(percent),
-            ..Default::default()
-        });
-    }
-}
-
 #[test]
 fn it_accepts_only_the_registry_process_entries_and_its_runs_outlive_it() {
     let runs = tempfile::tempdir().unwrap();
@@ -86,7 +70,7 @@ fn it_accepts_only_the_registry_process_entries_and_its_runs_outlive_it() {
 async fn a_launch_reports_progress_and_ends_with_the_handler_result() {
     let runs = tempfile::tempdir().unwrap();
     let launcher = launcher(runs.path());
-    let sink = Arc::new(Recorded::default());
+    let sink = Arc::new(RecordingSink::default());
     let result = launcher.launch(&run("succeeds", json!({"n": 1})), sink.clone()).await;
     assert_eq!(result.output, Some(json!({"echo": {"n": 1}})));
     assert_eq!(result.progress.processing_state, Some(ProcessingState::Complete));
@@ -108,7 +92,7 @@ async fn a_launch_reports_progress_and_ends_with_the_handler_result() {
 async fn a_failing_handler_is_a_failed_result_with_its_log_not_an_error() {
     let runs = tempfile::tempdir().unwrap();
     let result = launcher(runs.path())
-        .launch(&run("fails", json!({})), Arc::new(Recorded::default()))
+        .launch(&run("fails", json!({})), Arc::new(RecordingSink::default()))
         .await;
     assert_eq!(result.output, None);
     assert_eq!(result.progress.processing_state_message.as_deref(), Some("failed"));
@@ -123,7 +107,7 @@ async fn a_finished_run_is_adopted_until_its_agenda_is_forgotten() {
     let launcher = launcher(runs.path());
     let operation = run("succeeds", json!({"n": 2}));
     assert!(launcher.adopt(&operation).await.is_none(), "nothing ran yet");
-    launcher.launch(&operation, Arc::new(Recorded::default())).await;
+    launcher.launch(&operation, Arc::new(RecordingSink::default())).await;
     // The server died after the handler finished, before recording it.
     let adopted = launcher.adopt(&operation).await.expect("the finished run is adopted");
     assert_eq!(adopted.output, Some(json!({"echo": {"n": 2}})));
@@ -188,7 +172,7 @@ async fn kept_agendas_are_listed_by_id_until_forgotten() {
         .as_millis() as i64;
     let mut run = run("succeeds", json!({"n": 1}));
     run.agenda_id = "acme:agenda-7".into();
-    launcher.launch(&run, Arc::new(Recorded::default())).await;
+    launcher.launch(&run, Arc::new(RecordingSink::default())).await;
     let kept = launcher.kept_agendas().await.unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].0, "acme:agenda-7");

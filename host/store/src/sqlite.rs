@@ -101,20 +101,6 @@ impl SqliteStore {
             Ok(lines.into_iter().filter(|line| line != "ok").collect())
         })
     }
-
-    /// The file's pages in use and on the free list (`page_count`,
-    /// `freelist_count`): how much of the file holds data.
-    pub fn page_counts(&self) -> Result<(u64, u64)> {
-        self.reads.run_blocking(|conn| {
-            let pages: i64 = conn
-                .pragma_query_value(None, "page_count", |row| row.get(0))
-                .map_err(db)?;
-            let free: i64 = conn
-                .pragma_query_value(None, "freelist_count", |row| row.get(0))
-                .map_err(db)?;
-            Ok((pages.max(0) as u64, free.max(0) as u64))
-        })
-    }
 }
 
 #[async_trait]
