@@ -25,5 +25,6 @@ pub use launch::{LaunchInput, LaunchOutput, Outcome, kill_orphans, run_process, 
 pub use merge::deep_merge;
 pub use registry::{DEFAULT_REGISTRY_JSON, Registry};
 pub use spec::{
-    ConfigMapSettings, HandlerSpec, KeyPath, NfsSettings, PodConfig, PodSpec, ProcessSpec, WasmSource, WasmSpec,
+    AliveCheckDetails, ConfigMapSettings, HandlerSpec, KeyPath, NfsSettings, PodConfig, PodSpec, ProcessSpec,
+    WasmSource, WasmSpec,
 };

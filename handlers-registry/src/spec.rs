@@ -75,9 +75,9 @@ pub struct PodConfig {
     pub config_map_settings: Vec<ConfigMapSettings>,
     #[serde(default)]
     pub nfs_settings: Vec<NfsSettings>,
-    /// Kept as JSON until the Kubernetes launcher exists and pins its field types.
+    /// A liveness probe on the handler's own health endpoint.
     #[serde(default)]
-    pub alive_check_details: Option<Value>,
+    pub alive_check_details: Option<AliveCheckDetails>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
@@ -109,6 +109,33 @@ pub struct NfsSettings {
     pub nfs_mount_paths: Vec<String>,
     #[serde(default)]
     pub nfs_read_only: bool,
+}
+
+/// POP's alive check: the kubelet calls `http://host:port/path` every `aliveCheckInterval`
+/// seconds and restarts the container after `aliveCheckFailureThreshold` failures in a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AliveCheckDetails {
+    /// The host to call; absent, the pod's own IP (the kubelet's default).
+    #[serde(default)]
+    pub alive_check_host: Option<String>,
+    pub alive_path: String,
+    pub alive_port: u16,
+    /// Declared by POP, never used by it (kept so POP registries load).
+    #[serde(default)]
+    pub alive_check_linking: Option<Value>,
+    #[serde(default = "default_alive_interval")]
+    pub alive_check_interval: u32,
+    #[serde(default = "default_alive_failures")]
+    pub alive_check_failure_threshold: u32,
+}
+
+fn default_alive_interval() -> u32 {
+    2
+}
+
+fn default_alive_failures() -> u32 {
+    10
 }
 
 /// A local command run under the launch contract.

@@ -1,7 +1,10 @@
 //! `pop serve --kubernetes` on the fake cluster (`pop-kube-fake`), through
 //! the real `kube` client: the README's fan-out/fan-in agenda with
 //! `samplePod` operations runs to `succeeded`, each operation in a pod of
-//! its own, values passed between them by `@<…>` references.
+//! its own in the namespace the resource pool gives the customer, values
+//! passed between them by `@<…>` references; a failing pod fails the
+//! agenda with its last log lines, a pod deleted mid-run with "PodDeleted",
+//! a pod no node takes after `podScheduledTimeoutMs`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -45,27 +48,109 @@ fn as_pods(mut agenda: Value) -> Value {
     agenda
 }
 
+/// The namespace pool-1 gives acme's pods.
+const ACME_NS: &str = "acme-pods";
+
+/// A running server on a fake cluster with namespaces `pop` and
+/// [`ACME_NS`], the built-in registry plus `samplePodGpu` (a pod only a
+/// `gpu` node takes; the fake cluster has none), and a global insight for
+/// the pod types.
+struct PodWorld {
+    // Dropped last: the cluster outlives the server.
+    server: Server,
+    cluster: FakeCluster,
+    _workspace: Workspace,
+}
+
+impl PodWorld {
+    async fn start() -> Self {
+        let workspace = Workspace::new();
+        let mut options = ClusterOptions::new(workspace.dir.path().join("cluster"));
+        options.namespaces.extend(["pop".into(), ACME_NS.into()]);
+        options
+            .images
+            .insert("pop-sample:1.0.0".into(), sample_image(workspace.dir.path()));
+        let cluster = FakeCluster::start(options, 0).await.unwrap();
+        let mut registry: Value = serde_json::from_str(include_str!("../../handlers-registry/registry.json")).unwrap();
+        registry["samplePodGpu"] = json!({"podConfig": {"namePrefix": "pop-gpu-", "imageName": "pop-sample:1.0.0",
+            "useTaintedNodes": true, "taintedNodeSelector": "gpu", "taintedNodeToleration": "gpu",
+            "podScheduledTimeoutMs": 1500}});
+        let registry_path = workspace.dir.path().join("registry.json");
+        std::fs::write(&registry_path, registry.to_string()).unwrap();
+        let server = workspace.start_running(
+            &Options::running()
+                .env("KUBECONFIG", cluster.kubeconfig.display().to_string())
+                .env("POP_KUBERNETES", "true")
+                .env("POP_KUBERNETES_NAMESPACE", "pop")
+                .env("POP_REGISTRY", registry_path.display().to_string()),
+        );
+        setup_tenancy(&server).await;
+        let pool = json!({"id": "pool-1", "customerId": "ops", "title": "local pool",
+            "namespaces": {"byCustomer": {"acme": ACME_NS}}});
+        server.client(ADMIN).put("/pop/resourcepool/pool-1", pool).await.first();
+        global_insight(&server, "insight-pods", &["samplePod", "samplePodGpu"]).await;
+        Self {
+            server,
+            cluster,
+            _workspace: workspace,
+        }
+    }
+
+    fn pods(&self, namespace: &str) -> Api<Pod> {
+        let mut config = kube::Config::new(self.cluster.url().parse().unwrap());
+        config.default_namespace = namespace.into();
+        Api::namespaced(kube::Client::try_from(config).unwrap(), namespace)
+    }
+
+    async fn pods_of(&self, namespace: &str, agenda_id: &str) -> Vec<Pod> {
+        self.pods(namespace)
+            .list(&ListParams::default().labels(&format!("pop.agendaId={agenda_id}")))
+            .await
+            .unwrap()
+            .items
+    }
+
+    /// Submits a one-operation agenda of acme; its id and progress id.
+    async fn submit_one(&self, op_type: &str, payload: Value) -> (String, String) {
+        let agenda = json!({"customerId": "acme", "title": "one pod",
+            "operations": [{"name": "only", "type": op_type, "payload": payload}]});
+        let agenda = self.server.client(ALICE).post("/pop/agenda", agenda).await.first();
+        (
+            agenda["id"].as_str().unwrap().to_owned(),
+            agenda["progressId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn wait_complete(&self, progress_id: &str) -> Value {
+        wait_complete(&self.server.client(ALICE), progress_id, Duration::from_secs(60)).await
+    }
+}
+
+/// The agenda's diagnostic messages, and every log line they carry.
+fn diagnostics(progress: &Value) -> (Vec<String>, Vec<String>) {
+    let events = progress["diagnosticEvents"].as_array().cloned().unwrap_or_default();
+    let messages = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .map(str::to_owned)
+        .collect();
+    let lines = events
+        .iter()
+        .filter_map(|e| e["payload"]["log"].as_array())
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    (messages, lines)
+}
+
 #[tokio::test]
-async fn a_fan_out_fan_in_agenda_runs_as_pods_on_the_cluster() {
-    let workspace = Workspace::new();
-    let mut options = ClusterOptions::new(workspace.dir.path().join("cluster"));
-    options.namespaces.push("pop".into());
-    options
-        .images
-        .insert("pop-sample:1.0.0".into(), sample_image(workspace.dir.path()));
-    let cluster = FakeCluster::start(options, 0).await.unwrap();
-    let server = workspace.start_running(
-        &Options::running()
-            .env("KUBECONFIG", cluster.kubeconfig.display().to_string())
-            .env("POP_KUBERNETES", "true")
-            .env("POP_KUBERNETES_NAMESPACE", "pop"),
-    );
-    setup_tenancy(&server).await;
-    global_insight(&server, "insight-pods", &["samplePod"]).await;
-    let alice = server.client(ALICE);
+async fn a_fan_out_fan_in_agenda_runs_as_pods_in_the_customers_namespace() {
+    let world = PodWorld::start().await;
+    let alice = world.server.client(ALICE);
     let agenda = alice.post("/pop/agenda", as_pods(fan_out_fan_in("acme"))).await.first();
     let progress_id = agenda["progressId"].as_str().unwrap();
-    let done = wait_complete(&alice, progress_id, Duration::from_secs(60)).await;
+    let done = world.wait_complete(progress_id).await;
     assert_eq!(done["processingStateMessage"], json!("succeeded"), "{done}");
     let join = done["operationProgress"]
         .as_array()
@@ -76,19 +161,101 @@ async fn a_fan_out_fan_in_agenda_runs_as_pods_on_the_cluster() {
     let result: Value = serde_json::from_str(join["resultPayload"].as_str().unwrap()).unwrap();
     assert_eq!(result, json!({"pair": ["alpha", "beta"], "count": 2}));
 
-    let mut config = kube::Config::new(cluster.url().parse().unwrap());
-    config.default_namespace = "pop".into();
-    let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), "pop");
     let agenda_id = agenda["id"].as_str().unwrap();
-    let ours = pods
-        .list(&ListParams::default().labels(&format!("pop.agendaId={agenda_id}")))
-        .await
-        .unwrap();
+    assert!(
+        world.pods_of("pop", agenda_id).await.is_empty(),
+        "no pod of acme outside its namespace"
+    );
+    let ours = world.pods_of(ACME_NS, agenda_id).await;
     let mut operations: Vec<String> = ours
-        .items
         .iter()
         .map(|p| p.metadata.labels.as_ref().unwrap()["pop.operation"].clone())
         .collect();
     operations.sort();
     assert_eq!(operations, ["fetch", "join", "left", "right"], "one pod per operation");
+    let labels = ours[0].metadata.labels.as_ref().unwrap();
+    assert_eq!(labels["pop.insightId"], "insight-pods");
+    assert_eq!(labels["pop.resourcePoolId"], "pool-1");
+
+    // globex has no namespace of its own: the shared one.
+    let bob = world.server.client(BOB);
+    let theirs = bob.post("/pop/agenda", as_pods(fan_out_fan_in("globex"))).await.first();
+    let done = wait_complete(&bob, theirs["progressId"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(done["processingStateMessage"], json!("succeeded"), "{done}");
+    assert_eq!(world.pods_of("pop", theirs["id"].as_str().unwrap()).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_resource_pool_naming_an_invalid_namespace_is_refused() {
+    let world = PodWorld::start().await;
+    let pool = json!({"id": "pool-1", "customerId": "ops", "title": "local pool",
+        "namespaces": {"byCustomer": {"acme": "Acme_Pods"}}});
+    let reply = world.server.client(ADMIN).put("/pop/resourcepool/pool-1", pool).await;
+    assert!(reply.status.is_client_error(), "{} {}", reply.status, reply.body);
+    let text = reply.body["errorResponse"].to_string();
+    assert!(text.contains("Acme_Pods") && text.contains("namespace"), "{text}");
+}
+
+#[tokio::test]
+async fn a_failing_pod_fails_the_agenda_with_its_last_log_lines() {
+    let world = PodWorld::start().await;
+    let payload = json!({"actions": [
+        {"action": "log", "paramsMap": {"logMessage": "about to break"}},
+        {"action": "exception", "paramsMap": {"exceptionMessage": "the disk is full"}}]});
+    let (_, progress_id) = world.submit_one("samplePod", payload).await;
+    let done = world.wait_complete(&progress_id).await;
+    assert_eq!(done["processingStateMessage"], json!("failed"), "{done}");
+    let (messages, lines) = diagnostics(&done);
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("Kubernetes pod failed: pop-sample-")),
+        "{messages:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("about to break")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("the disk is full")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_pod_deleted_mid_run_fails_its_operation_with_pod_deleted() {
+    let world = PodWorld::start().await;
+    let payload = json!({"actions": [{"action": "log", "paramsMap": {"sleepMilliseconds": 60000}}]});
+    let (agenda_id, progress_id) = world.submit_one("samplePod", payload).await;
+    let name = loop {
+        let pods = world.pods_of(ACME_NS, &agenda_id).await;
+        if let Some(pod) = pods.first()
+            && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        {
+            break pod.metadata.name.clone().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    world
+        .pods(ACME_NS)
+        .delete(&name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let done = world.wait_complete(&progress_id).await;
+    assert_eq!(done["processingStateMessage"], json!("failed"), "{done}");
+    let (messages, _) = diagnostics(&done);
+    assert!(messages.iter().any(|m| m.contains("PodDeleted")), "{messages:?}");
+}
+
+#[tokio::test]
+async fn a_pod_no_node_takes_fails_after_its_scheduling_timeout() {
+    let world = PodWorld::start().await;
+    let (agenda_id, progress_id) = world.submit_one("samplePodGpu", json!({})).await;
+    let done = world.wait_complete(&progress_id).await;
+    assert_eq!(done["processingStateMessage"], json!("failed"), "{done}");
+    let (messages, _) = diagnostics(&done);
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("not scheduled") && m.contains("gpu")),
+        "{messages:?}"
+    );
+    assert!(
+        world.pods_of(ACME_NS, &agenda_id).await.is_empty(),
+        "the unschedulable pod was removed"
+    );
 }

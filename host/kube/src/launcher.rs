@@ -27,6 +27,7 @@ use pop_ports::launcher::event;
 use pop_ports::{Clock, Durability, LaunchError, Launcher, OperationResult, OperationRun, ProgressSink};
 use serde_json::{Value, json};
 
+use crate::logs::{LogWatch, log_has_marker};
 use crate::pod::{self, MANAGED_BY, PAYLOAD_ANNOTATION, PROGRESS_ANNOTATION};
 
 /// Log lines kept with a failed pod's diagnostic (spec §5.3.6).
@@ -35,12 +36,34 @@ const FAILURE_LOG_LINES: i64 = 10;
 const API_ATTEMPTS: u32 = 4;
 /// Pods deleted per page by the reaper.
 const REAP_PAGE: u32 = 50;
+/// How often a running pod's log quietness is checked.
+const QUIET_CHECK: Duration = Duration::from_secs(1);
+/// How long a succeeded pod's log stream gets to show the end-of-log marker.
+const MARKER_POLLS: u32 = 20;
+const MARKER_POLL: Duration = Duration::from_millis(50);
 
 /// Where pods go.
 #[derive(Debug, Clone)]
 pub struct PodLauncherConfig {
-    /// The namespace pods are created in.
+    /// The namespace pods are created in unless the run's resource pool
+    /// gives its customer one (`Placement::namespace`).
     pub namespace: String,
+    /// More namespaces the pod reaper looks in (the customers' namespaces
+    /// of the resource pools this launcher serves); the default namespace
+    /// and every namespace a pod was launched in since start are reaped anyway.
+    pub reap_namespaces: Vec<String>,
+    /// POP's `pop.kubernetes.zone`: pods only on nodes labelled `<zone>: "true"`.
+    pub zone: Option<String>,
+}
+
+impl PodLauncherConfig {
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            reap_namespaces: Vec::new(),
+            zone: None,
+        }
+    }
 }
 
 pub struct PodLauncher {
@@ -48,6 +71,8 @@ pub struct PodLauncher {
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     config: PodLauncherConfig,
+    /// Namespaces pods were launched in since start (for the reaper).
+    used_namespaces: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Why the launcher could not reach a cluster.
@@ -81,11 +106,24 @@ impl PodLauncher {
             registry,
             clock,
             config,
+            used_namespaces: Default::default(),
         }
     }
 
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), &self.config.namespace)
+    /// The pods of `run`'s namespace: the one its resource pool gives the
+    /// customer, else the launcher's.
+    fn pods_of(&self, run: &OperationRun) -> Api<Pod> {
+        let namespace = run.placement.namespace.as_deref().unwrap_or(&self.config.namespace);
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Every namespace the reaper looks in.
+    fn reaped_namespaces(&self) -> Vec<String> {
+        let mut all: std::collections::BTreeSet<String> =
+            self.used_namespaces.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        all.insert(self.config.namespace.clone());
+        all.extend(self.config.reap_namespaces.iter().cloned());
+        all.into_iter().collect()
     }
 
     fn pod_spec(&self, run: &OperationRun) -> Option<PodSpec> {
@@ -105,9 +143,14 @@ impl PodLauncher {
     }
 
     /// Follows `name` until it ends; `None` when it does not exist.
-    async fn follow(&self, spec: &PodSpec, name: &str, sink: &dyn ProgressSink) -> Option<OperationResult> {
+    async fn follow(
+        &self,
+        pods: &Api<Pod>,
+        spec: &PodSpec,
+        name: &str,
+        sink: &dyn ProgressSink,
+    ) -> Option<OperationResult> {
         let started = self.clock.now_millis();
-        let pods = self.pods();
         let pod = match retry(|| pods.get_opt(name)).await {
             Ok(Some(pod)) => pod,
             Ok(None) => return None,
@@ -118,10 +161,11 @@ impl PodLauncher {
         let mut follower = Follower {
             name: name.to_owned(),
             last_progress: None,
+            logs: None,
         };
         let mut current = pod;
         loop {
-            if let Some(result) = self.settle(spec, &mut follower, &current, sink).await {
+            if let Some(result) = self.settle(pods, spec, &mut follower, &current, sink).await {
                 return Some(result);
             }
             if phase(&current) == "Pending" && self.clock.now_millis() >= scheduled_by {
@@ -144,10 +188,19 @@ impl PodLauncher {
                 Err(e) => return Some(self.failed(started, format!("Failed to follow kubernetes pod: {name}: {e}"))),
             };
             loop {
-                match events.try_next().await {
+                let event = tokio::select! {
+                    event = events.try_next() => event,
+                    () = tokio::time::sleep(QUIET_CHECK) => {
+                        if let Some(result) = self.quiet_check(pods, spec, &follower, started).await {
+                            return Some(result);
+                        }
+                        continue;
+                    }
+                };
+                match event {
                     Ok(Some(WatchEvent::Added(pod) | WatchEvent::Modified(pod))) => {
                         current = pod;
-                        if let Some(result) = self.settle(spec, &mut follower, &current, sink).await {
+                        if let Some(result) = self.settle(pods, spec, &mut follower, &current, sink).await {
                             return Some(result);
                         }
                     }
@@ -180,11 +233,16 @@ impl PodLauncher {
     /// Passes the handler's progress on; the result once the pod finished.
     async fn settle(
         &self,
+        pods: &Api<Pod>,
         spec: &PodSpec,
         follower: &mut Follower,
         pod: &Pod,
         sink: &dyn ProgressSink,
     ) -> Option<OperationResult> {
+        if follower.logs.is_none() && phase(pod) == "Running" {
+            let marker = spec.pod_config.end_of_log_identifier.clone();
+            follower.logs = Some(LogWatch::start(pods.clone(), follower.name.clone(), marker));
+        }
         let annotations = pod.metadata.annotations.clone().unwrap_or_default();
         let reported: Option<OperationProgress> = annotations
             .get(PROGRESS_ANNOTATION)
@@ -201,6 +259,7 @@ impl PodLauncher {
         let name = &follower.name;
         let outcome = match phase(pod).as_str() {
             "Succeeded" => {
+                self.await_marker(pods, spec, follower).await;
                 let output = annotations
                     .get(PAYLOAD_ANNOTATION)
                     .map(|text| serde_json::from_str(text).unwrap_or(Value::String(text.clone())))
@@ -214,44 +273,108 @@ impl PodLauncher {
                 }
             }
             "Failed" => {
-                let lines = self.last_lines(name).await;
-                match reported {
-                    Some(progress)
-                        if progress.processing_state == Some(ProcessingState::Complete)
-                            && progress.diagnostic_events.as_ref().is_some_and(|e| !e.is_empty()) =>
-                    {
-                        OperationResult::failed(progress, None, now)
-                    }
-                    _ => {
-                        let mut diagnostic = event(format!("Kubernetes pod failed: {name}"), now);
-                        diagnostic.payload = Some(json!({"log": lines, "exitCode": exit_code(pod)}));
-                        OperationResult::failed(OperationProgress::default(), Some(diagnostic), now)
-                    }
-                }
+                let lines = last_lines(pods, name).await;
+                // The handler's own failure report (its diagnostics) is
+                // kept; the pod's event, with the log's last lines, comes
+                // last: it is the one the agenda carries.
+                let progress = reported
+                    .filter(|p| p.processing_state == Some(ProcessingState::Complete))
+                    .unwrap_or_default();
+                let mut diagnostic = event(format!("Kubernetes pod failed: {name}"), now);
+                diagnostic.payload = Some(json!({"log": lines, "exitCode": exit_code(pod)}));
+                OperationResult::failed(progress, Some(diagnostic), now)
             }
             _ => return None,
         };
         if spec.pod_config.reap_completed_pods {
-            let _ = self.pods().delete(name, &DeleteParams::default()).await;
+            let _ = pods.delete(name, &DeleteParams::default()).await;
         }
         Some(outcome)
     }
+}
 
-    async fn last_lines(&self, name: &str) -> Vec<String> {
-        let params = LogParams {
-            tail_lines: Some(FAILURE_LOG_LINES),
-            ..LogParams::default()
-        };
-        match self.pods().logs(name, &params).await {
-            Ok(text) => text.lines().map(str::to_owned).collect(),
-            Err(e) => vec![format!("(the log could not be read: {e})")],
-        }
+async fn last_lines(pods: &Api<Pod>, name: &str) -> Vec<String> {
+    let params = LogParams {
+        tail_lines: Some(FAILURE_LOG_LINES),
+        ..LogParams::default()
+    };
+    match pods.logs(name, &params).await {
+        Ok(text) => text.lines().map(str::to_owned).collect(),
+        Err(e) => vec![format!("(the log could not be read: {e})")],
     }
 }
 
 struct Follower {
     name: String,
     last_progress: Option<OperationProgress>,
+    /// The log, followed from when the pod is first seen Running.
+    logs: Option<LogWatch>,
+}
+
+impl PodLauncher {
+    /// A running pod quiet for longer than `podStdoutTimeout` (0: no
+    /// limit) is stopped and its operation failed (spec §5.5 step 4).
+    async fn quiet_check(
+        &self,
+        pods: &Api<Pod>,
+        spec: &PodSpec,
+        follower: &Follower,
+        started: i64,
+    ) -> Option<OperationResult> {
+        let limit = Duration::from_millis(spec.pod_config.pod_stdout_timeout);
+        let quiet = follower.logs.as_ref()?.quiet_for();
+        if limit.is_zero() || quiet <= limit {
+            return None;
+        }
+        let name = &follower.name;
+        let lines = last_lines(pods, name).await;
+        let _ = pods.delete(name, &DeleteParams::default()).await;
+        let now = self.clock.now_millis();
+        let mut diagnostic = event(
+            format!(
+                "Kubernetes pod {name} wrote no log line for {} ms (podStdoutTimeout {} ms): no log activity",
+                quiet.as_millis(),
+                limit.as_millis()
+            ),
+            now,
+        );
+        diagnostic.payload = Some(json!({ "log": lines }));
+        let progress = OperationProgress {
+            started_time: Some(started),
+            ..Default::default()
+        };
+        Some(OperationResult::failed(progress, Some(diagnostic), now))
+    }
+
+    /// A pod that succeeded is complete once its log shows the end-of-log
+    /// marker (spec §5.5 step 5): the stream gets a moment to deliver it,
+    /// then the whole log is read once. POP then completed anyway; so does
+    /// this, saying so in the server's log.
+    async fn await_marker(&self, pods: &Api<Pod>, spec: &PodSpec, follower: &Follower) {
+        let Some(marker) = spec
+            .pod_config
+            .end_of_log_identifier
+            .as_deref()
+            .filter(|m| !m.is_empty())
+        else {
+            return;
+        };
+        if let Some(logs) = &follower.logs {
+            for _ in 0..MARKER_POLLS {
+                if logs.saw_marker() {
+                    return;
+                }
+                tokio::time::sleep(MARKER_POLL).await;
+            }
+        }
+        if !log_has_marker(pods, &follower.name, marker).await {
+            tracing::warn!(
+                pod = follower.name,
+                marker,
+                "the pod succeeded without logging its end-of-log marker"
+            );
+        }
+    }
 }
 
 fn phase(pod: &Pod) -> String {
@@ -360,12 +483,21 @@ impl Launcher for PodLauncher {
             );
         };
         let name = pod::pod_name(&spec, run);
-        let object = pod::build(&spec, run, &name);
+        let site = pod::PodSite {
+            zone: self.config.zone.clone(),
+        };
+        let object = pod::build(&spec, run, &name, &site);
         let pod: Pod = match serde_json::from_value(object) {
             Ok(pod) => pod,
             Err(e) => return self.failed(started, format!("Failed to build kubernetes pod {name}: {e}")),
         };
-        let pods = self.pods();
+        let pods = self.pods_of(run);
+        if let Some(namespace) = &run.placement.namespace {
+            self.used_namespaces
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(namespace.clone());
+        }
         let post = PostParams::default();
         match retry(|| pods.create(&post, &pod)).await {
             Ok(_) => {}
@@ -376,7 +508,7 @@ impl Launcher for PodLauncher {
             }
             Err(e) => return self.failed(started, format!("Failed to create kubernetes pod {name}: {e}")),
         }
-        match self.follow(&spec, &name, progress.as_ref()).await {
+        match self.follow(&pods, &spec, &name, progress.as_ref()).await {
             Some(result) => result,
             None => self.deleted(started, &name),
         }
@@ -392,13 +524,28 @@ impl Launcher for PodLauncher {
             fn report(&self, _progress: &OperationProgress) {}
             fn report_running(&self, _percent: f64, _message: &str) {}
         }
-        self.follow(&spec, &name, &Quiet).await
+        self.follow(&self.pods_of(run), &spec, &name, &Quiet).await
     }
 
     /// Finished pods of POP older than the cutoff (spec §6.4: phase
     /// Succeeded or Failed, every container terminated), page by page.
     async fn reap_leftovers(&self, finished_before: pop_core::EpochMillis) -> Result<usize, LaunchError> {
-        let pods = self.pods();
+        let mut removed = 0;
+        for namespace in self.reaped_namespaces() {
+            removed += self.reap_namespace(&namespace, finished_before).await?;
+        }
+        Ok(removed)
+    }
+}
+
+impl PodLauncher {
+    /// The pod reaper in one namespace.
+    async fn reap_namespace(
+        &self,
+        namespace: &str,
+        finished_before: pop_core::EpochMillis,
+    ) -> Result<usize, LaunchError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let mut removed = 0;
         for phase in ["Succeeded", "Failed"] {
             let mut params = ListParams::default()

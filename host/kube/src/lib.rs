@@ -7,6 +7,7 @@
 //! crate depends on `kube` and `k8s-openapi`.
 
 mod launcher;
+mod logs;
 pub mod pod;
 
 pub use launcher::{ConnectError, PodLauncher, PodLauncherConfig};

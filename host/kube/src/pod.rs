@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use pop_handlers_registry::PodSpec;
+use pop_handlers_registry::{AliveCheckDetails, PodConfig, PodSpec};
 use pop_ports::{OperationRun, sha256_hex};
 use serde_json::{Value, json};
 
@@ -17,6 +17,8 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pop");
 pub const AGENDA_LABEL: &str = "pop.agendaId";
 pub const OPERATION_LABEL: &str = "pop.operation";
 pub const PROGRESS_LABEL: &str = "pop.progressId";
+pub const INSIGHT_LABEL: &str = "pop.insightId";
+pub const RESOURCE_POOL_LABEL: &str = "pop.resourcePoolId";
 
 /// The pod's name: the configured prefix (made a valid DNS label) and a
 /// hash of (progress id, operation, attempt). The same run always gets the
@@ -73,8 +75,15 @@ pub fn env_value(value: &str) -> String {
     value.replace("$(", "$$(")
 }
 
+/// What the launcher adds to every pod, beyond the registry's PodConfig.
+#[derive(Debug, Clone, Default)]
+pub struct PodSite {
+    /// POP's `pop.kubernetes.zone`: pods go to nodes labelled `<zone>: "true"`.
+    pub zone: Option<String>,
+}
+
 /// The whole pod object for `run`.
-pub fn build(spec: &PodSpec, run: &OperationRun, name: &str) -> Value {
+pub fn build(spec: &PodSpec, run: &OperationRun, name: &str, site: &PodSite) -> Value {
     let config = &spec.pod_config;
     let mut labels: BTreeMap<String, String> = config.labels.iter().map(|(k, v)| (k.clone(), label_value(v))).collect();
     // POP's `app=<namePrefix>`, without the trailing '-' a real server refuses.
@@ -84,6 +93,8 @@ pub fn build(spec: &PodSpec, run: &OperationRun, name: &str) -> Value {
     labels.insert(AGENDA_LABEL.into(), label_value(&run.agenda_id));
     labels.insert(OPERATION_LABEL.into(), label_value(&run.name));
     labels.insert(PROGRESS_LABEL.into(), label_value(&run.progress_id));
+    labels.insert(INSIGHT_LABEL.into(), label_value(&run.placement.insight_id));
+    labels.insert(RESOURCE_POOL_LABEL.into(), label_value(&run.placement.resource_pool_id));
 
     let mut env: Vec<Value> = config
         .env_vars
@@ -131,11 +142,24 @@ pub fn build(spec: &PodSpec, run: &OperationRun, name: &str) -> Value {
     if config.docker_privileged {
         container["securityContext"] = json!({"privileged": true});
     }
+    if let Some(alive) = &config.alive_check_details {
+        container["livenessProbe"] = liveness_probe(alive);
+    }
+    let (volumes, mounts) = volumes(config);
+    if !volumes.is_empty() {
+        container["volumeMounts"] = json!(mounts);
+    }
     let mut pod_spec = json!({
         "restartPolicy": "Never",
         "serviceAccountName": config.service_account_name,
         "containers": [container],
     });
+    if !volumes.is_empty() {
+        pod_spec["volumes"] = json!(volumes);
+    }
+    if let Some(zone) = &site.zone {
+        pod_spec["nodeSelector"] = json!({ zone: "true" });
+    }
     if config.use_tainted_nodes
         && let Some(selector) = &config.tainted_node_selector
     {
@@ -150,6 +174,62 @@ pub fn build(spec: &PodSpec, run: &OperationRun, name: &str) -> Value {
         "metadata": {"name": name, "labels": labels},
         "spec": pod_spec,
     })
+}
+
+/// POP's alive check as an HTTP liveness probe (POP ran `curl` in the
+/// container, which needs curl in every handler image; the kubelet's own
+/// `httpGet` does the same call without it).
+fn liveness_probe(alive: &AliveCheckDetails) -> Value {
+    let mut call = json!({"path": alive.alive_path, "port": alive.alive_port});
+    if let Some(host) = &alive.alive_check_host {
+        call["host"] = json!(host);
+    }
+    json!({
+        "httpGet": call,
+        "periodSeconds": alive.alive_check_interval.max(1),
+        "failureThreshold": alive.alive_check_failure_threshold.max(1),
+        "timeoutSeconds": 5,
+    })
+}
+
+/// The pod's volumes and the container's mounts (spec §5.4): ConfigMaps
+/// (those with a name: the core layer's entry has none until the type sets
+/// `configMapName`), one NFS volume per mount path, the `log` emptyDir at
+/// `/app/dumps`.
+fn volumes(config: &PodConfig) -> (Vec<Value>, Vec<Value>) {
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for settings in &config.config_map_settings {
+        let Some(map) = settings.config_map_name.as_deref().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        let mut source = json!({"name": map});
+        if !settings.map_key_paths.is_empty() {
+            let items: Vec<Value> = settings
+                .map_key_paths
+                .iter()
+                .map(|k| json!({"key": k.key, "path": k.path}))
+                .collect();
+            source["items"] = json!(items);
+        }
+        volumes.push(json!({"name": settings.volume_name, "configMap": source}));
+        mounts.push(json!({"name": settings.volume_name, "mountPath": settings.volume_mount_path}));
+    }
+    let mut nfs_index = 0;
+    for nfs in &config.nfs_settings {
+        for path in &nfs.nfs_mount_paths {
+            let name = format!("nfs-{nfs_index}");
+            nfs_index += 1;
+            volumes.push(json!({"name": name, "nfs": {
+                "server": nfs.nfs_server, "path": nfs.nfs_server_path, "readOnly": nfs.nfs_read_only}}));
+            mounts.push(json!({"name": name, "mountPath": path, "readOnly": nfs.nfs_read_only}));
+        }
+    }
+    if config.default_empty_dir_logging {
+        volumes.push(json!({"name": "log", "emptyDir": {}}));
+        mounts.push(json!({"name": "log", "mountPath": "/app/dumps"}));
+    }
+    (volumes, mounts)
 }
 
 #[cfg(test)]
@@ -171,6 +251,94 @@ mod tests {
         assert_eq!(dns_prefix("pop-sample-"), "pop-sample-");
         assert_eq!(dns_prefix("Sample_Handler"), "sample-handler-");
         assert_eq!(dns_prefix("9lives"), "pop-9lives-");
+    }
+
+    fn spec_of(pod_config: Value, config_map: Option<&str>) -> PodSpec {
+        let mut entry = json!({"podConfig": pod_config});
+        if let Some(name) = config_map {
+            entry["configMapName"] = json!(name);
+        }
+        let registry = pop_handlers_registry::Registry::from_value(&json!({"t": entry})).unwrap();
+        match registry.resolve("t").unwrap() {
+            pop_handlers_registry::HandlerSpec::Pod(spec) => spec,
+            other => panic!("not a pod: {other:?}"),
+        }
+    }
+
+    fn run() -> OperationRun {
+        OperationRun {
+            name: "op1".into(),
+            operation: Default::default(),
+            payload: json!({"a": 1}),
+            last_progress: None,
+            agenda_id: "agenda-1".into(),
+            progress_id: "progress-1".into(),
+            customer_id: "acme".into(),
+            cid: "cid-1".into(),
+            attempt: 1,
+            placement: pop_ports::Placement {
+                insight_id: "acme:insight".into(),
+                resource_pool_id: "pool-1".into(),
+                namespace: Some("acme-pods".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn every_pod_config_field_reaches_the_pod_as_kubernetes_reads_it() {
+        let spec = spec_of(
+            json!({"imageName": "pop-sample:1", "namePrefix": "sample-", "defaultEmptyDirLogging": true,
+                "nfsSettings": [{"nfsServer": "nfs.local", "nfsServerPath": "/exports", "nfsReadOnly": true,
+                    "nfsMountPaths": ["/data/a", "/data/b"]}],
+                "aliveCheckDetails": {"alivePath": "/health", "alivePort": 8081, "aliveCheckInterval": 3},
+                "labels": {"team": "media"}, "memoryRequestCount": "512Mi"}),
+            Some("sample-config"),
+        );
+        let site = PodSite {
+            zone: Some("zone-a".into()),
+        };
+        let pod = build(&spec, &run(), "sample-x", &site);
+        let container = &pod["spec"]["containers"][0];
+        let labels = &pod["metadata"]["labels"];
+        assert_eq!(
+            labels[INSIGHT_LABEL],
+            "h-".to_owned() + &sha256_hex(b"acme:insight")[..32]
+        );
+        assert_eq!(labels[RESOURCE_POOL_LABEL], "pool-1");
+        assert_eq!(labels["team"], "media");
+        assert_eq!(labels["app"], "sample");
+        assert_eq!(pod["spec"]["nodeSelector"], json!({"zone-a": "true"}));
+        let volumes = pod["spec"]["volumes"].as_array().unwrap();
+        let names: Vec<&str> = volumes.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["config-volume", "nfs-0", "nfs-1", "log"]);
+        assert_eq!(volumes[0]["configMap"]["name"], "sample-config");
+        assert_eq!(
+            volumes[1]["nfs"],
+            json!({"server": "nfs.local", "path": "/exports", "readOnly": true})
+        );
+        let mounts: Vec<&str> = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        assert_eq!(mounts, ["/app/config", "/data/a", "/data/b", "/app/dumps"]);
+        assert_eq!(
+            container["livenessProbe"],
+            json!({"httpGet": {"path": "/health", "port": 8081}, "periodSeconds": 3, "failureThreshold": 10,
+                "timeoutSeconds": 5})
+        );
+        assert_eq!(container["resources"]["requests"]["memory"], "512Mi");
+        // It is a pod the typed client accepts.
+        serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(pod).unwrap();
+    }
+
+    #[test]
+    fn a_config_map_without_a_name_mounts_nothing() {
+        let spec = spec_of(json!({"imageName": "pop-sample:1"}), None);
+        let pod = build(&spec, &run(), "x", &PodSite::default());
+        assert!(pod["spec"].get("volumes").is_none(), "{pod}");
+        assert!(pod["spec"].get("nodeSelector").is_none());
     }
 
     #[test]

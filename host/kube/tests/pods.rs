@@ -20,6 +20,8 @@ use pop_ports::{Launcher, SystemClock};
 use serde_json::json;
 
 const NS: &str = "pop";
+/// A customer's own namespace, as a resource pool assigns it.
+const CUSTOMER_NS: &str = "acme-pods";
 
 /// A handler in the test image: reports 50 %, then its payload as the result.
 fn echo_script(reporter: &Path) -> String {
@@ -43,6 +45,7 @@ async fn world() -> World {
     let reporter = PathBuf::from(env!("CARGO_BIN_EXE_pop-pod-report"));
     let mut options = ClusterOptions::new(dir.path().join("cluster"));
     options.namespaces.push(NS.into());
+    options.namespaces.push(CUSTOMER_NS.into());
     options.images.insert("pop-test:1".into(), PathBuf::from("/bin/sh"));
     let cluster = FakeCluster::start(options, 0).await.unwrap();
     let pod = |script: String| {
@@ -55,6 +58,8 @@ async fn world() -> World {
         "echo": pod(echo_script(&reporter)),
         "fails": pod("echo first; echo second; echo broken >&2; exit 4".into()),
         "sleeps": pod("sleep 30".into()),
+        "quiet": {"podConfig": {"imageName": "pop-test:1", "namePrefix": "pop-quiet-", "podStdoutTimeout": 1500,
+            "arguments": ["-c", "echo started; sleep 30"]}},
         "nowhere": {"podConfig": {"imageName": "missing:1", "podScheduledTimeoutMs": 300}},
         "local": {"processConfig": {"program": "/bin/true"}},
     });
@@ -66,7 +71,7 @@ async fn world() -> World {
         client.clone(),
         registry,
         Arc::new(SystemClock),
-        PodLauncherConfig { namespace: NS.into() },
+        PodLauncherConfig::new(NS),
     ));
     World {
         _dir: dir,
@@ -264,6 +269,64 @@ async fn the_reaper_removes_finished_pods_and_keeps_running_ones() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].metadata.labels.as_ref().unwrap()["pop.operation"], "op3");
     running.abort();
+}
+
+#[tokio::test]
+async fn a_pod_whose_log_goes_quiet_past_its_stdout_timeout_fails_and_is_removed() {
+    let world = world().await;
+    let result = world
+        .launcher
+        .launch(
+            &run_of("a7", "op1", "quiet", json!({})),
+            Arc::new(RecordingSink::default()),
+        )
+        .await;
+    let text = message(&result);
+    assert!(
+        text.contains("no log activity") && text.contains("podStdoutTimeout 1500 ms"),
+        "{text}"
+    );
+    let log = &result.progress.diagnostic_events.unwrap()[0].payload.clone().unwrap()["log"];
+    assert_eq!(log, &json!(["started"]));
+    while !pods_of(&world.pods, "a7").await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_placed_in_a_customer_namespace_gets_its_pod_there_and_only_there() {
+    let world = world().await;
+    let mut run = run_of("a8", "op1", "echo", json!({"v": 8}));
+    run.placement = pop_ports::Placement {
+        insight_id: "acme-insight".into(),
+        resource_pool_id: "pool-1".into(),
+        namespace: Some(CUSTOMER_NS.into()),
+    };
+    let result = world.launcher.launch(&run, Arc::new(RecordingSink::default())).await;
+    assert_eq!(result.output, Some(json!({"v": 8})), "{result:?}");
+    assert!(
+        pods_of(&world.pods, "a8").await.is_empty(),
+        "nothing in the default namespace"
+    );
+    let theirs: Api<Pod> = Api::namespaced(world.pods.clone().into_client(), CUSTOMER_NS);
+    let pods = pods_of(&theirs, "a8").await;
+    assert_eq!(pods.len(), 1);
+    let labels = pods[0].metadata.labels.clone().unwrap();
+    assert_eq!(labels["pop.insightId"], "acme-insight");
+    assert_eq!(labels["pop.resourcePoolId"], "pool-1");
+    // Adoption looks there too, and the reaper cleans it.
+    run.last_progress = Some(OperationProgress {
+        processing_state: Some(ProcessingState::Executing),
+        ..Default::default()
+    });
+    assert_eq!(world.launcher.adopt(&run).await.unwrap().output, Some(json!({"v": 8})));
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 60_000;
+    assert_eq!(world.launcher.reap_leftovers(later).await.unwrap(), 1);
+    assert!(pods_of(&theirs, "a8").await.is_empty());
 }
 
 #[tokio::test]

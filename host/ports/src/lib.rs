@@ -26,7 +26,7 @@ pub use blob::blob_conformance;
 pub use blob::{BlobError, BlobStore, is_blob_address, sha256_hex};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use identity::{Identity, IdentityError, bearer_token};
-pub use launcher::{Durability, LaunchError, Launcher, OperationResult, OperationRun, ProgressSink};
+pub use launcher::{Durability, LaunchError, Launcher, OperationResult, OperationRun, Placement, ProgressSink};
 pub use pop_core::ObjectKind;
 pub use queue::{Queue, QueueDepth, QueueError};
 pub use store::*;

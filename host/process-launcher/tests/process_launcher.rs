@@ -53,6 +53,7 @@ fn run(op_type: &str, payload: Value) -> OperationRun {
         customer_id: "acme".into(),
         cid: "cid-1".into(),
         attempt: 1,
+        placement: Default::default(),
     }
 }
 

@@ -130,9 +130,17 @@ pub struct ServeOptions {
     /// with `--features kubernetes`.
     #[arg(long, env = "POP_KUBERNETES")]
     pub kubernetes: bool,
-    /// The namespace pods are created in.
+    /// The namespace pods are created in, unless the agenda's resource pool gives its customer
+    /// one (`namespaces` of the ResourcePool).
     #[arg(long, env = "POP_KUBERNETES_NAMESPACE", default_value = "pop")]
     pub kubernetes_namespace: String,
+    /// More namespaces the pod reaper cleans (comma-separated): the customers' namespaces of
+    /// the resource pools, when pods may be left there by an earlier process.
+    #[arg(long, env = "POP_KUBERNETES_REAP_NAMESPACES", value_delimiter = ',')]
+    pub kubernetes_reap_namespaces: Vec<String>,
+    /// Run pods only on nodes labelled `<zone>: "true"` (POP's `pop.kubernetes.zone`).
+    #[arg(long, env = "POP_KUBERNETES_ZONE")]
+    pub kubernetes_zone: Option<String>,
 }
 
 /// The background jobs (retry, reclaim, reap): how often each runs and how much it does.

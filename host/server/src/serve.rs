@@ -177,6 +177,8 @@ async fn pod_launcher(
     }
     let config = pop_kube::PodLauncherConfig {
         namespace: options.kubernetes_namespace.clone(),
+        reap_namespaces: options.kubernetes_reap_namespaces.clone(),
+        zone: options.kubernetes_zone.clone(),
     };
     let launcher = pop_kube::PodLauncher::connect(registry, clock, config).await?;
     tracing::info!(

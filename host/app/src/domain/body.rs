@@ -2,7 +2,8 @@
 //! that name the offending field.
 
 use pop_core::{
-    Agenda, AgendaProgress, AgendaTemplate, Customer, Insight, ObjectKind, OperationProgress, ResourcePool,
+    Agenda, AgendaProgress, AgendaTemplate, Customer, Insight, ObjectKind, OperationProgress, PoolNamespaces,
+    ResourcePool,
 };
 use pop_ports::Document;
 use serde::Serialize;
@@ -73,6 +74,9 @@ pub fn normalized_document(kind: ObjectKind, value: Value) -> AppResult<Document
         ObjectKind::ResourcePool => {
             let mut p: ResourcePool = typed(value)?;
             p.insight_ids = None;
+            if let Some(problem) = p.namespaces.as_ref().and_then(PoolNamespaces::invalid) {
+                return Err(AppError::Validation(problem));
+            }
             to_document(&p)
         }
         ObjectKind::AgendaProgress => {

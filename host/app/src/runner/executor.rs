@@ -15,9 +15,9 @@ use std::sync::Arc;
 use pop_core::execution::{ExecutionPlan, Outcome, ReadyOperation};
 use pop_core::{
     Agenda, AgendaProgress, CompleteStateMessage, DiagnosticEvent, ObjectKind, OperationProgress, ProcessingState,
-    QueuedAgenda,
+    QueuedAgenda, ResourcePool,
 };
-use pop_ports::{Document, Write};
+use pop_ports::{Document, Placement, Write};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -88,8 +88,11 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
         runner.config.heartbeat,
     )
     .await?;
+    let customer_id = agenda.envelope.customer_id.clone().unwrap_or_default();
+    let placement = placement_of(store, &agenda, &customer_id).await?;
     let run = AgendaRun {
-        customer_id: agenda.envelope.customer_id.clone().unwrap_or_default(),
+        placement,
+        customer_id,
         cid: agenda.envelope.cid.clone().unwrap_or_default(),
         attempts: progress_doc
             .get("attemptsCompleted")
@@ -115,8 +118,29 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
     run.drive(plan).await
 }
 
+/// The agenda's insight and resource pool, and the namespace that pool
+/// gives the customer's pods.
+async fn placement_of(store: &dyn pop_ports::Store, agenda: &Agenda, customer_id: &str) -> Result<Placement, RunError> {
+    let bound = agenda.agenda_insight.clone().unwrap_or_default();
+    let resource_pool_id = bound.resource_pool_id.unwrap_or_default();
+    let namespace = match resource_pool_id.as_str() {
+        "" => None,
+        id => store
+            .load::<ResourcePool>(id)
+            .await?
+            .and_then(|pool| pool.namespaces)
+            .and_then(|namespaces| namespaces.for_customer(customer_id).map(str::to_owned)),
+    };
+    Ok(Placement {
+        insight_id: bound.insight_id.unwrap_or_default(),
+        resource_pool_id,
+        namespace,
+    })
+}
+
 struct AgendaRun {
     runner: Arc<Runner>,
+    placement: Placement,
     recorder: Recorder,
     agenda_id: String,
     progress_id: String,
@@ -238,6 +262,7 @@ impl AgendaRun {
                 customer_id: self.customer_id.clone(),
                 cid: self.cid.clone(),
                 attempt: self.attempts + 1,
+                placement: self.placement.clone(),
             };
             let runner = self.runner.clone();
             let progress = progress.clone();

@@ -33,8 +33,59 @@ pub struct ResourcePool {
     pub envelope: Envelope,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insight_ids: Option<Vec<String>>,
+    /// Where the pool's pods go (issue 13: namespace segregation); absent,
+    /// every pod goes to the launcher's namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<PoolNamespaces>,
 }
 data_object!(ResourcePool, ObjectKind::ResourcePool);
+
+/// The Kubernetes namespace of each customer's pods in a resource pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolNamespaces {
+    /// The namespace of customers not named in `byCustomer`; absent, the
+    /// launcher's own (`pop serve --kubernetes-namespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Customer id → namespace: that customer's pods go there and nowhere else.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_customer: BTreeMap<String, String>,
+}
+
+impl PoolNamespaces {
+    /// The namespace of `customer_id`'s pods (`None`: the launcher's).
+    pub fn for_customer(&self, customer_id: &str) -> Option<&str> {
+        self.by_customer
+            .get(customer_id)
+            .or(self.default.as_ref())
+            .map(String::as_str)
+    }
+
+    /// The first namespace that Kubernetes would refuse, with why.
+    pub fn invalid(&self) -> Option<String> {
+        self.default
+            .iter()
+            .chain(self.by_customer.values())
+            .find(|name| !is_dns_label(name))
+            .map(|name| {
+                format!(
+                    "The namespace {name:?} is not a valid Kubernetes namespace name \
+                     (at most 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit)."
+                )
+            })
+    }
+}
+
+/// An RFC 1123 label, what Kubernetes accepts as a namespace name.
+fn is_dns_label(name: &str) -> bool {
+    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| edge(c) || c == '-')
+        && name.starts_with(edge)
+        && name.ends_with(edge)
+}
 
 /// One queue of a resource pool, with its scheduling algorithm and the
 /// mappers that bind agendas to it.

@@ -43,6 +43,7 @@ pub fn run_of(agenda: &str, name: &str, op_type: &str, payload: Value) -> Operat
         progress_id: format!("{agenda}-progress"),
         customer_id: "conformance".into(),
         attempt: 1,
+        placement: Default::default(),
         cid: format!("{agenda}-cid"),
     }
 }

@@ -39,6 +39,20 @@ pub struct OperationRun {
     /// or retry starts the next). With the progress id and the operation
     /// it names a run that a successor can find again (a pod's name).
     pub attempt: i64,
+    /// Where the agenda runs, for launchers that place or label work by it.
+    pub placement: Placement,
+}
+
+/// The insight and resource pool an operation's agenda runs on, and where
+/// that pool puts the customer's work.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placement {
+    pub insight_id: String,
+    pub resource_pool_id: String,
+    /// The Kubernetes namespace the resource pool assigns the customer
+    /// (`None`: the launcher's own). A pod launcher creates the run's pod
+    /// there and nowhere else.
+    pub namespace: Option<String>,
 }
 
 impl OperationRun {
