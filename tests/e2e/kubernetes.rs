@@ -6,6 +6,7 @@
 //! agenda with its last log lines, a pod deleted mid-run with "PodDeleted",
 //! a pod no node takes after `podScheduledTimeoutMs`.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -59,31 +60,37 @@ struct PodWorld {
     // Dropped last: the cluster outlives the server.
     server: Server,
     cluster: FakeCluster,
-    _workspace: Workspace,
+    options: Options,
+    workspace: Workspace,
 }
 
 impl PodWorld {
     async fn start() -> Self {
+        Self::start_with(|_| {}, Options::running()).await
+    }
+
+    /// With `edit` applied to the registry and the server run with `options`.
+    async fn start_with(edit: impl FnOnce(&mut Value), options: Options) -> Self {
         let workspace = Workspace::new();
-        let mut options = ClusterOptions::new(workspace.dir.path().join("cluster"));
-        options.namespaces.extend(["pop".into(), ACME_NS.into()]);
-        options
+        let mut cluster_options = ClusterOptions::new(workspace.dir.path().join("cluster"));
+        cluster_options.namespaces.extend(["pop".into(), ACME_NS.into()]);
+        cluster_options
             .images
             .insert("pop-sample:1.0.0".into(), sample_image(workspace.dir.path()));
-        let cluster = FakeCluster::start(options, 0).await.unwrap();
+        let cluster = FakeCluster::start(cluster_options, 0).await.unwrap();
         let mut registry: Value = serde_json::from_str(include_str!("../../handlers-registry/registry.json")).unwrap();
         registry["samplePodGpu"] = json!({"podConfig": {"namePrefix": "pop-gpu-", "imageName": "pop-sample:1.0.0",
             "useTaintedNodes": true, "taintedNodeSelector": "gpu", "taintedNodeToleration": "gpu",
             "podScheduledTimeoutMs": 1500}});
+        edit(&mut registry);
         let registry_path = workspace.dir.path().join("registry.json");
         std::fs::write(&registry_path, registry.to_string()).unwrap();
-        let server = workspace.start_running(
-            &Options::running()
-                .env("KUBECONFIG", cluster.kubeconfig.display().to_string())
-                .env("POP_KUBERNETES", "true")
-                .env("POP_KUBERNETES_NAMESPACE", "pop")
-                .env("POP_REGISTRY", registry_path.display().to_string()),
-        );
+        let options = options
+            .env("KUBECONFIG", cluster.kubeconfig.display().to_string())
+            .env("POP_KUBERNETES", "true")
+            .env("POP_KUBERNETES_NAMESPACE", "pop")
+            .env("POP_REGISTRY", registry_path.display().to_string());
+        let server = workspace.start_running(&options);
         setup_tenancy(&server).await;
         let pool = json!({"id": "pool-1", "customerId": "ops", "title": "local pool",
             "namespaces": {"byCustomer": {"acme": ACME_NS}}});
@@ -92,7 +99,27 @@ impl PodWorld {
         Self {
             server,
             cluster,
-            _workspace: workspace,
+            options,
+            workspace,
+        }
+    }
+
+    /// `kill -9` the server (the executor), and start it again on the same
+    /// data; the cluster and its pods live on.
+    fn crash_and_restart(self) -> Self {
+        let Self {
+            server,
+            cluster,
+            options,
+            workspace,
+        } = self;
+        server.kill();
+        let server = workspace.start_running(&options);
+        Self {
+            server,
+            cluster,
+            options,
+            workspace,
         }
     }
 
@@ -258,4 +285,93 @@ async fn a_pod_no_node_takes_fails_after_its_scheduling_timeout() {
         world.pods_of(ACME_NS, &agenda_id).await.is_empty(),
         "the unschedulable pod was removed"
     );
+}
+
+/// `kill -9` of the executor (the server) while 50 agendas of pod
+/// operations run; after the restart every agenda succeeds, and every
+/// operation got exactly one pod (the cluster's audit of creations) and
+/// ran exactly once (the handlers' run log): the restarted executor found
+/// the pods it had started, running or finished, instead of starting more.
+#[tokio::test]
+async fn a_crash_of_the_executor_starts_no_second_pod() {
+    const AGENDAS: usize = 50;
+    let run_log = tempfile::NamedTempFile::new().unwrap();
+    let run_log_path = run_log.path().display().to_string();
+    let edit = |registry: &mut Value| {
+        registry["samplePod"]["podConfig"]["envVars"]["POP_SAMPLE_RUN_LOG"] = json!(run_log_path);
+    };
+    let world = PodWorld::start_with(edit, Options::running().env("POP_EXECUTION_LIMIT", "16")).await;
+    world
+        .server
+        .client(ADMIN)
+        .put("/pop/insight/insight-pods", json!({"queueSize": 50}))
+        .await
+        .first();
+    let alice = world.server.client(ALICE);
+    let step = |name: &str, input: &str| {
+        json!({"name": name, "type": "samplePod", "payload": {
+            "actions": [{"action": "log", "paramsMap": {"logMessage": name, "sleepMilliseconds": 300}}],
+            "resultPayload": {"from": name, "input": input}}})
+    };
+    let mut agendas = Vec::with_capacity(AGENDAS);
+    for i in 0..AGENDAS {
+        let agenda = json!({"customerId": "acme", "linkId": "pod-crash", "title": format!("pods {i}"),
+            "operations": [step("one", "start"), step("two", "@<one.out::/from>")]});
+        let agenda = alice.post("/pop/agenda", agenda).await.first();
+        agendas.push((
+            agenda["id"].as_str().unwrap().to_owned(),
+            agenda["progressId"].as_str().unwrap().to_owned(),
+        ));
+    }
+    // Kill once some agendas finished while pods of others are running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let all = alice
+            .get("/pop/progress/agenda?bylinkId=pod-crash&bylimit=1000")
+            .await
+            .all();
+        let complete = all.iter().filter(|p| p["processingState"] == json!("COMPLETE")).count();
+        let running = world
+            .pods(ACME_NS)
+            .list(&ListParams::default().fields("status.phase=Running"))
+            .await
+            .unwrap()
+            .items
+            .len();
+        if complete >= AGENDAS / 5 && running > 0 {
+            assert!(complete < AGENDAS, "everything finished before the crash");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "agendas do not progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let world = world.crash_and_restart();
+
+    let alice = world.server.client(ALICE);
+    for (_, progress_id) in &agendas {
+        let progress = wait_complete(&alice, progress_id, Duration::from_secs(180)).await;
+        assert_eq!(progress["processingStateMessage"], json!("succeeded"), "{progress}");
+    }
+    let mut pods_per_operation: HashMap<(String, String), usize> = HashMap::new();
+    for creation in world.cluster.cluster.audit.creations() {
+        if creation.resource == "pods" {
+            let key = (
+                creation.labels["pop.agendaId"].clone(),
+                creation.labels["pop.operation"].clone(),
+            );
+            *pods_per_operation.entry(key).or_default() += 1;
+        }
+    }
+    assert_eq!(pods_per_operation.len(), AGENDAS * 2, "every operation got a pod");
+    let twice: Vec<_> = pods_per_operation.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "operations with a second pod: {twice:?}");
+    let mut runs: HashMap<String, usize> = HashMap::new();
+    for line in std::fs::read_to_string(run_log.path()).unwrap().lines() {
+        if let Some(operation) = line.strip_suffix(" started") {
+            *runs.entry(operation.to_owned()).or_default() += 1;
+        }
+    }
+    assert_eq!(runs.len(), AGENDAS * 2, "every operation ran");
+    let again: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(again.is_empty(), "operations that ran twice: {again:?}");
 }

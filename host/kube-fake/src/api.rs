@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 use crate::patch;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::state::Cluster;
+use crate::state::{Cluster, Creation};
 use crate::status::Failure;
 use crate::store::{Event, Refusal, Resource};
 use crate::validation;
@@ -238,6 +238,21 @@ fn create(cluster: &Cluster, resource: Resource, namespace: &str, body: &[u8]) -
         .store
         .create(resource, namespace, object)
         .map_err(|r| refusal(resource, &name, r))?;
+    let labels = created["metadata"]["labels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    cluster.audit.created(Creation {
+        resource: resource.plural().to_owned(),
+        namespace: namespace.to_owned(),
+        name,
+        labels,
+    });
     Ok(ok(StatusCode::CREATED, created))
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::state::{Cluster, ClusterOptions, Logs};
+use crate::state::{Audit, Cluster, ClusterOptions, Logs};
 use crate::store::Store;
 use crate::{api, kubelet};
 
@@ -32,6 +32,7 @@ impl FakeCluster {
         let cluster = Cluster {
             store: Store::new(&namespaces),
             logs: Logs::default(),
+            audit: Audit::default(),
             options: Arc::new(options),
             processes: Arc::default(),
         };

@@ -24,5 +24,5 @@ mod time;
 mod validation;
 
 pub use cluster::{FakeCluster, write_kubeconfig};
-pub use state::{Cluster, ClusterOptions, Logs};
+pub use state::{Audit, Cluster, ClusterOptions, Creation, Logs};
 pub use store::{HISTORY, Resource, Store};

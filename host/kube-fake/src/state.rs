@@ -75,11 +75,42 @@ impl Logs {
     }
 }
 
+/// One object a client created, as a real API server's audit log records
+/// it (`verb: create`, `ResponseComplete`): tests count pods created per
+/// operation from it, whatever was deleted since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creation {
+    /// The resource's plural (`pods`).
+    pub resource: String,
+    pub namespace: String,
+    pub name: String,
+    /// The object's labels as created.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The audit log of creations.
+#[derive(Clone, Default)]
+pub struct Audit {
+    creations: Arc<Mutex<Vec<Creation>>>,
+}
+
+impl Audit {
+    pub(crate) fn created(&self, creation: Creation) {
+        self.creations.lock().unwrap_or_else(|e| e.into_inner()).push(creation);
+    }
+
+    /// Every creation so far, in order.
+    pub fn creations(&self) -> Vec<Creation> {
+        self.creations.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// What the API handlers and the kubelet share.
 #[derive(Clone)]
 pub struct Cluster {
     pub store: Store,
     pub logs: Logs,
+    pub audit: Audit,
     pub options: Arc<ClusterOptions>,
     /// The running containers' process ids (each leads its process group),
     /// by pod.
