@@ -11,20 +11,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use pop_core::execution::{ExecutionPlan, Outcome, ReadyOperation};
 use pop_core::{
     Agenda, AgendaProgress, CompleteStateMessage, DiagnosticEvent, ObjectKind, OperationProgress, ProcessingState,
     QueuedAgenda, ResourcePool,
 };
-use pop_ports::{Document, Placement, Write};
+use pop_ports::{Clock, Document, Placement, Write};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::Runner;
+use super::launch::Launchers;
 use super::launch::{OperationResult, OperationRun, event};
+use super::ledger::{Ledger, StoreLedger};
 use super::progress::{self, FLUSH_INTERVAL, ProgressReceiver, ProgressSender};
-use super::recorder::{RecordError, Recorder, RecorderPorts};
+use super::recorder::{RecordError, Recorder};
 use crate::domain::body::{from_document, to_document};
 use crate::domain::fence;
 use crate::domain::objects::operation_progress_of;
@@ -50,6 +53,32 @@ pub enum RunError {
     Queue(#[from] pop_ports::QueueError),
 }
 
+/// What one agenda's run needs besides its delivery and ledger.
+#[derive(Clone)]
+pub struct RunContext {
+    pub clock: Arc<dyn Clock>,
+    pub launchers: Launchers,
+    /// Operations run at once (POP's conductor pool).
+    pub operation_parallelism: usize,
+    /// How often the lease is extended.
+    pub heartbeat: Duration,
+    /// The largest OperationProgress the progress store keeps, in bytes.
+    pub row_limit: usize,
+}
+
+/// A claimed agenda with what its run resumes from.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub agenda: Agenda,
+    pub progress_id: String,
+    /// Attempts completed before this one (`attemptsCompleted`).
+    pub attempts: i64,
+    pub retry: RetryPolicy,
+    /// The operations' recorded progress (resume).
+    pub rows: Vec<OperationProgress>,
+    pub placement: Placement,
+}
+
 /// Run the agenda of a claimed queue entry to its end.
 pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunError> {
     let agenda_id = entry.agenda_id.clone().unwrap_or_default();
@@ -73,37 +102,55 @@ pub async fn run(runner: Arc<Runner>, entry: QueuedAgenda) -> Result<(), RunErro
         .into_iter()
         .map(from_document)
         .collect::<Result<_, _>>()?;
-    let ports = RecorderPorts {
-        store: runner.store.clone(),
-        queue: runner.queue.clone(),
-        clock: runner.clock.clone(),
-    };
-    let stored_token = progress_doc.get(fence::FIELD).cloned();
-    let recorder = Recorder::open(
-        ports,
-        entry,
-        progress_id.clone(),
-        stored_token,
-        runner.config.lease,
-        runner.config.heartbeat,
-    )
-    .await?;
     let customer_id = agenda.envelope.customer_id.clone().unwrap_or_default();
     let placement = placement_of(store, &agenda, &customer_id).await?;
-    let run = AgendaRun {
-        placement,
-        customer_id,
-        cid: agenda.envelope.cid.clone().unwrap_or_default(),
+    let ledger = StoreLedger::new(
+        runner.store.clone(),
+        runner.queue.clone(),
+        entry,
+        runner.config.lease,
+        progress_id.clone(),
+        progress_doc.get(fence::FIELD).cloned(),
+    );
+    let delivery = Delivery {
         attempts: progress_doc
             .get("attemptsCompleted")
             .and_then(Value::as_i64)
             .unwrap_or(0),
         retry: RetryPolicy::of(&progress_doc),
+        agenda,
+        progress_id,
+        rows,
+        placement,
+    };
+    run_delivery(runner.context(), Arc::new(ledger), delivery).await
+}
+
+/// Run `delivery` to its end, recording through `ledger`: the same run in
+/// `pop serve` (the store and queue) and in a remote executor (the
+/// ResourcePool service).
+pub async fn run_delivery(context: RunContext, ledger: Arc<dyn Ledger>, delivery: Delivery) -> Result<(), RunError> {
+    let Delivery {
+        agenda,
+        progress_id,
+        attempts,
+        retry,
+        rows,
+        placement,
+    } = delivery;
+    let agenda_id = agenda.envelope.id.clone().unwrap_or_default();
+    let recorder = Recorder::start(ledger, context.clock.clone(), progress_id.clone(), context.heartbeat).await?;
+    let run = AgendaRun {
+        placement,
+        customer_id: agenda.envelope.customer_id.clone().unwrap_or_default(),
+        cid: agenda.envelope.cid.clone().unwrap_or_default(),
+        attempts,
+        retry,
         with_rows: rows.iter().filter_map(|r| r.operation.clone()).collect(),
         recorded_complete: HashSet::new(),
         agenda_id,
         progress_id,
-        runner,
+        context,
         recorder,
     };
     let plan = match ExecutionPlan::new(&agenda, &rows, &run.agenda_id) {
@@ -139,7 +186,7 @@ async fn placement_of(store: &dyn pop_ports::Store, agenda: &Agenda, customer_id
 }
 
 struct AgendaRun {
-    runner: Arc<Runner>,
+    context: RunContext,
     placement: Placement,
     recorder: Recorder,
     agenda_id: String,
@@ -167,7 +214,7 @@ impl AgendaRun {
         };
         self.recorder.write(vec![self.agenda_write(&start)?]);
 
-        let parallelism = self.runner.config.operation_parallelism.max(1);
+        let parallelism = self.context.operation_parallelism.max(1);
         let (progress_tx, progress_rx) = progress::board();
         let mut tasks: JoinSet<(String, OperationResult)> = JoinSet::new();
         let mut names_by_task = HashMap::new();
@@ -202,7 +249,7 @@ impl AgendaRun {
                     self.complete(&mut plan, done)?;
                 }
                 () = progress_rx.changed(), if flush_wait.is_none() => {
-                    flush_wait = Some(self.runner.clock.sleep(flush_delay(flushed_at, self.now())));
+                    flush_wait = Some(self.context.clock.sleep(flush_delay(flushed_at, self.now())));
                 }
                 () = async { flush_wait.as_mut().expect("guarded by is_some").await }, if flush_wait.is_some() => {
                     flush_wait = None;
@@ -244,7 +291,7 @@ impl AgendaRun {
             };
             writes.push(self.operation_write(&op.name, executing)?);
             let op_type = op.operation.op_type.as_deref().unwrap_or_default();
-            needs_durable_start |= self.runner.launchers.needs_durable_start(op_type);
+            needs_durable_start |= self.context.launchers.needs_durable_start(op_type);
         }
         if needs_durable_start {
             self.recorder.write_durably(writes).await?;
@@ -264,12 +311,12 @@ impl AgendaRun {
                 attempt: self.attempts + 1,
                 placement: self.placement.clone(),
             };
-            let runner = self.runner.clone();
+            let context = self.context.clone();
             let progress = progress.clone();
             let name = op.name;
             let task_name = name.clone();
             let handle = tasks.spawn(async move {
-                let result = runner.launch(run, progress).await;
+                let result = context.launchers.run(context.clock.as_ref(), run, progress).await;
                 (task_name, result)
             });
             names_by_task.insert(handle.id(), name);
@@ -407,14 +454,14 @@ impl AgendaRun {
         );
         // What launchers kept for adoption matters only until the outcome
         // is recorded.
-        for launcher in self.runner.launchers.all() {
+        for launcher in self.context.launchers.all() {
             launcher.forget_agenda(&agenda_id).await;
         }
         Ok(())
     }
 
     fn now(&self) -> pop_core::EpochMillis {
-        self.runner.clock.now_millis()
+        self.context.clock.now_millis()
     }
 
     fn agenda_write(&self, progress: &AgendaProgress) -> Result<Write, RunError> {
@@ -439,11 +486,7 @@ impl AgendaRun {
     /// be stored: a result the store refuses must fail its operation, not
     /// stop the agenda's run at every delivery.
     fn within_row_limit(&self, name: &str, result: OperationResult) -> OperationResult {
-        let limit = self
-            .runner
-            .store
-            .document_limits(ObjectKind::OperationProgress)
-            .max_bytes;
+        let limit = self.context.row_limit;
         let size = serde_json::to_vec(&result.progress).map_or(usize::MAX, |bytes| bytes.len());
         if size.saturating_add(ROW_HEADROOM_BYTES) <= limit {
             return result;

@@ -28,8 +28,9 @@
 //! launcher for adoption first (a process handler that finished just before
 //! the crash left its report, and is not run again).
 
-mod executor;
+pub mod executor;
 pub mod launch;
+pub mod ledger;
 mod progress;
 mod puller;
 mod recorder;
@@ -42,7 +43,9 @@ use std::time::Duration;
 use pop_ports::{Clock, Queue, Store};
 use tokio::sync::Notify;
 
+pub use executor::{Delivery, RunContext, RunError, run_delivery};
 pub use launch::Launchers;
+pub use ledger::{Ledger, LedgerError};
 pub use puller::spawn;
 
 /// How the embedded resource pool runs.
@@ -77,4 +80,20 @@ pub struct Runner {
     /// Rung by the scheduler after a release: the puller looks for insights
     /// it does not serve yet at once.
     pub released: Arc<Notify>,
+}
+
+impl Runner {
+    /// What each agenda run of this runner works with.
+    pub fn context(&self) -> RunContext {
+        RunContext {
+            clock: self.clock.clone(),
+            launchers: self.launchers.clone(),
+            operation_parallelism: self.config.operation_parallelism,
+            heartbeat: self.config.heartbeat,
+            row_limit: self
+                .store
+                .document_limits(pop_core::ObjectKind::OperationProgress)
+                .max_bytes,
+        }
+    }
 }

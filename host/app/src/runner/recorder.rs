@@ -16,12 +16,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pop_core::{ObjectKind, QueuedAgenda};
-use pop_ports::{Clock, Queue, QueueError, Store, StoreError, Write};
-use serde_json::{Value, json};
+use pop_core::ObjectKind;
+use pop_ports::{Clock, Write};
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::domain::fence;
+use super::ledger::{Ledger, LedgerError};
 
 /// Why recording stopped.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -32,14 +32,6 @@ pub enum RecordError {
     /// in a way retrying cannot fix (permanent, not retried).
     #[error("the store failed: {0}")]
     Store(String),
-}
-
-/// What a recorder writes through and with.
-#[derive(Clone)]
-pub struct RecorderPorts {
-    pub store: Arc<dyn Store>,
-    pub queue: Arc<dyn Queue>,
-    pub clock: Arc<dyn Clock>,
 }
 
 enum Command {
@@ -62,27 +54,20 @@ pub struct Recorder {
 const ATTEMPTS: u32 = 3;
 
 impl Recorder {
-    /// Take over the agenda's progress for the delivery `lease` (the
-    /// progress held `stored_token` when read) and start recording. Fails
-    /// with `LeaseLost` when another delivery took over meanwhile.
-    pub async fn open(
-        ports: RecorderPorts,
-        lease: QueuedAgenda,
+    /// Take the progress over through `ledger` and start recording to it.
+    pub async fn start(
+        ledger: Arc<dyn Ledger>,
+        clock: Arc<dyn Clock>,
         progress_id: String,
-        stored_token: Option<Value>,
-        lease_time: Duration,
         heartbeat: Duration,
     ) -> Result<Self, RecordError> {
-        let token = fence::token_of(&lease);
-        let take_over = fence::take_over(&progress_id, stored_token.as_ref(), &token);
         let task = Task {
-            ports,
-            lease,
-            lease_time,
+            ledger,
+            clock,
             progress_id,
-            token,
         };
-        task.commit_once(vec![take_over]).await?;
+        task.with_retries(|ledger| async move { ledger.take_over().await })
+            .await?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let (stop_tx, stopped) = watch::channel(None);
         let task = tokio::spawn(task.run(receiver, heartbeat, stop_tx));
@@ -160,13 +145,9 @@ impl Batch {
 }
 
 struct Task {
-    ports: RecorderPorts,
-    /// The delivery as the queue last confirmed it.
-    lease: QueuedAgenda,
-    lease_time: Duration,
+    ledger: Arc<dyn Ledger>,
+    clock: Arc<dyn Clock>,
     progress_id: String,
-    /// This delivery's fencing token, held by the progress while it runs.
-    token: String,
 }
 
 impl Task {
@@ -178,7 +159,7 @@ impl Task {
     ) {
         // The heartbeat is not reset by batches: batches no longer carry
         // the lease, so it must be extended on time however busy the run.
-        let mut next_beat = self.ports.clock.sleep(heartbeat);
+        let mut next_beat = self.clock.sleep(heartbeat);
         loop {
             let first = tokio::select! {
                 command = commands.recv() => match command {
@@ -189,7 +170,7 @@ impl Task {
                 () = &mut next_beat => None,
             };
             let Some(first) = first else {
-                next_beat = self.ports.clock.sleep(heartbeat);
+                next_beat = self.clock.sleep(heartbeat);
                 if let Err(error) = self.beat().await {
                     let _ = stop.send(Some(error));
                     return;
@@ -230,10 +211,9 @@ impl Task {
     /// Heartbeat: extend the lease, and touch the progress so its
     /// `updatedTime` shows the agenda is alive (guarded like every write).
     async fn beat(&mut self) -> Result<(), RecordError> {
-        self.lease = self
-            .with_retries(|ports, lease, lease_time| async move { ports.queue.extend(&lease, lease_time).await })
+        self.with_retries(|ledger| async move { ledger.extend_lease().await })
             .await?;
-        let patch = json!({"updatedTime": self.ports.clock.now_millis()});
+        let patch = json!({"updatedTime": self.clock.now_millis()});
         let touch = Write::merge(
             ObjectKind::AgendaProgress,
             self.progress_id.clone(),
@@ -247,7 +227,7 @@ impl Task {
     /// agenda complete, so losing it here is not an error of this run.
     async fn acknowledge(&mut self) -> Result<(), RecordError> {
         match self
-            .with_retries(|ports, lease, _| async move { ports.queue.acknowledge(&lease).await })
+            .with_retries(|ledger| async move { ledger.acknowledge().await })
             .await
         {
             Ok(()) | Err(RecordError::LeaseLost) => Ok(()),
@@ -259,22 +239,24 @@ impl Task {
         }
     }
 
+    /// `call` on the ledger, again after a backoff while it fails
+    /// transiently (at most [`ATTEMPTS`] times).
     async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T, RecordError>
     where
-        F: Fn(RecorderPorts, QueuedAgenda, Duration) -> Fut,
-        Fut: std::future::Future<Output = Result<T, QueueError>>,
+        F: Fn(Arc<dyn Ledger>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, LedgerError>>,
     {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match call(self.ports.clone(), self.lease.clone(), self.lease_time).await {
+            match call(self.ledger.clone()).await {
                 Ok(value) => return Ok(value),
-                Err(QueueError::LeaseLost { .. }) => return Err(RecordError::LeaseLost),
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, "the queue failed; retrying");
-                    self.ports.clock.sleep(backoff(attempt)).await;
+                Err(LedgerError::LeaseLost) => return Err(RecordError::LeaseLost),
+                Err(LedgerError::Transient(e)) if attempt < ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "recording agenda progress failed; retrying");
+                    self.clock.sleep(backoff(attempt)).await;
                 }
-                Err(e) => return Err(RecordError::Store(e.to_string())),
+                Err(LedgerError::Transient(e) | LedgerError::Permanent(e)) => return Err(RecordError::Store(e)),
             }
         }
     }
@@ -286,14 +268,11 @@ impl Task {
     /// cut between them leaves operation rows recorded ahead of the state,
     /// which the next delivery resumes from like any other cut.
     async fn commit(&mut self, batch: Vec<Write>) -> Result<(), RecordError> {
-        let per_chunk = self.ports.store.max_writes().saturating_sub(1).max(1);
+        let per_chunk = self.ledger.max_writes().max(1);
         let mut chunks: Vec<Vec<Write>> = Vec::new();
         let mut writes = batch.into_iter().peekable();
         while writes.peek().is_some() {
-            let mut chunk = Vec::with_capacity(per_chunk + 1);
-            chunk.push(fence::guard(&self.progress_id, &self.token));
-            chunk.extend(writes.by_ref().take(per_chunk));
-            chunks.push(chunk);
+            chunks.push(writes.by_ref().take(per_chunk).collect());
         }
         let Some(last) = chunks.pop() else {
             return Ok(());
@@ -308,21 +287,11 @@ impl Task {
     /// Write `batch`, retrying transient failures; a failed condition means
     /// another delivery (or a rerun) owns the agenda now.
     async fn commit_once(&self, batch: Vec<Write>) -> Result<(), RecordError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.ports.store.write(batch.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => {
-                    return Err(RecordError::LeaseLost);
-                }
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, "recording agenda progress failed; retrying");
-                    self.ports.clock.sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(RecordError::Store(e.to_string())),
-            }
-        }
+        self.with_retries(|ledger| {
+            let batch = batch.clone();
+            async move { ledger.commit(batch).await }
+        })
+        .await
     }
 }
 
@@ -338,6 +307,11 @@ mod tests {
     use pop_ports::{Document, ManualClock, Queue};
 
     use super::*;
+    use crate::domain::fence;
+    use crate::runner::ledger::StoreLedger;
+    use pop_core::QueuedAgenda;
+    use pop_ports::Store;
+    use serde_json::Value;
 
     const LEASE: Duration = Duration::from_secs(60);
     const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -372,14 +346,6 @@ mod tests {
                 memory,
                 store,
                 queue,
-            }
-        }
-
-        fn ports(&self) -> RecorderPorts {
-            RecorderPorts {
-                store: self.store.clone(),
-                queue: self.queue.clone(),
-                clock: self.clock.clone(),
             }
         }
 
@@ -431,9 +397,12 @@ mod tests {
     }
 
     async fn open(setup: &Setup, lease: QueuedAgenda, stored: Option<Value>) -> Result<Recorder, RecordError> {
-        let ports = setup.ports();
+        let store: Arc<dyn Store> = setup.store.clone();
+        let queue: Arc<dyn Queue> = setup.queue.clone();
+        let ledger = StoreLedger::new(store, queue, lease, LEASE, "p1".into(), stored);
+        let clock: Arc<dyn pop_ports::Clock> = setup.clock.clone();
         setup
-            .with_time(Recorder::open(ports, lease, "p1".into(), stored, LEASE, HEARTBEAT))
+            .with_time(Recorder::start(Arc::new(ledger), clock, "p1".into(), HEARTBEAT))
             .await
     }
 

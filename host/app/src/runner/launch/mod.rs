@@ -20,7 +20,6 @@ pub use pop_ports::launcher::event;
 use pop_ports::{Clock, Durability, Launcher, Store};
 pub use pop_ports::{OperationResult, OperationRun};
 
-use super::Runner;
 pub use super::progress::ProgressSender;
 use crate::plugins::PluginHost;
 
@@ -31,6 +30,7 @@ use crate::plugins::PluginHost;
 pub const MAX_RESULT_BYTES: usize = 1 << 20;
 
 /// The launchers of a resource pool, asked in order.
+#[derive(Clone)]
 pub struct Launchers {
     launchers: Vec<Arc<dyn Launcher>>,
     registry: Arc<Registry>,
@@ -97,13 +97,13 @@ impl Launchers {
     }
 }
 
-impl Runner {
+impl Launchers {
     /// Run `run` to its end: adopted from an earlier run when its launcher
     /// knows that one finished, else launched; a result over
     /// [`MAX_RESULT_BYTES`] fails it.
-    pub async fn launch(&self, run: OperationRun, progress: ProgressSender) -> OperationResult {
-        let started = self.clock.now_millis();
-        let launcher = match self.launchers.pick(run.op_type(), &run.name) {
+    pub async fn run(&self, clock: &dyn Clock, run: OperationRun, progress: ProgressSender) -> OperationResult {
+        let started = clock.now_millis();
+        let launcher = match self.pick(run.op_type(), &run.name) {
             Ok(launcher) => launcher,
             Err(message) => return OperationResult::failed_with(started, message, started),
         };
@@ -116,7 +116,7 @@ impl Runner {
             Some(result) => result,
             None => launcher.launch(&run, progress.for_operation(&run.name)).await,
         };
-        within_result_limit(result, &run.name, self.clock.now_millis())
+        within_result_limit(result, &run.name, clock.now_millis())
     }
 }
 
