@@ -135,7 +135,7 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
     let lease = queue::lease_duration(lease_ms);
     let claimed = queue.claim(&insight_id, count, &puller, lease, Duration::ZERO).await?;
     for entry in claimed {
-        let Some((agenda, progress, read_token)) = deliverable(store, &entry).await? else {
+        let Some((agenda, progress, read_token, attempt)) = deliverable(store, &entry).await? else {
             // POP skipped messages whose agenda was gone; the entry goes too.
             queue.acknowledge(&entry).await?;
             continue;
@@ -165,6 +165,7 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
             lease_expires: entry.lease_expires.unwrap_or_default(),
             deliveries: entry.deliveries.unwrap_or_default(),
             fencing_token: token,
+            attempt: Some(attempt),
         });
     }
     Ok(delivery)
@@ -172,12 +173,13 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
 
 /// What a claimed entry delivers: its agenda with `params.added` set to
 /// when it was submitted, its progress when the agenda already ran in part
-/// (some operation is not WAITING), and the fencing token the progress held
-/// when read. `None` when the agenda no longer exists.
+/// (some operation is not WAITING), the fencing token the progress held
+/// when read, and the attempt the delivery runs. `None` when the agenda no
+/// longer exists.
 async fn deliverable(
     store: &dyn Store,
     entry: &QueuedAgenda,
-) -> AppResult<Option<(Document, Option<Document>, Option<Value>)>> {
+) -> AppResult<Option<(Document, Option<Document>, Option<Value>, i64)>> {
     let agenda_id = entry.agenda_id.as_deref().unwrap_or_default();
     let Some(mut agenda) = store.get(ObjectKind::Agenda, agenda_id).await? else {
         return Ok(None);
@@ -193,6 +195,12 @@ async fn deliverable(
         None => None,
     };
     let read_token = progress.as_ref().and_then(|p| p.get(fence::FIELD)).cloned();
+    let attempt = progress
+        .as_ref()
+        .and_then(|p| p.get("attemptsCompleted"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        + 1;
     let resumed = match progress {
         Some(mut progress) => {
             progress::attach(store, &mut progress).await?;
@@ -205,7 +213,7 @@ async fn deliverable(
         }
         None => None,
     };
-    Ok(Some((agenda, resumed, read_token)))
+    Ok(Some((agenda, resumed, read_token, attempt)))
 }
 
 /// The queue entry named by a lease request, if the caller owns its
@@ -243,6 +251,7 @@ pub async fn extend_lease(store: &dyn Store, queue: &dyn Queue, caller: &Caller,
         queue_id,
         lease_expires: entry.lease_expires.unwrap_or_default(),
         deliveries: entry.deliveries.unwrap_or_default(),
+        attempt: None,
     })
 }
 

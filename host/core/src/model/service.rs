@@ -53,7 +53,7 @@ pub struct GetAgendaRequest {
 }
 
 /// One lease granted by `getAgenda`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lease {
     pub agenda_id: String,
@@ -64,6 +64,12 @@ pub struct Lease {
     /// the delivery is current: `updateAgendaProgress` with it applies only
     /// until another delivery (or a rerun) takes over.
     pub fencing_token: String,
+    /// The attempt of the agenda this delivery runs (its progress's
+    /// `attemptsCompleted` + 1; `getAgenda` only): with the progress id and
+    /// an operation's name it names the operation's run, so a remote
+    /// executor finds the pods of this attempt and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i64>,
 }
 
 /// Body of `extendLease` and `ackAgenda`. `deliveries`, when given, pins
