@@ -21,7 +21,8 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("pop-memory", &["pop-core", "pop-ports"][..]),
         ("pop-store", &["pop-core", "pop-ports"][..]),
         ("pop-wasm", &["pop-core"][..]),
-        ("pop-handlers-registry", &["pop-core"][..]),
+        ("pop-handler", &["pop-core"][..]),
+        ("pop-handlers-registry", &["pop-core", "pop-handler"][..]),
         ("pop-token-file", &["pop-core", "pop-ports"][..]),
         ("pop-offload", &["pop-core", "pop-ports"][..]),
         (
@@ -50,6 +51,8 @@ fn engines_of(package: &str) -> &'static [&'static str] {
         "pop-store" => &["rusqlite"],
         "pop-wasm" => &["wasmtime"],
         "pop-kube" => &["kube", "k8s-openapi"],
+        // Optional, feature `kubernetes`: a handler reporting onto its own pod.
+        "pop-handler" => &["kube", "k8s-openapi"],
         _ => &[],
     }
 }

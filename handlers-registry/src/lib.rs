@@ -7,7 +7,10 @@
 //!   variant documented in `handlers-registry/README.md`) and maps what it did into success or
 //!   failure.
 //! * [`report`] is the local stand-in for the pod annotations: the JSON-lines report file shared
-//!   by the launcher and handlers such as `pop-sample-handler`.
+//!   by the launcher and handlers such as `pop-sample-handler` (its format is `pop-handler`'s,
+//!   re-exported; the reader and `settled` are the launcher's side).
+//! * `pop-sample-handler` (spec §5.6) is written on `pop-handler`; feature `kubernetes` lets it
+//!   report onto its pod's annotations.
 //!
 //! The server reaches processes through the `pop-process-launcher` adapter of the `Launcher`
 //! port, which is built on this library.
