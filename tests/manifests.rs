@@ -73,7 +73,7 @@ fn the_configmaps_registry_is_one_pop_loads() {
 fn the_dockerfiles_exist_and_build_what_the_manifests_run() {
     for (file, builds) in [
         ("deploy/docker/pop.Dockerfile", "--features kubernetes"),
-        ("deploy/docker/pop-sample.Dockerfile", "pop-pod-report"),
+        ("deploy/docker/pop-sample.Dockerfile", "--features kubernetes"),
     ] {
         let text = std::fs::read_to_string(repository().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(text.contains(builds), "{file} builds {builds}");

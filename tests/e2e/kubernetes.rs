@@ -7,7 +7,6 @@
 //! a pod no node takes after `podScheduledTimeoutMs`.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,26 +19,10 @@ use crate::execution::{fan_out_fan_in, global_insight, wait_complete};
 use crate::harness::*;
 
 /// The `pop-sample` image as the fake kubelet runs it: POP's sample
-/// handler, its result reported through the pod's annotations with
-/// `pop-pod-report` (what a handler in a pod does).
-fn sample_image(dir: &Path) -> std::path::PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_pop"));
-    let script = format!(
-        "#!/bin/sh\n\
-         out=$('{sample}' 2>&1); code=$?\n\
-         printf '%s\\n' \"$out\"\n\
-         if [ $code -eq 0 ]; then\n\
-           payload=$(printf '%s\\n' \"$out\" | sed -n 's/.*conclusionStatus=succeeded .* payload=//p')\n\
-           '{report}' result \"$payload\" || exit 5\n\
-         fi\n\
-         exit $code\n",
-        sample = bin.with_file_name("pop-sample-handler").display(),
-        report = bin.with_file_name("pop-pod-report").display(),
-    );
-    let path = dir.join("pop-sample-image.sh");
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
+/// handler, built with `kubernetes` reporting (pop-kube enables it in the
+/// workspace build), so it patches its own pod's annotations.
+fn sample_image() -> std::path::PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_pop")).with_file_name("pop-sample-handler")
 }
 
 fn as_pods(mut agenda: Value) -> Value {
@@ -74,9 +57,7 @@ impl PodWorld {
         let workspace = Workspace::new();
         let mut cluster_options = ClusterOptions::new(workspace.dir.path().join("cluster"));
         cluster_options.namespaces.extend(["pop".into(), ACME_NS.into()]);
-        cluster_options
-            .images
-            .insert("pop-sample:1.0.0".into(), sample_image(workspace.dir.path()));
+        cluster_options.images.insert("pop-sample:1.0.0".into(), sample_image());
         let cluster = FakeCluster::start(cluster_options, 0).await.unwrap();
         let mut registry: Value = serde_json::from_str(include_str!("../../handlers-registry/registry.json")).unwrap();
         registry["samplePodGpu"] = json!({"podConfig": {"namePrefix": "pop-gpu-", "imageName": "pop-sample:1.0.0",

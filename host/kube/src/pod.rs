@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use pop_handler::payload;
 use pop_handlers_registry::{AliveCheckDetails, PodConfig, PodSpec};
 use pop_ports::{OperationRun, sha256_hex};
 use serde_json::{Value, json};
@@ -106,8 +107,11 @@ pub fn build(spec: &PodSpec, run: &OperationRun, name: &str, site: &PodSite) -> 
         .as_ref()
         .and_then(|p| serde_json::to_string(p).ok())
         .unwrap_or_default();
+    for (key, value) in payload_env(&run.payload.to_string()) {
+        env.retain(|e| e["name"] != key);
+        env.push(json!({"name": key, "value": env_value(&value)}));
+    }
     for (key, value) in [
-        ("PAYLOAD", run.payload.to_string()),
         ("LAST_PROGRESS", last_progress),
         ("CID", run.cid.clone()),
         ("AGENDA_ID", run.agenda_id.clone()),
@@ -174,6 +178,24 @@ pub fn build(spec: &PodSpec, run: &OperationRun, name: &str, site: &PodSite) -> 
         "metadata": {"name": name, "labels": labels},
         "spec": pod_spec,
     })
+}
+
+/// The payload's variables (spec §5.2): `PAYLOAD` as it is, or, past
+/// [`payload::MAX_SEGMENT`] characters (a single variable above 128 KiB
+/// cannot even be passed to `exec`), zlib + base64 in
+/// `POP_COMPRESSED_PAYLOAD_0..N` with `POP_PAYLOAD_TYPE=compressedEnvVar`.
+fn payload_env(text: &str) -> Vec<(String, String)> {
+    if text.len() <= payload::MAX_SEGMENT {
+        return vec![("PAYLOAD".into(), text.to_owned())];
+    }
+    let mut env = vec![(
+        payload::PAYLOAD_TYPE_ENV.to_owned(),
+        payload::COMPRESSED_ENV_VAR.to_owned(),
+    )];
+    for (index, segment) in payload::compress(text, payload::MAX_SEGMENT).into_iter().enumerate() {
+        env.push((format!("{}{index}", payload::SEGMENT_PREFIX), segment));
+    }
+    env
 }
 
 /// POP's alive check as an HTTP liveness probe (POP ran `curl` in the
@@ -331,6 +353,34 @@ mod tests {
         assert_eq!(container["resources"]["requests"]["memory"], "512Mi");
         // It is a pod the typed client accepts.
         serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(pod).unwrap();
+    }
+
+    #[test]
+    fn a_large_payload_goes_compressed_in_segments_the_handler_reads_back() {
+        let spec = spec_of(json!({"imageName": "pop-sample:1"}), None);
+        let mut large = run();
+        // Incompressible enough to need two segments.
+        let noise: Vec<String> = (0..40_000u64)
+            .map(|i| format!("{:x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        large.payload = json!({"noise": noise});
+        let pod = build(&spec, &large, "x", &PodSite::default());
+        let env = pod["spec"]["containers"][0]["env"].as_array().unwrap().clone();
+        let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+        assert_eq!(value("PAYLOAD"), None);
+        assert_eq!(value("POP_PAYLOAD_TYPE"), Some(json!("compressedEnvVar")));
+        let segments: Vec<String> = (0..)
+            .map_while(|i| value(&format!("POP_COMPRESSED_PAYLOAD_{i}")))
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        assert!(segments.len() >= 2, "{} segments", segments.len());
+        assert!(segments.iter().all(|s| s.len() <= payload::MAX_SEGMENT));
+        let text = payload::decompress(&segments).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), large.payload);
+        // A small one stays plain.
+        let pod = build(&spec, &run(), "x", &PodSite::default());
+        let env = pod["spec"]["containers"][0]["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e["name"] == "PAYLOAD" && e["value"] == "{\"a\":1}"));
     }
 
     #[test]
