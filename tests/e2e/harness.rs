@@ -13,6 +13,8 @@ pub const ALICE: &str = "alice-token"; // account acme
 pub const BOB: &str = "bob-token"; // account globex
 pub const PARTNER: &str = "partner-token"; // account acme-partner
 pub const MULTI: &str = "multi-token"; // accounts globex and initech
+/// A remote puller's token: account ops, scoped to insight `insight-remote`.
+pub const PULLER: &str = "puller-token";
 
 /// A running `pop serve` child process.
 pub struct Server {
@@ -36,6 +38,7 @@ impl Workspace {
             {"token": BOB, "userId": "bob", "accounts": ["globex"], "superUser": false},
             {"token": PARTNER, "userId": "pat", "accounts": ["acme-partner"], "superUser": false},
             {"token": MULTI, "userId": "max", "accounts": ["globex", "initech"], "superUser": false},
+            {"token": PULLER, "userId": "remote-puller", "accounts": ["ops"], "insights": ["insight-remote"]},
         ]});
         std::fs::write(dir.path().join("tokens.json"), tokens.to_string()).expect("write tokens");
         Self { dir }

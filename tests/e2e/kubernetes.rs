@@ -58,6 +58,9 @@ impl PodWorld {
         let mut cluster_options = ClusterOptions::new(workspace.dir.path().join("cluster"));
         cluster_options.namespaces.extend(["pop".into(), ACME_NS.into()]);
         cluster_options.images.insert("pop-sample:1.0.0".into(), sample_image());
+        // The pop image, for executor pods.
+        let pop = Path::new(env!("CARGO_BIN_EXE_pop")).to_path_buf();
+        cluster_options.images.insert("pop:1.0.0".into(), pop);
         let cluster = FakeCluster::start(cluster_options, 0).await.unwrap();
         let mut registry: Value = serde_json::from_str(include_str!("../../handlers-registry/registry.json")).unwrap();
         registry["samplePodGpu"] = json!({"podConfig": {"namePrefix": "pop-gpu-", "imageName": "pop-sample:1.0.0",
@@ -65,6 +68,8 @@ impl PodWorld {
             "podScheduledTimeoutMs": 1500}});
         edit(&mut registry);
         let registry_path = workspace.dir.path().join("registry.json");
+        // Executor pods read the same registry.
+        registry["executor"]["podConfig"]["envVars"]["POP_REGISTRY"] = json!(registry_path.display().to_string());
         std::fs::write(&registry_path, registry.to_string()).unwrap();
         let options = options
             .env("KUBECONFIG", cluster.kubeconfig.display().to_string())
@@ -355,4 +360,166 @@ async fn a_crash_of_the_executor_starts_no_second_pod() {
     assert_eq!(runs.len(), AGENDAS * 2, "every operation ran");
     let again: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
     assert!(again.is_empty(), "operations that ran twice: {again:?}");
+}
+
+/// The remote puller of a firewalled center: a second process, `pop puller
+/// --executor-pods`, pointed at the server over HTTP with a token scoped to
+/// one insight of an external resource pool, runs that insight's agendas as
+/// executor pods (each `pop executor`, creating its operations' pods in the
+/// customer's namespace) and never has more than the insight's
+/// `executionLimit` of them running; the server's own puller takes none.
+#[tokio::test]
+async fn a_remote_puller_runs_an_insights_agendas_as_executor_pods_up_to_its_execution_limit() {
+    const AGENDAS: usize = 6;
+    const LIMIT: usize = 2;
+    let edit = |registry: &mut Value| {
+        registry["remotePod"] = registry["samplePod"].clone();
+    };
+    let world = PodWorld::start_with(edit, Options::running()).await;
+    let admin = world.server.client(ADMIN);
+    // initech's work runs at its own center, in its own namespace there.
+    let pool = json!({"id": "pool-remote", "customerId": "ops", "title": "a center's cluster", "external": true,
+        "namespaces": {"byCustomer": {"initech": ACME_NS}}});
+    admin.post("/pop/resourcepool", pool).await.first();
+    let customer = json!({"customerId": "initech", "title": "initech", "resourcePoolId": "pool-remote"});
+    admin.post("/pop/customer", customer).await.first();
+    let insight = json!({"id": "insight-remote", "customerId": "ops", "title": "remote", "resourcePoolId": "pool-remote",
+        "isGlobal": true, "executionLimit": LIMIT, "queueSize": 10, "mappers": {"operationType": ["remotePod"]}});
+    admin.post("/pop/insight", insight).await.first();
+
+    // The scoped token serves its insight and nothing else.
+    let scoped = world.server.client(PULLER);
+    let refused = scoped.get("/pop/agenda").await;
+    assert_eq!(refused.status.as_u16(), 403, "{}", refused.body);
+    let other = scoped
+        .post(
+            "/pop/resourcepool/service/getAgenda",
+            json!({"insightId": "insight-pods", "count": 1}),
+        )
+        .await;
+    assert_eq!(other.status.as_u16(), 404, "{}", other.body);
+
+    let registry_path = world.workspace.dir.path().join("registry.json");
+    let _puller = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pop"))
+            .args([
+                "puller",
+                "--insight",
+                "insight-remote",
+                "--executor-pods",
+                "--poll-ms",
+                "100",
+            ])
+            .env("POP_SERVER", &world.server.base)
+            .env("POP_TOKEN", PULLER)
+            .env("POP_REGISTRY", &registry_path)
+            .env("POP_KUBERNETES_NAMESPACE", "pop")
+            .env("KUBECONFIG", &world.cluster.kubeconfig)
+            .spawn()
+            .unwrap(),
+    );
+
+    let max = world.server.client(MULTI);
+    let mut progress_ids = Vec::new();
+    for i in 0..AGENDAS {
+        let agenda = json!({"customerId": "initech", "title": format!("remote {i}"), "operations": [
+            {"name": "only", "type": "remotePod", "payload": {
+                "actions": [{"action": "log", "paramsMap": {"logMessage": "far away", "sleepMilliseconds": 1200}}],
+                "resultPayload": {"n": i}}}]});
+        let agenda = max.post("/pop/agenda", agenda).await.first();
+        assert_eq!(
+            agenda["agendaInsight"]["insightId"],
+            json!("insight-remote"),
+            "{agenda}"
+        );
+        progress_ids.push(agenda["progressId"].as_str().unwrap().to_owned());
+    }
+    let executors = world.pods(ACME_NS);
+    let selector = "pop.role=executor,pop.insightId=insight-remote";
+    let mut most_running = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let pods = executors
+            .list(&ListParams::default().labels(selector))
+            .await
+            .unwrap()
+            .items;
+        let running = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending"),
+                    "Pending" | "Running"
+                )
+            })
+            .count();
+        assert!(
+            running <= LIMIT,
+            "{running} executor pods run at once; the limit is {LIMIT}"
+        );
+        most_running = most_running.max(running);
+        let all = max.get("/pop/progress/agenda?bylimit=100").await.all();
+        let done = all
+            .iter()
+            .filter(|p| progress_ids.contains(&p["id"].as_str().unwrap_or_default().to_owned()))
+            .filter(|p| p["processingState"] == json!("COMPLETE"))
+            .count();
+        if done == AGENDAS {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            for pod in &pods {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let log = executors.logs(&name, &Default::default()).await.unwrap_or_default();
+                eprintln!(
+                    "--- {name}: {}\n{log}",
+                    serde_json::to_string(&pod.status).unwrap_or_default()
+                );
+            }
+            panic!("the remote puller does not get through");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(most_running, LIMIT, "the puller ran as many as the insight allows");
+    for (i, progress_id) in progress_ids.iter().enumerate() {
+        let done = wait_complete(&max, progress_id, Duration::from_secs(10)).await;
+        assert_eq!(done["processingStateMessage"], json!("succeeded"), "{done}");
+        let only = &done["operationProgress"][0];
+        let result: Value = serde_json::from_str(only["resultPayload"].as_str().unwrap()).unwrap();
+        assert_eq!(result, json!({"n": i}));
+    }
+    // One executor pod per agenda and one pod per operation, all in
+    // initech's namespace, none by the server's own puller.
+    let creations = world.cluster.cluster.audit.creations();
+    let pods_in = |role: Option<&str>| {
+        creations
+            .iter()
+            .filter(|c| c.resource == "pods" && c.labels.get("pop.role").map(String::as_str) == role)
+            .map(|c| c.namespace.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pods_in(Some("executor")), vec![ACME_NS.to_owned(); AGENDAS]);
+    assert_eq!(pods_in(None), vec![ACME_NS.to_owned(); AGENDAS]);
+    // Executor pods delete themselves when done.
+    while !executors
+        .list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "executor pods are left behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A child process killed with the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -6,6 +6,7 @@
 //! them for handlers in any language), and reaped once finished. Only this
 //! crate depends on `kube` and `k8s-openapi`.
 
+pub mod executors;
 mod launcher;
 mod logs;
 pub mod pod;

@@ -180,6 +180,17 @@ pub fn build(spec: &PodSpec, run: &OperationRun, name: &str, site: &PodSite) -> 
     })
 }
 
+/// Sets `env` on the pod's container, replacing variables of the same name.
+pub fn set_env(pod: &mut Value, env: &[(String, String)]) {
+    let Some(list) = pod["spec"]["containers"][0]["env"].as_array_mut() else {
+        return;
+    };
+    for (name, value) in env {
+        list.retain(|e| e["name"] != name.as_str());
+        list.push(json!({"name": name, "value": env_value(value)}));
+    }
+}
+
 /// The payload's variables (spec §5.2): `PAYLOAD` as it is, or, past
 /// [`payload::MAX_SEGMENT`] characters (a single variable above 128 KiB
 /// cannot even be passed to `exec`), zlib + base64 in

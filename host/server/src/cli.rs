@@ -46,6 +46,12 @@ pub enum Command {
         #[command(subcommand)]
         command: JobCommand,
     },
+    /// Claim an insight's agendas from a POP server over HTTP and run them, in this process or
+    /// as executor pods (`--executor-pods`), at most the insight's `executionLimit` at once.
+    Puller(PullerOptions),
+    /// Run the one agenda the environment carries (what an executor pod runs) and report
+    /// through the server's ResourcePool service.
+    Executor(ExecutorOptions),
     /// List the most recent agendas with their state.
     Ls {
         /// How many agendas to show.
@@ -217,4 +223,86 @@ pub struct BenchOptions {
     /// supports it (latency), with the ratio printed.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+}
+
+/// `pop puller`.
+#[derive(Debug, Clone, Args)]
+pub struct PullerOptions {
+    /// Base URL of the POP server.
+    #[arg(long, env = "POP_SERVER")]
+    pub server: String,
+    /// A token scoped to the insight (token file: `"insights": ["<id>"]`).
+    #[arg(long, env = "POP_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// The insight whose agendas to run.
+    #[arg(long, env = "POP_INSIGHT")]
+    pub insight: String,
+    /// The name leases are held under (default: a new one per process).
+    #[arg(long, env = "POP_PULLER_ID")]
+    pub puller_id: Option<String>,
+    /// Lease length; a running agenda extends it every third of it.
+    #[arg(long, env = "POP_LEASE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
+    pub lease_ms: u64,
+    /// How often to look for work when there was none, or no room.
+    #[arg(long, env = "POP_POLL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub poll_ms: u64,
+    /// Agendas run at once when the insight sets no `executionLimit`.
+    #[arg(long, env = "POP_EXECUTION_LIMIT", default_value_t = 4)]
+    pub default_execution_limit: usize,
+    /// Handlers registry (operation type → process or pod; `executor` is the executor pod).
+    /// Default: the built-in registry.
+    #[arg(long, env = "POP_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// Run each agenda as an executor pod (needs `--features kubernetes`), counting the
+    /// insight's running executor pods against its `executionLimit`.
+    #[arg(long, env = "POP_EXECUTOR_PODS")]
+    pub executor_pods: bool,
+    /// In-process runs start `podConfig` operations as pods (needs `--features kubernetes`).
+    #[arg(long, env = "POP_KUBERNETES")]
+    pub kubernetes: bool,
+    /// The namespace of executor and operation pods unless the agenda's resource pool gives
+    /// its customer one.
+    #[arg(long, env = "POP_KUBERNETES_NAMESPACE", default_value = "pop")]
+    pub kubernetes_namespace: String,
+    /// Executor pods delete themselves when done (POP's `executor.reap.self`).
+    #[arg(long, env = "POP_EXECUTOR_REAP_SELF", default_value_t = true, action = clap::ArgAction::Set)]
+    pub executor_reap_self: bool,
+    /// Report files of local handler processes.
+    #[arg(long, env = "POP_RUNS_DIR", default_value = "./pop-puller-runs")]
+    pub runs_dir: PathBuf,
+    /// Serve `GET /healthz` on this address (for a Deployment's probes).
+    #[arg(long, env = "POP_HEALTH_LISTEN")]
+    pub health_listen: Option<String>,
+}
+
+/// `pop executor`: everything from the environment an executor pod gets.
+#[derive(Debug, Clone, Args)]
+pub struct ExecutorOptions {
+    /// Base URL of the POP server.
+    #[arg(long, env = "POP_SERVER")]
+    pub server: String,
+    /// A token scoped to the agenda's insight.
+    #[arg(long, env = "POP_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// The puller holding the lease (`POP_LEASE`).
+    #[arg(long, env = "POP_PULLER")]
+    pub puller: String,
+    /// Lease length; extended every third of it.
+    #[arg(long, env = "POP_LEASE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
+    pub lease_ms: u64,
+    /// Handlers registry. Default: the built-in registry.
+    #[arg(long, env = "POP_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// Start `podConfig` operations as pods (needs `--features kubernetes`).
+    #[arg(long, env = "POP_KUBERNETES")]
+    pub kubernetes: bool,
+    /// The namespace of the operations' pods.
+    #[arg(long, env = "POP_KUBERNETES_NAMESPACE", default_value = "pop")]
+    pub kubernetes_namespace: String,
+    /// Delete the executor's own pod when done (in a pod: `MY_POD_NAME`, `POD_NAMESPACE`).
+    #[arg(long, env = "POP_EXECUTOR_REAP_SELF", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reap_self: bool,
+    /// Report files of local handler processes.
+    #[arg(long, env = "POP_RUNS_DIR", default_value = "/tmp/pop-executor-runs")]
+    pub runs_dir: PathBuf,
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod client;
+mod remote;
 mod serve;
 
 use clap::Parser;
@@ -24,6 +25,8 @@ fn main() -> anyhow::Result<()> {
     let succeeded = runtime.block_on(async {
         match cli.command {
             cli::Command::Serve(options) => serve::serve(options).await.map(|()| true),
+            cli::Command::Puller(options) => remote::puller::pull(options).await.map(|()| true),
+            cli::Command::Executor(options) => remote::executor::execute(options).await,
             cli::Command::Bench(options) => bench::run(options).await.map(|()| true),
             cli::Command::Submit { file, watch, client } => {
                 client::submit(&client::ApiClient::new(&client)?, &file, watch).await

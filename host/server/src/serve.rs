@@ -262,7 +262,7 @@ fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -2,7 +2,9 @@
 //!
 //! Identities come from a token file (the embedded stand-in for POP's API
 //! Gateway Lambda authorizer), in this format:
-//! `{"tokens":[{"token":"…","userId":"…","accounts":["acme"],"superUser":false}]}`.
+//! `{"tokens":[{"token":"…","userId":"…","accounts":["acme"],"superUser":false}]}`;
+//! a puller's or executor's token adds `"insights":["…"]`: it may then use
+//! only the ResourcePool service, for those insights.
 //! With no file, a super-user token is generated into the data directory.
 //!
 //! [`Authenticator`] is the token-file adapter of the `Identity` port; the
@@ -48,6 +50,10 @@ struct TokenEntry {
     accounts: Vec<String>,
     #[serde(default)]
     super_user: bool,
+    /// A puller's or executor's token: the ResourcePool service only, for
+    /// these insights only.
+    #[serde(default)]
+    insights: Option<Vec<String>>,
 }
 
 /// Bearer tokens and the callers they stand for.
@@ -75,7 +81,19 @@ impl Authenticator {
                     problem: "a token is empty".into(),
                 });
             }
-            let caller = Caller::new(entry.user_id, entry.accounts, entry.super_user);
+            let mut caller = Caller::new(entry.user_id, entry.accounts, entry.super_user);
+            if let Some(insights) = entry.insights {
+                if insights.is_empty() || entry.super_user {
+                    return Err(AuthConfigError::Invalid {
+                        path: path.into(),
+                        problem: format!(
+                            "the token of {} is scoped to insights, so it must name at least one and cannot be a super user",
+                            caller.user_id
+                        ),
+                    });
+                }
+                caller = caller.scoped_to(insights);
+            }
             if callers.insert(entry.token, caller).is_some() {
                 return Err(AuthConfigError::Invalid {
                     path: path.into(),

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod body;
 pub mod fence;
 pub mod objects;
+pub mod placement;
 pub mod progress;
 pub mod queue;
 pub mod references;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use pop_core::execution::{ExecutionPlan, Outcome, ReadyOperation};
 use pop_core::{
     Agenda, AgendaProgress, CompleteStateMessage, DiagnosticEvent, ObjectKind, OperationProgress, ProcessingState,
-    QueuedAgenda, ResourcePool,
+    QueuedAgenda,
 };
 use pop_ports::{Clock, Document, Placement, Write};
 use serde_json::{Value, json};
@@ -29,11 +29,11 @@ use super::ledger::{Ledger, StoreLedger};
 use super::progress::{self, FLUSH_INTERVAL, ProgressReceiver, ProgressSender};
 use super::recorder::{RecordError, Recorder};
 use crate::domain::body::{from_document, to_document};
-use crate::domain::fence;
 use crate::domain::objects::operation_progress_of;
 use crate::domain::progress::new_operation_progress;
 use crate::domain::retry::{RetryPolicy, completion_fields};
 use crate::domain::typed::{self, TypedStore};
+use crate::domain::{fence, placement};
 use crate::error::AppError;
 
 /// POP's executor message while operations run.
@@ -170,14 +170,7 @@ pub async fn run_delivery(context: RunContext, ledger: Arc<dyn Ledger>, delivery
 async fn placement_of(store: &dyn pop_ports::Store, agenda: &Agenda, customer_id: &str) -> Result<Placement, RunError> {
     let bound = agenda.agenda_insight.clone().unwrap_or_default();
     let resource_pool_id = bound.resource_pool_id.unwrap_or_default();
-    let namespace = match resource_pool_id.as_str() {
-        "" => None,
-        id => store
-            .load::<ResourcePool>(id)
-            .await?
-            .and_then(|pool| pool.namespaces)
-            .and_then(|namespaces| namespaces.for_customer(customer_id).map(str::to_owned)),
-    };
+    let namespace = placement::namespace_for(store, &resource_pool_id, customer_id).await?;
     Ok(Placement {
         insight_id: bound.insight_id.unwrap_or_default(),
         resource_pool_id,

@@ -203,14 +203,26 @@ async fn supervise(runner: Arc<Runner>, running: Arc<Running>, mut stopped: watc
     }
 }
 
+/// The insights this server's puller serves: all but those of resource
+/// pools that external pullers serve.
 async fn insight_ids(runner: &Runner) -> crate::error::AppResult<std::collections::HashSet<String>> {
+    let text = |doc: &pop_ports::Document, field: &str| doc.get(field).and_then(|v| v.as_str()).map(String::from);
+    let external: std::collections::HashSet<String> = runner
+        .store
+        .query(ObjectKind::ResourcePool, &Query::all().limit(MAX_INSIGHTS), None)
+        .await?
+        .iter()
+        .filter(|pool| pool.get("external").and_then(|v| v.as_bool()) == Some(true))
+        .filter_map(|pool| text(pool, "id"))
+        .collect();
     let docs = runner
         .store
         .query(ObjectKind::Insight, &Query::all().limit(MAX_INSIGHTS), None)
         .await?;
     Ok(docs
         .iter()
-        .filter_map(|doc| doc.get("id").and_then(|v| v.as_str()).map(String::from))
+        .filter(|doc| text(doc, "resourcePoolId").is_none_or(|pool| !external.contains(&pool)))
+        .filter_map(|doc| text(doc, "id"))
         .collect())
 }
 

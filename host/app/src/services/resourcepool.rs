@@ -29,7 +29,7 @@ use super::submission::{InsightScope, submit_agenda_in};
 use crate::domain::batch::{Part, write_parts};
 use crate::domain::body::{from_document, str_field, to_document, typed};
 use crate::domain::progress::{self, new_operation_progress};
-use crate::domain::{fence, queue, typed};
+use crate::domain::{fence, placement, queue, typed};
 use crate::error::{AppError, AppResult};
 use crate::plugins::PluginHost;
 
@@ -63,7 +63,7 @@ pub struct Creation {
 /// and not owned answer alike.
 async fn owned_insight(store: &dyn Store, caller: &Caller, insight_id: &str) -> AppResult<Document> {
     match store.get(ObjectKind::Insight, insight_id).await? {
-        Some(doc) if caller.owns(str_field(&doc, "customerId")) => Ok(doc),
+        Some(doc) if caller.owns(str_field(&doc, "customerId")) && caller.may_serve(insight_id) => Ok(doc),
         _ => Err(AppError::NotFound(format!(
             "The Insight specified was not found or is not visible: {insight_id}"
         ))),
@@ -81,10 +81,12 @@ async fn may_work_on(
     customer_id: Option<&str>,
     insight_id: Option<&str>,
 ) -> AppResult<bool> {
-    if caller.owns(customer_id) {
+    if caller.owns(customer_id) && caller.insights.is_none() {
         return Ok(true);
     }
-    let Some(insight_id) = insight_id else {
+    // A scoped token (a puller's, an executor's) works only through the
+    // insights it serves.
+    let Some(insight_id) = insight_id.filter(|id| caller.may_serve(id)) else {
         return Ok(false);
     };
     Ok(store
@@ -157,6 +159,13 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
                 Err(e) => return Err(e.into()),
             }
         }
+        let pool_id = agenda
+            .get("agendaInsight")
+            .and_then(|i| i.get("resourcePoolId"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let namespace =
+            placement::namespace_for(store, pool_id, str_field(&agenda, "customerId").unwrap_or_default()).await?;
         delivery.agendas.push(agenda);
         delivery.agenda_progresses.extend(progress);
         delivery.leases.push(Lease {
@@ -166,6 +175,7 @@ pub async fn get_agenda(store: &dyn Store, queue: &dyn Queue, caller: &Caller, b
             deliveries: entry.deliveries.unwrap_or_default(),
             fencing_token: token,
             attempt: Some(attempt),
+            namespace,
         });
     }
     Ok(delivery)
@@ -252,6 +262,7 @@ pub async fn extend_lease(store: &dyn Store, queue: &dyn Queue, caller: &Caller,
         lease_expires: entry.lease_expires.unwrap_or_default(),
         deliveries: entry.deliveries.unwrap_or_default(),
         attempt: None,
+        namespace: None,
     })
 }
 
@@ -407,6 +418,11 @@ pub async fn create_agenda(
     body: Value,
     cid: &str,
 ) -> AppResult<Creation> {
+    if caller.insights.is_some() {
+        return Err(AppError::Forbidden(
+            "A token scoped to insights runs their agendas; it cannot create agendas.".into(),
+        ));
+    }
     let request: CreateAgendaRequest = typed(body)?;
     let mut creation = Creation::default();
     let mut refusals = String::new();

@@ -70,6 +70,11 @@ pub struct Lease {
     /// executor finds the pods of this attempt and no other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<i64>,
+    /// The Kubernetes namespace the agenda's resource pool gives its
+    /// customer (`getAgenda` only; absent: the executor's own): where a
+    /// remote executor puts the agenda's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Body of `extendLease` and `ackAgenda`. `deliveries`, when given, pins

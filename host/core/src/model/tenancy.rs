@@ -37,6 +37,11 @@ pub struct ResourcePool {
     /// every pod goes to the launcher's namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<PoolNamespaces>,
+    /// Served by external pullers only (`pop puller`, e.g. a center behind
+    /// a firewall running its own cluster): the server's embedded puller
+    /// claims nothing of the pool's insights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<bool>,
 }
 data_object!(ResourcePool, ObjectKind::ResourcePool);
 

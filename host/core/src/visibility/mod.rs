@@ -18,6 +18,9 @@ pub struct Caller {
     /// Customer ids (accounts) the caller acts for. `*` means all.
     pub accounts: BTreeSet<String>,
     pub super_user: bool,
+    /// A puller's or executor's credential: only the ResourcePool service,
+    /// and only for these insights. `None`: not scoped.
+    pub insights: Option<BTreeSet<String>>,
 }
 
 impl Caller {
@@ -26,7 +29,21 @@ impl Caller {
             user_id: user_id.into(),
             accounts: accounts.into_iter().collect(),
             super_user,
+            insights: None,
         }
+    }
+
+    /// This caller, limited to serving `insights` (see [`Caller::insights`]).
+    pub fn scoped_to(mut self, insights: impl IntoIterator<Item = String>) -> Self {
+        self.insights = Some(insights.into_iter().collect());
+        self
+    }
+
+    /// Whether the caller may serve (claim, lease, report on) `insight_id`:
+    /// unscoped callers may, as far as ownership goes; scoped ones only
+    /// their insights.
+    pub fn may_serve(&self, insight_id: &str) -> bool {
+        self.insights.as_ref().is_none_or(|scope| scope.contains(insight_id))
     }
 
     /// The synthetic global identity used for internal calls.
