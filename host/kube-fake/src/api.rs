@@ -649,7 +649,8 @@ async fn pod_log(
             if ended {
                 return None;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A kubelet streams as the container writes; a short poll stands in.
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
     Ok(Response::builder()

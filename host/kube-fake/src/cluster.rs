@@ -41,6 +41,12 @@ impl FakeCluster {
         let kubeconfig = cluster.options.work_dir.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &format!("http://{address}"))?;
         let router = api::router(cluster.clone());
+        // Like a real API server (Go sets TCP_NODELAY on every connection):
+        // without it a watch's second small event waits out the client's
+        // delayed ACK, 40 ms on Linux.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

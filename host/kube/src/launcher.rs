@@ -39,8 +39,7 @@ const REAP_PAGE: u32 = 50;
 /// How often a running pod's log quietness is checked.
 const QUIET_CHECK: Duration = Duration::from_secs(1);
 /// How long a succeeded pod's log stream gets to show the end-of-log marker.
-const MARKER_POLLS: u32 = 20;
-const MARKER_POLL: Duration = Duration::from_millis(50);
+const MARKER_WAIT: Duration = Duration::from_secs(1);
 
 /// Where pods go.
 #[derive(Debug, Clone)]
@@ -359,13 +358,10 @@ impl PodLauncher {
         else {
             return;
         };
-        if let Some(logs) = &follower.logs {
-            for _ in 0..MARKER_POLLS {
-                if logs.saw_marker() {
-                    return;
-                }
-                tokio::time::sleep(MARKER_POLL).await;
-            }
+        if let Some(logs) = &follower.logs
+            && logs.wait_for_marker(MARKER_WAIT).await
+        {
+            return;
         }
         if !log_has_marker(pods, &follower.name, marker).await {
             tracing::warn!(

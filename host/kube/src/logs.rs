@@ -22,12 +22,13 @@ const REOPEN_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 struct Seen {
     last_activity: Instant,
-    marker: bool,
 }
 
 /// A pod's log being followed; the task stops when this is dropped.
 pub struct LogWatch {
     seen: Arc<Mutex<Seen>>,
+    /// Set once the marker was seen: waiting for it takes no polling.
+    marker: tokio::sync::watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -38,20 +39,27 @@ impl LogWatch {
     pub fn start(pods: Api<Pod>, name: String, marker: Option<String>) -> Self {
         let seen = Arc::new(Mutex::new(Seen {
             last_activity: Instant::now(),
-            marker: false,
         }));
-        let task = tokio::spawn(follow(pods, name, marker, seen.clone()));
-        Self { seen, task }
+        let (marker_seen, marker_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(follow(pods, name, marker, seen.clone(), marker_seen));
+        Self {
+            seen,
+            marker: marker_rx,
+            task,
+        }
+    }
+
+    /// Waits up to `bound` for the end-of-log marker; whether it came.
+    pub async fn wait_for_marker(&self, bound: Duration) -> bool {
+        let mut marker = self.marker.clone();
+        tokio::time::timeout(bound, marker.wait_for(|seen| *seen))
+            .await
+            .is_ok_and(|seen| seen.is_ok())
     }
 
     /// How long the pod has written nothing.
     pub fn quiet_for(&self) -> Duration {
         self.lock().last_activity.elapsed()
-    }
-
-    /// Whether the end-of-log marker was seen.
-    pub fn saw_marker(&self) -> bool {
-        self.lock().marker
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
@@ -65,7 +73,13 @@ impl Drop for LogWatch {
     }
 }
 
-async fn follow(pods: Api<Pod>, name: String, marker: Option<String>, seen: Arc<Mutex<Seen>>) {
+async fn follow(
+    pods: Api<Pod>,
+    name: String,
+    marker: Option<String>,
+    seen: Arc<Mutex<Seen>>,
+    marker_seen: tokio::sync::watch::Sender<bool>,
+) {
     let params = LogParams {
         follow: true,
         ..LogParams::default()
@@ -74,10 +88,9 @@ async fn follow(pods: Api<Pod>, name: String, marker: Option<String>, seen: Arc<
         if let Ok(stream) = pods.log_stream(&name, &params).await {
             let mut lines = stream.lines();
             while let Ok(Some(line)) = lines.try_next().await {
-                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-                seen.last_activity = Instant::now();
+                seen.lock().unwrap_or_else(|e| e.into_inner()).last_activity = Instant::now();
                 if marker.as_deref().is_some_and(|m| line.trim_end() == m) {
-                    seen.marker = true;
+                    marker_seen.send_replace(true);
                 }
             }
         }

@@ -207,7 +207,7 @@ pub struct BenchOptions {
     pub pending_agendas: usize,
     /// Run one section only: submissions, execution, isolation, latency, memory, or soak
     /// (the store's size under a steady load with the reaper on; only run when asked).
-    #[arg(long, value_parser = ["submissions", "execution", "isolation", "latency", "memory", "soak"])]
+    #[arg(long, value_parser = ["submissions", "execution", "isolation", "latency", "memory", "pods", "soak"])]
     pub only: Option<String>,
     /// Agendas the soak submits.
     #[arg(long, default_value_t = 100_000)]

@@ -9,6 +9,8 @@
 //! * [`isolation`]: one tenant's latency beside another's failing scheduler;
 //! * [`latency`]: one small agenda POST → COMPLETE on an idle server, and
 //!   the idle server's CPU;
+//! * [`pods`] (with `--features kubernetes`): per-operation overhead of
+//!   pod operations on the fake cluster, and pods per second;
 //! * [`soak`] (only with `--only soak`, it takes minutes): the store's size
 //!   under a steady load with the data reaper on.
 
@@ -16,6 +18,8 @@ mod execution;
 mod isolation;
 mod latency;
 mod memory;
+#[cfg(feature = "kubernetes")]
+mod pods;
 mod soak;
 mod submissions;
 
@@ -61,6 +65,12 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     }
     if options.section("memory") {
         memory::measure(&options).await?;
+    }
+    if options.section("pods") {
+        #[cfg(feature = "kubernetes")]
+        pods::measure(&options).await?;
+        #[cfg(not(feature = "kubernetes"))]
+        println!("pods: not measured: this pop was built without `--features kubernetes`");
     }
     if options.only.as_deref() == Some("soak") {
         soak::measure(&options).await?;
@@ -270,7 +280,7 @@ async fn start_server(server: &Path, dir: &Path, env: &[(&str, &str)]) -> anyhow
     let mut child = Command::new(server)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("POP_BENCH_LOG").unwrap_or("warn".into()))
         // Release as soon as there is room: the benchmarks measure execution,
         // not the scheduling interval.
         .env("POP_SCHEDULE_INTERVAL_MS", "5")
