@@ -60,7 +60,7 @@ impl PodWorld {
         cluster_options.images.insert("pop-sample:1.0.0".into(), sample_image());
         // The pop image, for executor pods.
         let pop = Path::new(env!("CARGO_BIN_EXE_pop")).to_path_buf();
-        cluster_options.images.insert("pop:1.0.0".into(), pop);
+        cluster_options.images.insert("pop:0.1.0".into(), pop);
         let cluster = FakeCluster::start(cluster_options, 0).await.unwrap();
         let mut registry: Value = serde_json::from_str(include_str!("../../handlers-registry/registry.json")).unwrap();
         registry["samplePodGpu"] = json!({"podConfig": {"namePrefix": "pop-gpu-", "imageName": "pop-sample:1.0.0",
