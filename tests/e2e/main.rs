@@ -12,6 +12,7 @@ mod isolation;
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
 mod plugins;
+mod remote_puller;
 mod reruns;
 mod resourcepool;
 mod restart;

@@ -29,6 +29,7 @@ impl Identity for FixedTokens {
             "admin" => Ok(Caller::new("admin", [], true)),
             "alice" => Ok(Caller::new("alice", ["acme".to_string()], false)),
             "bob" => Ok(Caller::new("bob", ["globex".to_string()], false)),
+            "puller" => Ok(Caller::new("puller", ["acme".to_string()], false).scoped_to(["acme:insight".to_string()])),
             "flaky" => Err(IdentityError::Unavailable {
                 message: "the token service timed out".into(),
                 source: None,
@@ -313,4 +314,64 @@ async fn a_job_runs_once_on_request_and_is_counted() {
     let text = String::from_utf8(to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
     assert!(text.contains("pop_job_runs_total{job=\"reap\"} 2"), "{text}");
     assert!(text.contains("pop_job_acted_total{job=\"reap\"} 2"), "{text}");
+}
+
+/// A puller's token scoped to one insight: the ResourcePool service for
+/// that insight and a read of it, nothing else — not the objects its
+/// account owns, not another insight of the same account.
+#[tokio::test]
+async fn a_token_scoped_to_an_insight_serves_that_insight_and_nothing_else() {
+    let api = api().await;
+    for insight in ["acme:insight", "acme:other"] {
+        let body = json!({"id": insight, "customerId": "acme", "title": insight});
+        let (status, body) = api.call(Method::POST, "/pop/insight", Some("alice"), Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = api
+        .call(Method::GET, "/pop/insight/acme:insight", Some("puller"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claim = |insight: &str| json!({"insightId": insight, "count": 1});
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/pop/resourcepool/service/getAgenda",
+            Some("puller"),
+            Some(claim("acme:insight")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let other = api
+        .call(
+            Method::POST,
+            "/pop/resourcepool/service/getAgenda",
+            Some("puller"),
+            Some(claim("acme:other")),
+        )
+        .await;
+    assert_error(&other, StatusCode::NOT_FOUND, "ObjectNotFoundException");
+    for (method, uri) in [
+        (Method::GET, "/pop/insight/acme:other"),
+        (Method::GET, "/pop/insight"),
+        (Method::GET, "/pop/agenda"),
+        (Method::POST, "/pop/agenda"),
+        (Method::DELETE, "/pop/insight/acme:insight"),
+    ] {
+        let refused = api.call(method.clone(), uri, Some("puller"), Some(json!({}))).await;
+        assert_error(&refused, StatusCode::FORBIDDEN, "UnauthorizedException");
+        let text = refused.1["errorResponse"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(text.contains("acme:insight"), "{method} {uri}: {text}");
+    }
+    let create = api
+        .call(
+            Method::POST,
+            "/pop/resourcepool/service/createAgenda",
+            Some("puller"),
+            Some(json!({"agendas": []})),
+        )
+        .await;
+    assert_error(&create, StatusCode::FORBIDDEN, "UnauthorizedException");
 }

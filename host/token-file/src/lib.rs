@@ -214,6 +214,33 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn a_token_scoped_to_insights_must_name_some_and_cannot_be_a_super_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::write(
+            &path,
+            r#"{"tokens":[{"token":"p","userId":"puller","accounts":["ops"],"insights":["i1","i2"]}]}"#,
+        )
+        .unwrap();
+        let auth = Authenticator::from_token_file(&path).unwrap();
+        let puller = authenticate(&auth, &headers("Bearer p")).await.unwrap();
+        assert!(puller.may_serve("i1") && puller.may_serve("i2") && !puller.may_serve("i3"));
+        for refused in [
+            r#"{"tokens":[{"token":"p","userId":"puller","accounts":["ops"],"insights":[]}]}"#,
+            r#"{"tokens":[{"token":"p","userId":"puller","superUser":true,"insights":["i1"]}]}"#,
+        ] {
+            std::fs::write(&path, refused).unwrap();
+            assert!(
+                matches!(
+                    Authenticator::from_token_file(&path),
+                    Err(AuthConfigError::Invalid { .. })
+                ),
+                "{refused}"
+            );
+        }
+    }
+
     #[cfg(unix)]
     #[tokio::test]
     async fn admin_token_is_private_and_stable() {
