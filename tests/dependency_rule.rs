@@ -40,7 +40,10 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             ][..],
         ),
         ("pop-http", &["pop-core", "pop-ports", "pop-app"][..]),
-        ("pop-kube", &["pop-core", "pop-ports", "pop-handlers-registry"][..]),
+        (
+            "pop-kube",
+            &["pop-core", "pop-ports", "pop-handler", "pop-handlers-registry"][..],
+        ),
         ("pop-kube-fake", &[][..]),
     ])
 }

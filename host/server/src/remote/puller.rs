@@ -261,6 +261,13 @@ mod pods {
             client: ResourcePoolClient,
             registry: Arc<Registry>,
         ) -> anyhow::Result<Self> {
+            // Without it every claimed agenda would only wait out its lease.
+            if !matches!(
+                registry.resolve(pop_kube::executors::EXECUTOR_TYPE),
+                Ok(pop_handlers_registry::HandlerSpec::Pod(_))
+            ) {
+                anyhow::bail!("--executor-pods needs an `executor` entry with a podConfig in the handlers registry");
+            }
             Ok(Self {
                 pods: ExecutorPods::connect(registry, options.kubernetes_namespace.clone()).await?,
                 client,
