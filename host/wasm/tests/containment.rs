@@ -137,6 +137,7 @@ fn a_spinning_plugin_does_not_hold_up_other_calls() {
     let healthy = Healthy::new(&runtime);
     let spin = scheduler(&runtime, fixtures::SPIN);
     let stop = Arc::new(AtomicBool::new(false));
+    let (spun, has_spun) = mpsc::channel();
     let (started, has_started) = mpsc::channel();
     let spinner = {
         let (runtime, stop) = (Arc::clone(&runtime), Arc::clone(&stop));
@@ -152,6 +153,7 @@ fn a_spinning_plugin_does_not_hold_up_other_calls() {
                     out_of_fuel()
                 );
                 spins += 1;
+                let _ = spun.send(());
             }
             spins
         })
@@ -162,6 +164,9 @@ fn a_spinning_plugin_does_not_hold_up_other_calls() {
     for _ in 0..50 {
         healthy.call(&runtime).expect("normal call during a spin");
     }
+    // On a loaded machine the 50 calls can all end before the first spin
+    // has used up its budget: it is not stopped before it has.
+    has_spun.recv().expect("the spinner ends its first call");
     stop.store(true, Ordering::SeqCst);
     let spins = spinner.join().expect("the spinning thread ends");
     assert!(spins >= 1, "the spinner ran");
