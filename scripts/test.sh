@@ -7,9 +7,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-# Python tools the tests call (kubernetes-validate), on PATH for them.
+# Python tools the tests call (kubernetes-validate, moto_server), on PATH for them.
 PATH="$(scripts/test-tools.sh):$PATH"
 export PATH
+# One moto server (DynamoDB, SQS, S3) for the whole run; every AWS test
+# keeps to names of its own.
+moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$moto_port" >target/test-tools/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if (echo >"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+export POP_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --features pop-server/kubernetes --no-fail-fast "$@"
 else

@@ -45,6 +45,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             &["pop-core", "pop-ports", "pop-handler", "pop-handlers-registry"][..],
         ),
         ("pop-kube-fake", &[][..]),
+        ("pop-dynamodb", &["pop-core", "pop-ports"][..]),
     ])
 }
 
@@ -54,6 +55,7 @@ fn engines_of(package: &str) -> &'static [&'static str] {
         "pop-store" => &["rusqlite"],
         "pop-wasm" => &["wasmtime"],
         "pop-kube" => &["kube", "k8s-openapi"],
+        "pop-dynamodb" => &["aws-sdk-", "aws-config"],
         // Optional, feature `kubernetes`: a handler reporting onto its own pod.
         "pop-handler" => &["kube", "k8s-openapi"],
         _ => &[],
