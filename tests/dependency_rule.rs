@@ -46,6 +46,8 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ),
         ("pop-kube-fake", &[][..]),
         ("pop-dynamodb", &["pop-core", "pop-ports"][..]),
+        ("pop-s3", &["pop-ports"][..]),
+        ("pop-test-moto", &[][..]),
     ])
 }
 
@@ -55,7 +57,9 @@ fn engines_of(package: &str) -> &'static [&'static str] {
         "pop-store" => &["rusqlite"],
         "pop-wasm" => &["wasmtime"],
         "pop-kube" => &["kube", "k8s-openapi"],
-        "pop-dynamodb" => &["aws-sdk-", "aws-config"],
+        "pop-dynamodb" | "pop-s3" => &["aws-sdk-", "aws-config"],
+        // Test infrastructure: an SDK configuration for moto.
+        "pop-test-moto" => &["aws-config"],
         // Optional, feature `kubernetes`: a handler reporting onto its own pod.
         "pop-handler" => &["kube", "k8s-openapi"],
         _ => &[],
