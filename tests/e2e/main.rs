@@ -4,6 +4,9 @@
 
 mod harness;
 
+#[cfg(feature = "aws")]
+mod aws;
+
 mod chaos;
 mod cli;
 mod errors;

@@ -2,6 +2,7 @@
 //! failures are transient (`Unavailable`), the rest permanent (`Backend`),
 //! the SDK's error kept as the source.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use pop_ports::StoreError;
 
@@ -22,17 +23,26 @@ const TRANSIENT_CODES: [&str; 6] = [
     "TransactionInProgressException",
 ];
 
+/// Whether retrying the call that failed with `error` may help.
+pub fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status();
+            status.is_server_error()
+                || status.as_u16() == 429
+                || service.err().code().is_some_and(|code| TRANSIENT_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
 /// `error` of the call described by `what`.
-pub fn sdk_error<E, R>(what: String, error: SdkError<E, R>) -> StoreError
+pub fn sdk_error<E>(what: String, error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let transient = match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(service) => service.err().code().is_some_and(|code| TRANSIENT_CODES.contains(&code)),
-        _ => false,
-    };
+    let transient = is_transient(&error);
     let message = match error.as_service_error().and_then(ProvideErrorMetadata::message) {
         Some(detail) => format!("{what}: {detail}"),
         None => format!("{what}: {error}"),

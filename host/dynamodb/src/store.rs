@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use pop_core::ObjectKind;
 use pop_ports::rules::{check_patch_id, document_id, overlay};
@@ -14,11 +15,13 @@ use pop_ports::{
 };
 
 use crate::codec::{self, ID, Item, SEQ, Stored, TABLE, VER, index_attribute};
-use crate::error::{ConnectError, sdk_error};
+use crate::error::{ConnectError, is_transient, sdk_error};
 use crate::schema::{self, IN_ORDER, TableNames, field_index};
 
 /// Times a write is worked out again after losing a race for its items.
 const WRITE_ATTEMPTS: u32 = 25;
+/// Tries of one transaction that fails transiently (throttled, 5xx).
+const TRANSACTION_TRIES: u32 = 5;
 /// Items read per page of a query without a limit.
 const QUERY_PAGE: i32 = 500;
 
@@ -300,31 +303,33 @@ impl DynamoStore {
         if operations.is_empty() {
             return Ok(());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(operations))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let raced = e.as_service_error().is_some_and(|service| {
-                    service.is_transaction_canceled_exception()
-                        && match service {
-                            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(canceled) => canceled
-                                .cancellation_reasons()
-                                .iter()
-                                .any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))),
-                            _ => false,
-                        }
-                });
-                if raced {
-                    Err(Attempt::Raced)
-                } else {
-                    Err(Attempt::Failed(sdk_error("writing a transaction".into(), e)))
-                }
+        // One token for every try of this transaction: DynamoDB applies a
+        // transaction sent again with the same token at most once (for ten
+        // minutes), so a try whose answer was lost is not applied twice.
+        let token = format!("{:x}-{}", self.next_seq(), operations.len());
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(operations.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            let error = match sent {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            if lost_a_race(&error) {
+                return Err(Attempt::Raced);
             }
+            if is_transient(&error) && tries < TRANSACTION_TRIES {
+                tracing::warn!(error = %error, tries, "a transaction failed transiently; sending it again");
+                tokio::time::sleep(Duration::from_millis(25 << tries)).await;
+                continue;
+            }
+            return Err(Attempt::Failed(sdk_error("writing a transaction".into(), error)));
         }
     }
 
@@ -374,6 +379,18 @@ impl DynamoStore {
             };
         }
         Ok(())
+    }
+}
+
+/// Whether a transaction was cancelled because an item was not as read
+/// (another writer got there first).
+fn lost_a_race<R>(error: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> bool {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => canceled
+            .cancellation_reasons()
+            .iter()
+            .any(|reason| matches!(reason.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))),
+        _ => false,
     }
 }
 

@@ -131,6 +131,19 @@ pub struct ServeOptions {
     pub registry: Option<PathBuf>,
     #[command(flatten)]
     pub jobs: JobOptions,
+    /// Where the data lives: `embedded` (SQLite and a blob directory in the data directory) or
+    /// `aws` (DynamoDB tables and an S3 bucket, found with the AWS SDK's default chain:
+    /// `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials, profiles, instance roles; needs a `pop`
+    /// built with `--features aws`).
+    #[arg(long, env = "POP_BACKEND", value_enum, default_value_t = BackendKind::Embedded)]
+    pub backend: BackendKind,
+    /// Prefix of every AWS table and bucket name (`<prefix>Agenda`, `<prefix>pop-blobs`).
+    #[arg(long, env = "POP_AWS_PREFIX", default_value = "pop-")]
+    pub aws_prefix: String,
+    /// Create the AWS tables and bucket that are missing at start (development and tests;
+    /// in production CloudFormation creates them).
+    #[arg(long, env = "POP_AWS_CREATE_RESOURCES")]
+    pub aws_create_resources: bool,
     /// Run `podConfig` operations as Kubernetes pods, on the cluster found the standard way
     /// (`KUBECONFIG`, `~/.kube/config`, the in-cluster service account). Needs a `pop` built
     /// with `--features kubernetes`.
@@ -305,4 +318,13 @@ pub struct ExecutorOptions {
     /// Report files of local handler processes.
     #[arg(long, env = "POP_RUNS_DIR", default_value = "/tmp/pop-executor-runs")]
     pub runs_dir: PathBuf,
+}
+
+/// Where `pop serve` keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// SQLite and a blob directory under `--data-dir`.
+    Embedded,
+    /// DynamoDB and S3.
+    Aws,
 }

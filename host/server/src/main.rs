@@ -1,5 +1,6 @@
 //! `pop`: the POP server and its command-line client tools.
 
+mod backend;
 mod bench;
 mod cli;
 mod client;

@@ -4,11 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use pop_offload::{OffloadOptions, OffloadingStore};
-use pop_ports::{BlobStore, Launcher};
-use pop_store::{
-    CacheOptions, CachedStore, Clock, DirBlobStore, Queue, SqliteOptions, SqliteStore, Store, StoreQueue, SystemClock,
-};
+use pop_ports::Launcher;
+use pop_store::{Clock, Queue, StoreQueue, SystemClock};
 use pop_wasm::{Limits, Runtime, RuntimeConfig};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -43,9 +40,6 @@ pub const DRAIN_BOUND: Duration = Duration::from_secs(10);
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("cannot create data directory {}", options.data_dir.display()))?;
-    let store_path = options.data_dir.join(STORE_FILE);
-    let store = SqliteStore::open(&store_path, SqliteOptions::default())
-        .with_context(|| format!("cannot open store {}", store_path.display()))?;
     let auth = match &options.tokens {
         Some(path) => Authenticator::from_token_file(path)?,
         None => {
@@ -54,13 +48,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             auth
         }
     };
-    let blobs: Arc<dyn BlobStore> = Arc::new(DirBlobStore::open(options.data_dir.join(BLOB_DIR))?);
-    // Rows are kept to DynamoDB's 400 KB item; the operations of a larger
-    // agenda (or template) go to the blob store, referenced from the row.
-    let store = OffloadingStore::new(Arc::new(store), blobs.clone(), OffloadOptions::default());
-    // Customers, insights, pools and templates are read on every submission
-    // and rarely change: serve them from memory (invalidated on write).
-    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(store), CacheOptions::default()));
+    let engines_opened = crate::backend::open(&options).await?;
+    let (store, blobs) = (engines_opened.store, engines_opened.blobs);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // The insight queues live in the same file, as their own table.
     let queue: Arc<dyn Queue> = Arc::new(StoreQueue::new(store.clone(), clock.clone()));
@@ -140,7 +129,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, store = %store_path.display(), "pop serving");
+    tracing::info!(%address, store = %engines_opened.description, "pop serving");
     // Tests and tools read this line to find the port.
     println!("pop listening on http://{address}");
     axum::serve(listener, pop_http::router(state.clone()))
