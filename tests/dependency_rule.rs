@@ -48,6 +48,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("pop-dynamodb", &["pop-core", "pop-ports"][..]),
         ("pop-s3", &["pop-ports"][..]),
         ("pop-test-moto", &[][..]),
+        ("pop-jwt", &["pop-core", "pop-ports"][..]),
     ])
 }
 

@@ -12,7 +12,11 @@ use pop_ports::BlobStore;
 use pop_store::{CacheOptions, CachedStore, DirBlobStore, SqliteOptions, SqliteStore, Store};
 
 use crate::cli::{BackendKind, ServeOptions};
-use crate::serve::{BLOB_DIR, STORE_FILE};
+
+/// File name of the embedded store inside the data directory.
+pub const STORE_FILE: &str = "pop.db";
+/// Directory of plugin binaries (content-addressed) inside the data directory.
+pub const BLOB_DIR: &str = "blobs";
 
 /// The opened store and blob store.
 pub struct Backend {

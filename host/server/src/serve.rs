@@ -20,10 +20,6 @@ use pop_handlers_registry::Registry;
 use pop_process_launcher::ProcessLauncher;
 use pop_token_file::Authenticator;
 
-/// File name of the embedded store inside the data directory.
-pub const STORE_FILE: &str = "pop.db";
-/// Directory of plugin binaries (content-addressed) inside the data directory.
-pub const BLOB_DIR: &str = "blobs";
 /// Directory of compiled plugin artifacts inside the data directory.
 pub const WASM_CACHE_DIR: &str = "wasm-cache";
 /// Directory of process handlers' report files inside the data directory.
