@@ -22,7 +22,7 @@ for _ in $(seq 1 100); do
 done
 export POP_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --features pop-server/kubernetes,pop-server/aws --no-fail-fast "$@"
+  cargo nextest run --workspace --features pop-server/kubernetes,pop-server/aws,pop-server/jwt --no-fail-fast "$@"
 else
-  cargo test --workspace --features pop-server/kubernetes,pop-server/aws --no-fail-fast "$@"
+  cargo test --workspace --features pop-server/kubernetes,pop-server/aws,pop-server/jwt --no-fail-fast "$@"
 fi

@@ -12,6 +12,8 @@ mod cli;
 mod errors;
 mod execution;
 mod isolation;
+#[cfg(feature = "jwt")]
+mod jwt;
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
 mod plugins;

@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the POP server on the embedded store.
-    Serve(ServeOptions),
+    Serve(Box<ServeOptions>),
     /// Measure the server: agenda submissions per second over real HTTP.
     Bench(BenchOptions),
     /// Submit an agenda from a JSON file (`-` for stdin).
@@ -131,6 +131,8 @@ pub struct ServeOptions {
     pub registry: Option<PathBuf>,
     #[command(flatten)]
     pub jobs: JobOptions,
+    #[command(flatten)]
+    pub jwt: JwtOptions,
     /// Where the data lives: `embedded` (SQLite and a blob directory in the data directory) or
     /// `aws` (DynamoDB tables and an S3 bucket, found with the AWS SDK's default chain:
     /// `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials, profiles, instance roles; needs a `pop`
@@ -327,4 +329,36 @@ pub enum BackendKind {
     Embedded,
     /// DynamoDB and S3.
     Aws,
+}
+
+/// Bearer JWTs instead of the token file (`pop serve`; needs `--features jwt`).
+#[derive(Debug, Clone, Args)]
+pub struct JwtOptions {
+    /// Authenticate callers by bearer JWTs from this issuer (`iss`).
+    #[arg(long, env = "POP_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The audience (`aud`) tokens must carry.
+    #[arg(long, env = "POP_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// The issuer's JWKS (RS256 and ES256 keys), fetched and cached.
+    #[arg(long, env = "POP_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// How long fetched keys are kept.
+    #[arg(long, env = "POP_JWT_JWKS_TTL_SECS", default_value_t = 300)]
+    pub jwt_jwks_ttl_secs: u64,
+    /// A file holding the HS256 secret (at least 32 bytes), instead of a JWKS.
+    #[arg(long, env = "POP_JWT_HS256_SECRET_FILE")]
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+    /// The claim listing the caller's accounts (a list, or ids separated by `|`).
+    #[arg(long, env = "POP_JWT_ACCOUNTS_CLAIM", default_value = "accounts")]
+    pub jwt_accounts_claim: String,
+    /// A claim that makes a super user when it is `true` (none by default: no token does).
+    #[arg(long, env = "POP_JWT_SUPER_USER_CLAIM")]
+    pub jwt_super_user_claim: Option<String>,
+    /// A claim listing the insights a puller's token is scoped to.
+    #[arg(long, env = "POP_JWT_INSIGHTS_CLAIM")]
+    pub jwt_insights_claim: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "POP_JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
 }

@@ -4,6 +4,7 @@ mod backend;
 mod bench;
 mod cli;
 mod client;
+mod identity;
 mod remote;
 mod serve;
 
@@ -25,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let succeeded = runtime.block_on(async {
         match cli.command {
-            cli::Command::Serve(options) => serve::serve(options).await.map(|()| true),
+            cli::Command::Serve(options) => serve::serve(*options).await.map(|()| true),
             cli::Command::Puller(options) => remote::puller::pull(options).await.map(|()| true),
             cli::Command::Executor(options) => remote::executor::execute(options).await,
             cli::Command::Bench(options) => bench::run(options).await.map(|()| true),

@@ -18,7 +18,6 @@ use pop_app::scheduler::SchedulerPorts;
 use pop_app::{AppState, Engines};
 use pop_handlers_registry::Registry;
 use pop_process_launcher::ProcessLauncher;
-use pop_token_file::Authenticator;
 
 /// Directory of compiled plugin artifacts inside the data directory.
 pub const WASM_CACHE_DIR: &str = "wasm-cache";
@@ -36,14 +35,7 @@ pub const DRAIN_BOUND: Duration = Duration::from_secs(10);
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("cannot create data directory {}", options.data_dir.display()))?;
-    let auth = match &options.tokens {
-        Some(path) => Authenticator::from_token_file(path)?,
-        None => {
-            let (auth, path) = Authenticator::with_admin_token(&options.data_dir)?;
-            println!("pop admin token (super user) is in {}", path.display());
-            auth
-        }
-    };
+    let auth = crate::identity::open(&options)?;
     let engines_opened = crate::backend::open(&options).await?;
     let (store, blobs) = (engines_opened.store, engines_opened.blobs);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -115,8 +107,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_launchers(detached)
         .with_blobs(blobs_for_jobs);
     let jobs = Arc::new(jobs);
-    let state =
-        AppState::new(engines, Arc::new(auth), plugins.clone(), runner.wake_scheduler.clone()).with_jobs(jobs.clone());
+    let state = AppState::new(engines, auth, plugins.clone(), runner.wake_scheduler.clone()).with_jobs(jobs.clone());
     let puller = pop_app::runner::spawn(Arc::new(runner));
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let job_loops = pop_app::jobs::spawn(jobs, jobs_stopped);
