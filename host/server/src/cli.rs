@@ -222,8 +222,11 @@ pub struct BenchOptions {
     pub pending_agendas: usize,
     /// Run one section only: submissions, execution, isolation, latency, memory, or soak
     /// (the store's size under a steady load with the reaper on; only run when asked).
-    #[arg(long, value_parser = ["submissions", "execution", "isolation", "latency", "memory", "pods", "soak"])]
+    #[arg(long, value_parser = ["submissions", "execution", "isolation", "latency", "memory", "pods", "aws", "soak"])]
     pub only: Option<String>,
+    /// The AWS endpoint (moto's server) the `aws` section runs the aws backend on.
+    #[arg(long, env = "POP_BENCH_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
     /// Agendas the soak submits.
     #[arg(long, default_value_t = 100_000)]
     pub soak_agendas: usize,

@@ -96,7 +96,7 @@ async fn run(bench: &Bench) -> anyhow::Result<Figures> {
 
 /// Submit `agenda` and wait for it to complete: (server-side, client-side)
 /// latency in ms.
-async fn complete_one(bench: &Bench, agenda: &Value) -> anyhow::Result<(f64, f64)> {
+pub(super) async fn complete_one(bench: &Bench, agenda: &Value) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
     let submitted = bench.post("/pop/agenda", agenda).await?;
     let id = submitted["all"][0]["progressId"]

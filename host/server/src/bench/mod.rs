@@ -11,9 +11,13 @@
 //!   the idle server's CPU;
 //! * [`pods`] (with `--features kubernetes`): per-operation overhead of
 //!   pod operations on the fake cluster, and pods per second;
+//! * `aws` (only with `--only aws --aws-endpoint URL`, feature `aws`):
+//!   submissions and latency on the AWS backend beside the embedded one;
 //! * [`soak`] (only with `--only soak`, it takes minutes): the store's size
 //!   under a steady load with the data reaper on.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod execution;
 mod isolation;
 mod latency;
@@ -65,6 +69,12 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     }
     if options.section("memory") {
         memory::measure(&options).await?;
+    }
+    if options.only.as_deref() == Some("aws") {
+        #[cfg(feature = "aws")]
+        aws::measure(&options).await?;
+        #[cfg(not(feature = "aws"))]
+        anyhow::bail!("aws: not measured: this pop was built without `--features aws`");
     }
     if options.section("pods") {
         #[cfg(feature = "kubernetes")]

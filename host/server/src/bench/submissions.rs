@@ -50,7 +50,7 @@ pub async fn measure(bench: &Bench, options: &BenchOptions) -> anyhow::Result<()
     Ok(())
 }
 
-fn bench_agenda(operations: usize) -> Value {
+pub(super) fn bench_agenda(operations: usize) -> Value {
     let ops: Vec<Value> = (0..operations.max(1))
         .map(|i| {
             let payload = if i == 0 {
@@ -65,19 +65,19 @@ fn bench_agenda(operations: usize) -> Value {
 }
 
 #[derive(Clone)]
-enum Target {
+pub(super) enum Target {
     Post,
     Get(Arc<Vec<String>>),
 }
 
-struct Figures {
-    rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
+pub(super) struct Figures {
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
-async fn load(
+pub(super) async fn load(
     client: &reqwest::Client,
     base: &str,
     token: &str,
