@@ -10,10 +10,11 @@ scripts/bootstrap.sh
 # Python tools the tests call (kubernetes-validate, moto_server), on PATH for them.
 PATH="$(scripts/test-tools.sh):$PATH"
 export PATH
-# One moto server (DynamoDB, SQS, S3) for the whole run; every AWS test
-# keeps to names of its own.
+# One moto server (DynamoDB, SQS, S3) for the whole run, serving one request
+# at a time (scripts/moto-server.py says why); every AWS test keeps to names
+# of its own.
 moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-moto_server -H 127.0.0.1 -p "$moto_port" >target/test-tools/moto.log 2>&1 &
+python3 scripts/moto-server.py "$moto_port" >target/test-tools/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pop_test_moto::{Moto, unique};
 use serde_json::{Value, json};
 
-use crate::execution::{fan_out_fan_in, wait_complete};
+use crate::execution::{fan_out_fan_in, result_of, wait_complete};
 use crate::harness::*;
 
 /// `options` on the AWS backend: moto's endpoint, tables and bucket of
@@ -34,14 +34,7 @@ async fn the_fan_out_fan_in_agenda_runs_on_dynamodb_and_s3() {
     let progress_id = agenda["progressId"].as_str().unwrap();
     let done = wait_complete(&alice, progress_id, Duration::from_secs(60)).await;
     assert_eq!(done["processingStateMessage"], json!("succeeded"), "{done}");
-    let join = done["operationProgress"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["operation"] == json!("join"))
-        .unwrap();
-    let result: Value = serde_json::from_str(join["resultPayload"].as_str().unwrap()).unwrap();
-    assert_eq!(result, json!({"pair": ["alpha", "beta"], "count": 2}));
+    assert_eq!(result_of(&done, "join"), json!({"pair": ["alpha", "beta"], "count": 2}));
     // Another tenant is told nothing exists.
     let hidden = server
         .client(BOB)

@@ -40,7 +40,8 @@ fn operation<'a>(progress: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no operation {name} in {progress}"))
 }
 
-fn result_of(progress: &Value, name: &str) -> Value {
+/// The output an operation of `progress` recorded (`null` without one).
+pub fn result_of(progress: &Value, name: &str) -> Value {
     let text = operation(progress, name)["resultPayload"].as_str().unwrap_or("null");
     serde_json::from_str(text).unwrap_or(Value::Null)
 }

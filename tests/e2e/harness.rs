@@ -354,3 +354,13 @@ pub fn two_step_agenda(customer: &str, link: &str) -> Value {
         ]
     })
 }
+
+/// A child process killed with the test.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -15,7 +15,7 @@ use kube::api::{Api, ListParams};
 use pop_kube_fake::{ClusterOptions, FakeCluster};
 use serde_json::{Value, json};
 
-use crate::execution::{fan_out_fan_in, global_insight, wait_complete};
+use crate::execution::{fan_out_fan_in, global_insight, result_of, wait_complete};
 use crate::harness::*;
 
 /// The `pop-sample` image as the fake kubelet runs it: POP's sample
@@ -165,14 +165,7 @@ async fn a_fan_out_fan_in_agenda_runs_as_pods_in_the_customers_namespace() {
     let progress_id = agenda["progressId"].as_str().unwrap();
     let done = world.wait_complete(progress_id).await;
     assert_eq!(done["processingStateMessage"], json!("succeeded"), "{done}");
-    let join = done["operationProgress"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["operation"] == json!("join"))
-        .unwrap();
-    let result: Value = serde_json::from_str(join["resultPayload"].as_str().unwrap()).unwrap();
-    assert_eq!(result, json!({"pair": ["alpha", "beta"], "count": 2}));
+    assert_eq!(result_of(&done, "join"), json!({"pair": ["alpha", "beta"], "count": 2}));
 
     let agenda_id = agenda["id"].as_str().unwrap();
     assert!(
@@ -485,9 +478,7 @@ async fn a_remote_puller_runs_an_insights_agendas_as_executor_pods_up_to_its_exe
     for (i, progress_id) in progress_ids.iter().enumerate() {
         let done = wait_complete(&max, progress_id, Duration::from_secs(10)).await;
         assert_eq!(done["processingStateMessage"], json!("succeeded"), "{done}");
-        let only = &done["operationProgress"][0];
-        let result: Value = serde_json::from_str(only["resultPayload"].as_str().unwrap()).unwrap();
-        assert_eq!(result, json!({"n": i}));
+        assert_eq!(result_of(&done, "only"), json!({"n": i}));
     }
     // One executor pod per agenda and one pod per operation, all in
     // initech's namespace, none by the server's own puller.
@@ -511,15 +502,5 @@ async fn a_remote_puller_runs_an_insights_agendas_as_executor_pods_up_to_its_exe
     {
         assert!(std::time::Instant::now() < deadline, "executor pods are left behind");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A child process killed with the test.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

@@ -9,18 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::execution::wait_complete;
+use crate::execution::{result_of, wait_complete};
 use crate::harness::*;
-
-/// A child process killed with the test.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn a_remote_puller_runs_an_external_pools_agendas_in_its_own_process() {
@@ -105,14 +95,7 @@ async fn a_remote_puller_runs_an_external_pools_agendas_in_its_own_process() {
     for (i, progress_id) in progress_ids.iter().enumerate() {
         let done = wait_complete(&max, progress_id, Duration::from_secs(10)).await;
         assert_eq!(done["processingStateMessage"], json!("succeeded"), "{done}");
-        let two = done["operationProgress"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["operation"] == json!("two"))
-            .unwrap();
-        let result: Value = serde_json::from_str(two["resultPayload"].as_str().unwrap()).unwrap();
-        assert_eq!(result, json!({"from": "two", "input": i}));
+        assert_eq!(result_of(&done, "two"), json!({"from": "two", "input": i}));
     }
     let queued = admin.get("/pop/queue").await.all();
     assert!(queued.is_empty(), "every delivery was acknowledged: {queued:?}");

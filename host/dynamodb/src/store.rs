@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use pop_core::ObjectKind;
@@ -21,7 +23,7 @@ use crate::schema::{self, IN_ORDER, TableNames, field_index};
 /// Times a write is worked out again after losing a race for its items.
 const WRITE_ATTEMPTS: u32 = 25;
 /// Tries of one transaction that fails transiently (throttled, 5xx).
-const TRANSACTION_TRIES: u32 = 5;
+const TRANSACTION_TRIES: u32 = 8;
 /// Items read per page of a query without a limit.
 const QUERY_PAGE: i32 = 500;
 
@@ -203,8 +205,34 @@ impl DynamoStore {
             .iter()
             .filter_map(|t| self.operation(t).transpose())
             .collect::<Result<_>>()?;
-        self.commit(operations).await?;
-        Ok(results)
+        match self.commit(operations).await {
+            Ok(()) => Ok(results),
+            // A condition failed. Either another writer got there first, or
+            // this very write was applied by a try whose answer was lost (a
+            // 5xx, which the SDK and `commit` send again; a stand-in such as
+            // moto ignores the transaction's idempotency token): then every
+            // item is exactly as this write left it.
+            Err(Attempt::Raced) if self.applied(&touched).await? => Ok(results),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Whether the items hold what this write put there (the version it
+    /// wrote and its document, or their absence).
+    async fn applied(&self, touched: &[Touched]) -> Result<bool> {
+        for item in touched {
+            let now = self.read(item.kind, &item.id).await?;
+            let as_written = match (&item.base, &item.current, &now) {
+                (None, None, _) => true,
+                (_, None, now) => now.is_none(),
+                (base, Some(doc), Some(now)) => now.ver == base.as_ref().map_or(1, |b| b.ver + 1) && &now.doc == doc,
+                (_, Some(_), None) => false,
+            };
+            if !as_written {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The port's rules for one write, on the item as the batch left it.
@@ -326,7 +354,7 @@ impl DynamoStore {
             }
             if is_transient(&error) && tries < TRANSACTION_TRIES {
                 tracing::warn!(error = %error, tries, "a transaction failed transiently; sending it again");
-                tokio::time::sleep(Duration::from_millis(25 << tries)).await;
+                tokio::time::sleep(Duration::from_millis((25u64 << tries).min(500))).await;
                 continue;
             }
             return Err(Attempt::Failed(sdk_error("writing a transaction".into(), error)));
@@ -345,16 +373,7 @@ impl DynamoStore {
                 .set_expression_attribute_values(put.expression_attribute_values)
                 .send()
                 .await;
-            return match reply {
-                Ok(_) => Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Err(Attempt::Raced)
-                }
-                Err(e) => Err(Attempt::Failed(sdk_error("writing an item".into(), e))),
-            };
+            return single_outcome(reply, "writing an item");
         }
         if let Some(delete) = operation.delete {
             let reply = self
@@ -367,18 +386,29 @@ impl DynamoStore {
                 .set_expression_attribute_values(delete.expression_attribute_values)
                 .send()
                 .await;
-            return match reply {
-                Ok(_) => Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Err(Attempt::Raced)
-                }
-                Err(e) => Err(Attempt::Failed(sdk_error("deleting an item".into(), e))),
-            };
+            return single_outcome(reply, "deleting an item");
         }
         Ok(())
+    }
+}
+
+/// A single conditional item write's outcome: a failed condition means
+/// another writer got there between our read and this write.
+fn single_outcome<T, E>(
+    reply: std::result::Result<T, aws_sdk_dynamodb::error::SdkError<E, HttpResponse>>,
+    what: &str,
+) -> std::result::Result<(), Attempt>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match reply {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException") =>
+        {
+            Err(Attempt::Raced)
+        }
+        Err(e) => Err(Attempt::Failed(sdk_error(what.into(), e))),
     }
 }
 

@@ -1,7 +1,7 @@
 //! moto's server for the AWS adapters' tests: `scripts/test.sh` starts one
 //! for the whole run and names it in `POP_TEST_AWS_ENDPOINT`; a test run
-//! some other way starts its own (`moto_server` on `PATH`, installed by
-//! `scripts/test-tools.sh`), stopped when the [`Moto`] is dropped.
+//! some other way starts its own (`scripts/moto-server.py` with the
+//! `python3` of `scripts/test-tools.sh`'s venv on `PATH`), stopped when the [`Moto`] is dropped.
 //! Nothing POP ships depends on this crate.
 
 use std::net::{TcpListener, TcpStream};
@@ -26,12 +26,14 @@ impl Moto {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free loopback port");
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // One request at a time: see scripts/moto-server.py.
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-server.py");
+        let child = Command::new("python3")
+            .args([script, &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server on PATH (scripts/test-tools.sh installs it; scripts/test.sh starts it)");
+            .expect("python3 with moto[server] on PATH (scripts/test-tools.sh installs it; scripts/test.sh starts it)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not start");

@@ -60,7 +60,7 @@ const ACCEPT_SAMPLES: usize = 5;
 
 /// `count` operations of `op_type`, each taking the previous one's output
 /// (`chain`) or all independent.
-fn agenda(op_type: &str, count: usize, chain: bool) -> Value {
+pub(super) fn agenda(op_type: &str, count: usize, chain: bool) -> Value {
     let ops: Vec<Value> = (0..count)
         .map(|i| {
             let text = if chain && i > 0 {

@@ -24,6 +24,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::Bench;
+use super::execution::agenda;
 use crate::cli::BenchOptions;
 
 const CHAIN: usize = 20;
@@ -105,20 +106,6 @@ async fn start_cluster(server: &Path, dir: &Path) -> anyhow::Result<(Child, Path
         }
     }
     bail!("pop-kube-fake did not report its kubeconfig")
-}
-
-fn agenda(op_type: &str, count: usize, chain: bool) -> Value {
-    let ops: Vec<Value> = (0..count)
-        .map(|i| {
-            let text = if chain && i > 0 {
-                json!(format!("@<op{}.out::/text>", i - 1))
-            } else {
-                json!(format!("hello {i}"))
-            };
-            json!({"name": format!("op{i}"), "type": op_type, "payload": {"resultPayload": {"text": text}}})
-        })
-        .collect();
-    json!({"customerId": "bench", "title": format!("{count} x {op_type}"), "operations": ops})
 }
 
 struct Completed {
